@@ -1,0 +1,121 @@
+import { z } from "zod";
+import type { Sql } from "../platform/db";
+import { randomToken, sha256Hex } from "../platform/crypto";
+import { countHit } from "../http/rateLimit";
+import { errors } from "../http/errors";
+import type { Actor } from "../platform/audit";
+
+export const emailSchema = z.email().max(254).transform((e) => e.toLowerCase());
+export const passwordSchema = z.string().min(10, "must be at least 10 characters").max(512);
+
+// Login attempts allowed per window, counted before the password is checked.
+export const LOGIN_LIMITS = { perIp: 30, perAccount: 10, windowSeconds: 300 };
+
+const TOKEN_PREFIX = "ah_at_";
+// A real argon2id hash of a random string, verified when the email is unknown so timing does not reveal which emails exist.
+let dummyHash: Promise<string> | undefined;
+
+export interface AdminUser {
+  id: string;
+  email: string;
+  created_at: Date;
+}
+
+export async function createAdmin(sql: Sql, email: string, password: string): Promise<AdminUser> {
+  const hash = await Bun.password.hash(password, { algorithm: "argon2id" });
+  const [user] = await sql<AdminUser[]>`
+    insert into admin_users (email, password_hash) values (${email}, ${hash})
+    on conflict do nothing
+    returning id, email, created_at`;
+  if (!user) throw errors.conflict(`An admin with email ${email} already exists.`);
+  return user;
+}
+
+export async function countAdmins(sql: Sql): Promise<number> {
+  const [row] = await sql<{ n: number }[]>`select count(*)::int as n from admin_users`;
+  return row!.n;
+}
+
+/** Checks rate limits, then the password; returns a new session token (the cookie value) on success. */
+export async function login(sql: Sql, input: { email: string; password: string; ip: string; userAgent?: string; sessionHours: number }) {
+  await countHit(sql, `login:ip:${input.ip}`, LOGIN_LIMITS.perIp, LOGIN_LIMITS.windowSeconds);
+  await countHit(sql, `login:account:${input.email}`, LOGIN_LIMITS.perAccount, LOGIN_LIMITS.windowSeconds);
+  const [user] = await sql<{ id: string; email: string; password_hash: string }[]>`
+    select id, email, password_hash from admin_users where lower(email) = ${input.email} and disabled_at is null`;
+  dummyHash ??= Bun.password.hash(randomToken(), { algorithm: "argon2id" });
+  const ok = await Bun.password.verify(input.password, user?.password_hash ?? (await dummyHash));
+  if (!user || !ok) return undefined;
+  const token = randomToken(32);
+  const [session] = await sql<{ expires_at: Date }[]>`
+    insert into admin_sessions (admin_id, token_hash, expires_at, ip, user_agent)
+    values (${user.id}, ${sha256Hex(token)}, now() + make_interval(hours => ${input.sessionHours}), ${input.ip}, ${input.userAgent?.slice(0, 300) ?? null})
+    returning expires_at`;
+  return { token, expiresAt: session!.expires_at, user: { id: user.id, email: user.email } };
+}
+
+export async function logout(sql: Sql, sessionToken: string) {
+  await sql`delete from admin_sessions where token_hash = ${sha256Hex(sessionToken)}`;
+}
+
+/** Session cookie → actor. last_seen_at is written at most once a minute. */
+export async function actorFromSession(sql: Sql, sessionToken: string): Promise<Actor | undefined> {
+  const [row] = await sql<{ id: string; email: string; session_id: string; stale: boolean }[]>`
+    select u.id, u.email, s.id as session_id, s.last_seen_at < now() - interval '1 minute' as stale
+    from admin_sessions s join admin_users u on u.id = s.admin_id
+    where s.token_hash = ${sha256Hex(sessionToken)} and s.expires_at > now() and u.disabled_at is null`;
+  if (!row) return undefined;
+  if (row.stale) await sql`update admin_sessions set last_seen_at = now() where id = ${row.session_id}`;
+  return { type: "admin", id: row.id, label: row.email };
+}
+
+/** Bearer ah_at_… → actor. Lookup is by SHA-256 of a 32-byte random token, so no secret is compared as text. */
+export async function actorFromToken(sql: Sql, token: string): Promise<Actor | undefined> {
+  if (!token.startsWith(TOKEN_PREFIX)) return undefined;
+  const [row] = await sql<{ id: string; admin_id: string; email: string; name: string; stale: boolean }[]>`
+    select t.id, t.admin_id, u.email, t.name, coalesce(t.last_used_at < now() - interval '1 minute', true) as stale
+    from admin_tokens t join admin_users u on u.id = t.admin_id
+    where t.token_hash = ${sha256Hex(token)} and t.revoked_at is null
+      and (t.expires_at is null or t.expires_at > now()) and u.disabled_at is null`;
+  if (!row) return undefined;
+  if (row.stale) await sql`update admin_tokens set last_used_at = now() where id = ${row.id}`;
+  return { type: "token", id: row.admin_id, label: `${row.email} (token ${row.name})` };
+}
+
+export const createTokenSchema = z.object({
+  name: z.string().trim().min(1).max(100),
+  expires_at: z.iso.datetime({ offset: true }).optional(),
+});
+
+export interface AdminToken {
+  id: string;
+  name: string;
+  prefix: string;
+  created_at: Date;
+  last_used_at: Date | null;
+  expires_at: Date | null;
+  revoked_at: Date | null;
+}
+
+/** Returns the token row and the full token, which is never stored and never shown again. */
+export async function createToken(sql: Sql, adminId: string, input: z.infer<typeof createTokenSchema>) {
+  const token = TOKEN_PREFIX + randomToken(32);
+  const [row] = await sql<AdminToken[]>`
+    insert into admin_tokens (admin_id, name, prefix, token_hash, expires_at)
+    values (${adminId}, ${input.name}, ${token.slice(0, 12)}, ${sha256Hex(token)}, ${input.expires_at ?? null})
+    returning id, name, prefix, created_at, last_used_at, expires_at, revoked_at`;
+  return { ...row!, token };
+}
+
+export async function listTokens(sql: Sql, adminId: string, page: { limit: number; offset: number }) {
+  return sql<AdminToken[]>`
+    select id, name, prefix, created_at, last_used_at, expires_at, revoked_at
+    from admin_tokens where admin_id = ${adminId}
+    order by created_at desc limit ${page.limit} offset ${page.offset}`;
+}
+
+export async function revokeToken(sql: Sql, adminId: string, tokenId: string) {
+  const [row] = await sql<{ id: string }[]>`
+    update admin_tokens set revoked_at = coalesce(revoked_at, now())
+    where id = ${tokenId} and admin_id = ${adminId} returning id`;
+  if (!row) throw errors.notFound("token");
+}

@@ -1,0 +1,20 @@
+import { Hono } from "hono";
+import { secureHeaders } from "hono/secure-headers";
+import type { AppContext, AppEnv } from "./context";
+import { errors, renderError } from "./http/errors";
+import { accessLog, bodyLimit, clientIp, requestId } from "./http/middleware";
+import { requireAdmin } from "./http/auth";
+import { healthRoutes } from "./health/routes";
+import { adminRoutes } from "./admin/routes";
+
+export function buildApp(ctx: AppContext) {
+  const app = new Hono<AppEnv>();
+  app.use(requestId(), accessLog(), secureHeaders(), clientIp(ctx.config.trustProxy), bodyLimit(ctx.config.bodyLimit));
+  app.onError(renderError);
+  app.notFound((c) => renderError(errors.routeNotFound(), c));
+
+  app.route("/", healthRoutes(ctx));
+  app.use("/admin/api/*", requireAdmin(ctx, ["/admin/api/login"]));
+  app.route("/admin/api", adminRoutes(ctx));
+  return app;
+}

@@ -1,0 +1,84 @@
+import { resolve } from "node:path";
+import { z } from "zod";
+
+// Every setting AtlasHub reads, in one table: env var, CLI flag, schema, default, meaning.
+// docs/CONFIGURATION.md is checked against this table by config.test.ts.
+
+const port = z.coerce.number().int().min(1).max(65535);
+const positiveInt = z.coerce.number().int().min(1);
+const bool = z.enum(["true", "false", "1", "0"]).transform((v) => v === "true" || v === "1");
+
+function setting<S extends z.ZodType>(env: string, schema: S, fallback: string | undefined, help: string) {
+  const flag = "--" + env.replace(/^ATLASHUB_/, "").toLowerCase().replaceAll("_", "-");
+  return { env, flag, schema, fallback, help };
+}
+
+export const settings = {
+  dataDir: setting("ATLASHUB_DATA_DIR", z.string().min(1), "./atlashub-data", "Directory for the Postgres cluster, master key and local storage."),
+  host: setting("ATLASHUB_HOST", z.string().min(1), "127.0.0.1", "Address the HTTP server listens on (0.0.0.0 to reach it from the network)."),
+  port: setting("ATLASHUB_PORT", port, "8080", "HTTP port of the admin UI and APIs."),
+  masterKey: setting("ATLASHUB_MASTER_KEY", z.string().regex(/^[0-9a-f]{64}$/i, "must be 64 hex characters (32 bytes)").optional(), undefined, "Key that encrypts stored secrets; generated into <data>/master.key on first start when not set."),
+  pgEngine: setting("ATLASHUB_PG_ENGINE", z.enum(["native", "external", "docker"]), "native", "native: start Postgres from installed binaries; external: use ATLASHUB_DATABASE_URL; docker: planned."),
+  databaseUrl: setting("ATLASHUB_DATABASE_URL", z.string().regex(/^postgres(ql)?:\/\//, "must be a postgres:// URL").optional(), undefined, "Superuser-capable connection URL for the external engine."),
+  pgBinDir: setting("ATLASHUB_PG_BIN_DIR", z.string().min(1).optional(), undefined, "Directory holding initdb/postgres (default: PATH, pg_config --bindir, /usr/lib/postgresql/*/bin)."),
+  pgListen: setting("ATLASHUB_PG_LISTEN", z.string().min(1), "127.0.0.1", "listen_addresses of the native Postgres."),
+  pgPort: setting("ATLASHUB_PG_PORT", port, "54329", "Port of the native Postgres."),
+  pgOsUser: setting("ATLASHUB_PG_OS_USER", z.string().regex(/^[a-z_][a-z0-9_-]*$/, "must be a system user name").optional(), undefined, "OS user that runs the native Postgres when AtlasHub runs as root (default: postgres, else a created atlashub user)."),
+  pgMemoryMb: setting("ATLASHUB_PG_MEMORY_MB", positiveInt.optional(), undefined, "Memory to size the native Postgres for (default: the machine's total memory)."),
+  controlDb: setting("ATLASHUB_CONTROL_DB", z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, "must be a lowercase database name"), "atlashub", "Name of the control-plane database."),
+  storage: setting("ATLASHUB_STORAGE", z.enum(["fs", "s3"]), "fs", "Object storage driver."),
+  bodyLimit: setting("ATLASHUB_BODY_LIMIT", positiveInt, String(1024 * 1024), "Largest accepted request body in bytes (uploads through signed URLs have their own limit)."),
+  sessionHours: setting("ATLASHUB_SESSION_HOURS", positiveInt, "168", "Lifetime of an admin session cookie in hours."),
+  trustProxy: setting("ATLASHUB_TRUST_PROXY", bool, "false", "Take the client IP from X-Forwarded-For (only behind a reverse proxy you run)."),
+  logLevel: setting("ATLASHUB_LOG_LEVEL", z.enum(["debug", "info", "warn", "error"]), "info", "Lowest log level written."),
+};
+
+type Settings = typeof settings;
+export type Config = { [K in keyof Settings]: z.output<Settings[K]["schema"]> };
+
+export class ConfigError extends Error {}
+
+/** Reads flags (`--port 9000`, `--port=9000`) over env vars over defaults; throws ConfigError naming the first bad setting. */
+export function loadConfig(env: Record<string, string | undefined>, argv: string[] = []): Config {
+  const flags = parseFlags(argv);
+  const out: Record<string, unknown> = {};
+  for (const [key, s] of Object.entries(settings)) {
+    const raw = flags.get(s.flag) ?? emptyToUndefined(env[s.env]) ?? s.fallback;
+    const parsed = s.schema.safeParse(raw);
+    if (!parsed.success) {
+      const shown = s.env === "ATLASHUB_MASTER_KEY" || s.env === "ATLASHUB_DATABASE_URL" ? "(value hidden)" : JSON.stringify(raw);
+      throw new ConfigError(`invalid setting ${s.env} (${s.flag}): ${parsed.error.issues[0]?.message ?? "invalid"}, got ${shown}`);
+    }
+    out[key] = parsed.data;
+  }
+  const config = out as Config;
+  config.dataDir = resolve(config.dataDir);
+  if (config.pgEngine === "external" && !config.databaseUrl) {
+    throw new ConfigError("invalid setting ATLASHUB_DATABASE_URL (--database-url): required when ATLASHUB_PG_ENGINE=external");
+  }
+  return config;
+}
+
+function parseFlags(argv: string[]): Map<string, string> {
+  const known = new Set(Object.values(settings).map((s) => s.flag));
+  const flags = new Map<string, string>();
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (!arg.startsWith("--")) continue;
+    const [name, inline] = splitOnce(arg, "=");
+    if (!known.has(name)) throw new ConfigError(`unknown flag ${name} (see --help)`);
+    const value = inline ?? argv[++i];
+    if (value === undefined) throw new ConfigError(`invalid setting ${name}: a value is required`);
+    flags.set(name, value);
+  }
+  return flags;
+}
+
+function splitOnce(s: string, sep: string): [string, string | undefined] {
+  const at = s.indexOf(sep);
+  return at < 0 ? [s, undefined] : [s.slice(0, at), s.slice(at + 1)];
+}
+
+function emptyToUndefined(v: string | undefined) {
+  return v === undefined || v === "" ? undefined : v;
+}

@@ -1,0 +1,22 @@
+import type { Config } from "./config";
+import type { PostgresEngine } from "./engines/postgres/engine";
+import type { Sql } from "./platform/db";
+import type { Actor } from "./platform/audit";
+
+/** What every router gets: built once in startAtlasHub, passed down as a plain object. */
+export interface AppContext {
+  config: Config;
+  version: string;
+  engine: PostgresEngine;
+  sql: Sql;
+  masterKey: Buffer;
+  extensions: Record<string, boolean>;
+}
+
+export type AppEnv = {
+  Variables: {
+    requestId: string;
+    clientIp: string;
+    actor: Actor;
+  };
+};

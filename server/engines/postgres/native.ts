@@ -1,0 +1,325 @@
+import { chownSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
+import { totalmem } from "node:os";
+import { join } from "node:path";
+import type { Subprocess } from "bun";
+import postgres from "postgres";
+import { EngineError, type EngineState, type PgConnectionInfo, type PostgresEngine } from "./engine";
+import { findPgBinDir } from "./binaries";
+import { assertTraversable, pgOsUser, type OsUser } from "./osUser";
+import { decryptSecret, encryptSecret, randomPassword } from "../../platform/crypto";
+import { log } from "../../platform/log";
+
+export interface NativeOptions {
+  dataDir: string;
+  binDir?: string;
+  listen: string;
+  port: number;
+  osUser?: string;
+  memoryMb?: number;
+  masterKey: Buffer;
+  /**
+   * CLI commands (`admin create`, `migrate`) use the Postgres a running `serve` already started.
+   * `serve` itself (attach = false) stops a Postgres left behind by a killed AtlasHub and supervises a fresh one.
+   */
+  attach: boolean;
+}
+
+const SUPERUSER = "postgres";
+const READY_TIMEOUT_MS = 60_000;
+
+/** Runs a Postgres cluster in <data>/pg as a supervised child process, restarting it when it dies. */
+export class NativeEngine implements PostgresEngine {
+  readonly kind = "native";
+  private readonly clusterDir: string;
+  private bin = "";
+  private user: OsUser | undefined;
+  private password = "";
+  private child: Subprocess | undefined;
+  private current: EngineState = "stopped";
+  private attached = false;
+  private stopping = false;
+  private restartTimer: Timer | undefined;
+  private restarts = 0;
+  private recentOutput: string[] = [];
+
+  constructor(private readonly options: NativeOptions) {
+    this.clusterDir = join(options.dataDir, "pg");
+  }
+
+  state() {
+    return this.current;
+  }
+
+  binDir() {
+    return this.bin || undefined;
+  }
+
+  superuser(): PgConnectionInfo {
+    const listen = this.options.listen.split(",")[0]!.trim();
+    const host = listen === "*" || listen === "0.0.0.0" || listen === "localhost" ? "127.0.0.1" : listen === "::" ? "::1" : listen;
+    return { host, port: this.options.port, user: SUPERUSER, password: this.password, database: "postgres" };
+  }
+
+  /** The pid of the running postmaster, read from postmaster.pid (tests kill it to check supervision). */
+  postmasterPid(): number | undefined {
+    return this.runningPostmaster();
+  }
+
+  async start() {
+    this.current = "starting";
+    this.stopping = false;
+    this.bin = findPgBinDir(this.options.binDir);
+    this.user = pgOsUser(this.options.osUser);
+    if (this.user) assertTraversable(this.clusterDir, this.user);
+    if (!existsSync(join(this.clusterDir, "PG_VERSION"))) this.initCluster();
+    this.password = this.readPassword();
+    this.writeConf();
+
+    const running = this.runningPostmaster();
+    if (running && this.options.attach) {
+      this.attached = true;
+      await this.waitReady();
+      this.current = "running";
+      return;
+    }
+    if (running) await this.stopOrphan(running);
+    this.launch();
+    await this.waitReady();
+    this.current = "running";
+    log.info("postgres ready", { engine: "native", port: this.options.port, bin_dir: this.bin });
+  }
+
+  async stop() {
+    this.stopping = true;
+    clearTimeout(this.restartTimer);
+    const child = this.child;
+    if (this.attached || !child) {
+      this.current = "stopped";
+      return;
+    }
+    child.kill("SIGINT"); // fast shutdown: roll back open transactions, checkpoint, exit
+    const exited = await Promise.race([child.exited.then(() => true), Bun.sleep(30_000).then(() => false)]);
+    if (!exited) child.kill("SIGQUIT");
+    await child.exited;
+    this.child = undefined;
+    this.current = "stopped";
+  }
+
+  private initCluster() {
+    const tmp = this.clusterDir + ".initializing";
+    rmSync(tmp, { recursive: true, force: true });
+    mkdirSync(tmp, { mode: 0o700 });
+    this.chown(tmp);
+    // The password is stored before initdb so a crash can never leave a cluster whose password is unknown.
+    const password = randomPassword(32);
+    writeFileSync(this.passwordFile(), encryptSecret(this.options.masterKey, password), { mode: 0o600 });
+    const pwfile = join(tmp, "..", `.initdb-pw-${process.pid}`);
+    writeFileSync(pwfile, password + "\n", { mode: 0o600 });
+    this.chown(pwfile);
+    try {
+      const args = ["-D", tmp, "-U", SUPERUSER, "--auth=scram-sha-256", `--pwfile=${pwfile}`, "-E", "UTF8", "--locale=C"];
+      const out = Bun.spawnSync([join(this.bin, "initdb"), ...args], this.spawnIdentity());
+      if (out.exitCode !== 0) {
+        const reason = out.stderr.toString().trim().split("\n").pop();
+        throw new EngineError(`initdb failed: ${reason}`);
+      }
+    } finally {
+      rmSync(pwfile, { force: true });
+    }
+    const conf = join(tmp, "postgresql.conf");
+    writeFileSync(
+      conf,
+      readFileSync(conf, "utf8") +
+        "\n# Sizing and safety settings written by AtlasHub at every start. Put your own overrides in\n" +
+        "# postgresql.auto.conf (ALTER SYSTEM), which is read after this file.\ninclude_if_exists 'atlashub.conf'\n",
+    );
+    renameSync(tmp, this.clusterDir);
+    log.info("initialised postgres cluster", { dir: this.clusterDir });
+  }
+
+  private writeConf() {
+    const path = join(this.clusterDir, "atlashub.conf");
+    writeFileSync(path, smallMachineConf(this.options), { mode: 0o600 });
+    this.chown(path);
+  }
+
+  private readPassword() {
+    const file = this.passwordFile();
+    if (!existsSync(file)) throw new EngineError(`${file} is missing: the cluster in ${this.clusterDir} cannot be used without its superuser password`);
+    try {
+      return decryptSecret(this.options.masterKey, readFileSync(file, "utf8").trim());
+    } catch {
+      throw new EngineError(`cannot decrypt ${file}: the master key is not the one this data dir was created with`);
+    }
+  }
+
+  private passwordFile() {
+    return join(this.options.dataDir, "pg-superuser.secret");
+  }
+
+  /** The live postmaster of this cluster, if any. A stale postmaster.pid (dead or reused pid) is removed. */
+  private runningPostmaster(): number | undefined {
+    const pidFile = join(this.clusterDir, "postmaster.pid");
+    if (!existsSync(pidFile)) return undefined;
+    const pid = Number(readFileSync(pidFile, "utf8").split("\n")[0]);
+    if (pid > 0 && isPostmasterOf(pid, this.clusterDir)) return pid;
+    unlinkSync(pidFile);
+    log.info("removed stale postmaster.pid", { pid });
+    return undefined;
+  }
+
+  private async stopOrphan(pid: number) {
+    log.warn("stopping a postgres left running by an earlier atlashub process", { pid });
+    for (const [signal, waitMs] of [["SIGINT", 15_000], ["SIGQUIT", 5_000], ["SIGKILL", 5_000]] as const) {
+      try {
+        process.kill(pid, signal);
+      } catch {
+        return;
+      }
+      const deadline = Date.now() + waitMs;
+      while (Date.now() < deadline) {
+        if (!isAlive(pid)) return;
+        await Bun.sleep(50);
+      }
+    }
+    throw new EngineError(`postgres pid ${pid} of ${this.clusterDir} does not stop`);
+  }
+
+  private launch() {
+    this.recentOutput = [];
+    const child: Subprocess<"ignore", "pipe", "pipe"> = Bun.spawn([join(this.bin, "postgres"), "-D", this.clusterDir], {
+      ...this.spawnIdentity(),
+      stdin: "ignore",
+      stdout: "pipe",
+      stderr: "pipe",
+      onExit: (proc, code, signal) => this.onChildExit(proc, code, signal),
+    });
+    this.child = child;
+    this.forwardOutput(child.stdout);
+    this.forwardOutput(child.stderr);
+  }
+
+  private onChildExit(child: Subprocess, code: number | null, signal: unknown) {
+    if (this.stopping || child !== this.child) return;
+    this.current = "restarting";
+    const delay = Math.min(250 * 2 ** this.restarts, 5_000);
+    this.restarts++;
+    log.warn("postgres exited; restarting", { code, signal, restart_in_ms: delay });
+    this.restartTimer = setTimeout(() => void this.restart(), delay);
+  }
+
+  private async restart() {
+    if (this.stopping) return;
+    try {
+      this.runningPostmaster(); // clears a stale pid file left by the dead postmaster
+      this.launch();
+      await this.waitReady();
+      this.current = "running";
+      log.info("postgres restarted");
+      const child = this.child;
+      setTimeout(() => {
+        if (this.child === child && this.current === "running") this.restarts = 0;
+      }, 30_000).unref();
+    } catch (err) {
+      log.warn("postgres restart failed", { reason: (err as Error).message });
+    }
+  }
+
+  private async waitReady() {
+    const deadline = Date.now() + READY_TIMEOUT_MS;
+    const child = this.child;
+    while (Date.now() < deadline) {
+      if (this.stopping) throw new EngineError("stopped while starting");
+      if (child && child.exitCode !== null) {
+        throw new EngineError(`postgres exited during start-up: ${this.recentOutput.slice(-3).join(" | ") || `exit code ${child.exitCode}`}`);
+      }
+      if (await acceptsConnections(this.superuser())) return;
+      await Bun.sleep(100);
+    }
+    throw new EngineError(`postgres did not accept connections within ${READY_TIMEOUT_MS / 1000}s: ${this.recentOutput.slice(-3).join(" | ")}`);
+  }
+
+  private async forwardOutput(stream: ReadableStream<Uint8Array>) {
+    const decoder = new TextDecoder();
+    let pending = "";
+    for await (const chunk of stream) {
+      pending += decoder.decode(chunk, { stream: true });
+      const lines = pending.split("\n");
+      pending = lines.pop()!;
+      for (const line of lines) this.record(line);
+    }
+    if (pending) this.record(pending);
+  }
+
+  private record(line: string) {
+    this.recentOutput.push(line);
+    if (this.recentOutput.length > 20) this.recentOutput.shift();
+    const serious = /\b(WARNING|ERROR|FATAL|PANIC):/.test(line);
+    (serious ? log.warn : log.debug)("postgres", { line });
+  }
+
+  private spawnIdentity() {
+    const env = { PATH: process.env.PATH ?? "/usr/bin:/bin", LANG: "C", LC_ALL: "C" };
+    return this.user ? { uid: this.user.uid, gid: this.user.gid, cwd: "/", env } : { cwd: "/", env };
+  }
+
+  private chown(path: string) {
+    if (this.user) chownSync(path, this.user.uid, this.user.gid);
+  }
+}
+
+/** postgresql.conf settings for a 1–8 GB machine (a Raspberry Pi up to a small VPS). */
+export function smallMachineConf(options: Pick<NativeOptions, "listen" | "port" | "memoryMb">): string {
+  const memMb = options.memoryMb ?? Math.floor(totalmem() / 1024 / 1024);
+  const clamp = (v: number, lo: number, hi: number) => Math.max(lo, Math.min(hi, Math.floor(v)));
+  const lines = {
+    listen_addresses: `'${options.listen}'`,
+    port: options.port,
+    // TCP only: the socket directory of distribution packages may not exist or be writable.
+    unix_socket_directories: "''",
+    max_connections: memMb <= 1024 ? 50 : memMb <= 4096 ? 100 : 150,
+    shared_buffers: `${clamp(memMb / 8, 32, 1024)}MB`,
+    effective_cache_size: `${clamp(memMb / 2, 128, 8192)}MB`,
+    work_mem: `${clamp(memMb / 256, 2, 16)}MB`,
+    maintenance_work_mem: `${clamp(memMb / 16, 32, 256)}MB`,
+    max_wal_size: "512MB",
+    password_encryption: "'scram-sha-256'",
+    shared_preload_libraries: "'pg_stat_statements'",
+    // Never echo statements into the log: a failing ALTER ROLE … PASSWORD would leak the password.
+    log_min_error_statement: "panic",
+    log_statement: "'none'",
+    lc_messages: "'C'",
+  };
+  return Object.entries(lines).map(([k, v]) => `${k} = ${v}`).join("\n") + "\n";
+}
+
+async function acceptsConnections(info: PgConnectionInfo): Promise<boolean> {
+  const sql = postgres({ ...info, max: 1, connect_timeout: 2, onnotice: () => {} });
+  try {
+    await sql`select 1`;
+    return true;
+  } catch {
+    return false;
+  } finally {
+    await sql.end({ timeout: 1 });
+  }
+}
+
+function isAlive(pid: number) {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+function isPostmasterOf(pid: number, clusterDir: string) {
+  if (!isAlive(pid)) return false;
+  try {
+    const args = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
+    return args.some((a) => a.endsWith("postgres")) && args.includes(clusterDir);
+  } catch {
+    return false;
+  }
+}

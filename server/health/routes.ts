@@ -1,0 +1,44 @@
+import { Hono } from "hono";
+import { accessSync, constants } from "node:fs";
+import { join } from "node:path";
+import type { AppContext, AppEnv } from "../context";
+
+const PG_CHECK_TIMEOUT_MS = 2_000;
+
+/** GET /health: 200 when Postgres answers, 503 otherwise; storage and optional extensions reported beside. */
+export function healthRoutes(ctx: AppContext) {
+  const app = new Hono<AppEnv>();
+  app.get("/health", async (c) => {
+    const postgres = await checkPostgres(ctx);
+    const storage = checkStorage(ctx);
+    const ok = postgres.ok && storage.ok;
+    return c.json({ status: ok ? "ok" : "unavailable", version: ctx.version, postgres, storage }, ok ? 200 : 503);
+  });
+  return app;
+}
+
+async function checkPostgres(ctx: AppContext) {
+  const base = { engine: ctx.engine.kind, state: ctx.engine.state(), extensions: ctx.extensions };
+  if (ctx.engine.state() !== "running") return { ok: false, ...base };
+  try {
+    const query = ctx.sql<{ version: string }[]>`select current_setting('server_version') as version`;
+    const timeout = Bun.sleep(PG_CHECK_TIMEOUT_MS).then(() => {
+      query.cancel();
+      throw new Error("timeout");
+    });
+    const [row] = await Promise.race([query, timeout]);
+    return { ok: true, version: row!.version, ...base };
+  } catch {
+    return { ok: false, ...base };
+  }
+}
+
+// The fs object store lands with the storage issue; until then health checks the directory it will use.
+function checkStorage(ctx: AppContext) {
+  try {
+    accessSync(join(ctx.config.dataDir, "storage"), constants.W_OK);
+    return { ok: true, driver: ctx.config.storage };
+  } catch {
+    return { ok: false, driver: ctx.config.storage };
+  }
+}

@@ -1,0 +1,30 @@
+import type { Context, MiddlewareHandler } from "hono";
+import { getCookie } from "hono/cookie";
+import type { AppContext, AppEnv } from "../context";
+import { actorFromSession, actorFromToken } from "../admin/service";
+import { recordAudit, type AuditEntry } from "../platform/audit";
+import { errors } from "./errors";
+
+export const SESSION_COOKIE = "atlashub_session";
+
+/** Every /admin/api route except the public ones needs a session cookie or an admin API token. */
+export const requireAdmin = (ctx: AppContext, publicPaths: string[]): MiddlewareHandler<AppEnv> =>
+  async function requireAdmin(c, next) {
+    if (publicPaths.includes(c.req.path)) return next();
+    const bearer = c.req.header("authorization")?.match(/^Bearer\s+(\S+)$/i)?.[1];
+    const session = getCookie(c, SESSION_COOKIE);
+    const actor = bearer ? await actorFromToken(ctx.sql, bearer) : session ? await actorFromSession(ctx.sql, session) : undefined;
+    if (!actor) throw errors.unauthorized();
+    c.set("actor", actor);
+    await next();
+  };
+
+/** Records an admin action with who, what, when and the request id. */
+export function audit(ctx: AppContext, c: Context<AppEnv>, entry: Omit<AuditEntry, "actor" | "requestId" | "ip"> & { actor?: AuditEntry["actor"] }) {
+  return recordAudit(ctx.sql, {
+    ...entry,
+    actor: entry.actor ?? c.get("actor") ?? { type: "anonymous" },
+    requestId: c.get("requestId"),
+    ip: c.get("clientIp"),
+  });
+}

@@ -1,0 +1,68 @@
+import type { Context } from "hono";
+import type { ContentfulStatusCode } from "hono/utils/http-status";
+import { HTTPException } from "hono/http-exception";
+import { z } from "zod";
+import { log } from "../platform/log";
+
+/** The one error every surface returns: {"error":{"code","message","details?"}} with its HTTP status. */
+export class ApiError extends Error {
+  constructor(
+    readonly status: ContentfulStatusCode,
+    readonly code: string,
+    message: string,
+    readonly details?: Record<string, unknown>,
+    readonly headers?: Record<string, string>,
+  ) {
+    super(message);
+  }
+}
+
+export const errors = {
+  validation: (issues: z.core.$ZodIssue[]) =>
+    new ApiError(400, "validation_failed", "The request is not valid.", {
+      issues: issues.map((i) => ({ path: i.path.join("."), message: i.message })),
+    }),
+  invalidJson: () => new ApiError(400, "invalid_json", "The request body is not valid JSON."),
+  unauthorized: (message = "Sign in or send a valid API token.") => new ApiError(401, "unauthorized", message),
+  invalidCredentials: () => new ApiError(401, "invalid_credentials", "Email or password is wrong."),
+  forbidden: (message = "You are not allowed to do this.") => new ApiError(403, "forbidden", message),
+  notFound: (what = "resource") => new ApiError(404, "not_found", `No such ${what}.`),
+  routeNotFound: () => new ApiError(404, "route_not_found", "No such endpoint."),
+  conflict: (message: string) => new ApiError(409, "conflict", message),
+  payloadTooLarge: (limit: number) => new ApiError(413, "payload_too_large", `The request body is larger than ${limit} bytes.`, { limit }),
+  rateLimited: (retryAfterSeconds: number) =>
+    new ApiError(429, "rate_limited", `Too many attempts; try again in ${retryAfterSeconds} s.`, { retry_after: retryAfterSeconds }, { "Retry-After": String(retryAfterSeconds) }),
+  unavailable: (message: string) => new ApiError(503, "unavailable", message),
+};
+
+export function errorBody(code: string, message: string, details?: Record<string, unknown>) {
+  return { error: details ? { code, message, details } : { code, message } };
+}
+
+/** Hono onError: known errors keep their status; anything else is a 500 carrying only the request id. */
+export function renderError(err: Error, c: Context) {
+  if (err instanceof ApiError) {
+    return c.json(errorBody(err.code, err.message, err.details), err.status, err.headers);
+  }
+  if (err instanceof z.ZodError) return renderError(errors.validation(err.issues), c);
+  if (err instanceof HTTPException && err.status < 500) {
+    return c.json(errorBody("http_error", err.message || "Bad request."), err.status as ContentfulStatusCode);
+  }
+  const requestId = c.get("requestId");
+  log.error("unhandled error", { request_id: requestId, error: err.message, stack: err.stack });
+  return c.json(errorBody("internal_error", "Something went wrong on our side.", { request_id: requestId }), 500);
+}
+
+/** Parses a JSON body and validates it; the result is typed by the schema. */
+export async function parseBody<S extends z.ZodType>(c: Context, schema: S): Promise<z.output<S>> {
+  let body: unknown;
+  try {
+    body = await c.req.json();
+  } catch (err) {
+    if (err instanceof ApiError) throw err;
+    throw errors.invalidJson();
+  }
+  const parsed = schema.safeParse(body);
+  if (!parsed.success) throw errors.validation(parsed.error.issues);
+  return parsed.data;
+}

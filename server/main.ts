@@ -1,0 +1,159 @@
+#!/usr/bin/env bun
+import { ConfigError, loadConfig, settings, type Config } from "./config";
+import { EngineError } from "./engines/postgres/engine";
+import { MigrationError } from "./platform/migrations";
+import { log, setLogLevel } from "./platform/log";
+import { emailSchema, passwordSchema, createAdmin } from "./admin/service";
+import { recordAudit } from "./platform/audit";
+import { openPlatform, startAtlasHub, VERSION } from "./serve";
+import { ApiError } from "./http/errors";
+
+const usage: Record<string, string> = {
+  main: `atlashub ${VERSION}: self-hosted Postgres projects, REST API, storage and scheduler in one binary.
+
+Usage: atlashub <command> [flags]
+
+Commands:
+  serve          run the server (admin UI and APIs), starting Postgres when the engine is native
+  migrate        apply control-plane migrations and exit
+  admin create   create an admin account: atlashub admin create --email you@example.com
+  version        print the version
+
+Run 'atlashub <command> --help' for the flags of a command.`,
+  serve: `Usage: atlashub serve [flags]\n\nRuns AtlasHub. Every flag has an environment variable twin:\n\n${settingsHelp()}`,
+  migrate: `Usage: atlashub migrate [flags]\n\nApplies pending control-plane migrations (serve does this too) and exits. Uses a running serve's Postgres when there is one.\n\n${settingsHelp()}`,
+  "admin create": `Usage: atlashub admin create --email EMAIL [flags]\n\nCreates an admin account. The password is read from standard input (first line) or prompted for on a terminal.\n\n${settingsHelp()}`,
+  version: "Usage: atlashub version\n\nPrints the version.",
+};
+
+function settingsHelp() {
+  return Object.values(settings)
+    .map((s) => `  ${s.flag.padEnd(18)} ${s.env.padEnd(24)} ${s.help}${s.fallback !== undefined ? ` (default ${s.fallback})` : ""}`)
+    .join("\n");
+}
+
+async function main(argv: string[]) {
+  const [first, second] = argv;
+  const command = first === "admin" && second === "create" ? "admin create" : first ?? "help";
+  const rest = argv.slice(command === "admin create" ? 2 : 1);
+  if (command === "help" || command === "--help" || command === "-h") return print(usage.main!);
+  if (!(command in usage)) return fail(`unknown command '${command}'\n\n${usage.main}`, 2);
+  if (rest.includes("--help") || rest.includes("-h")) return print(usage[command]!);
+
+  switch (command) {
+    case "version":
+      return print(VERSION);
+    case "serve":
+      return serve(configFrom(rest));
+    case "migrate":
+      return migrate(configFrom(rest));
+    case "admin create": {
+      const { value: email, remaining } = takeFlag(rest, "--email");
+      if (!email) return fail("admin create needs --email", 2);
+      return adminCreate(configFrom(remaining), email);
+    }
+  }
+}
+
+function configFrom(flags: string[]): Config {
+  const config = loadConfig(process.env, flags);
+  setLogLevel(config.logLevel);
+  return config;
+}
+
+async function serve(config: Config) {
+  const running = await startAtlasHub(config);
+  let stopping = false;
+  const shutdown = async (signal: string) => {
+    if (stopping) process.exit(1); // a second signal means "now"
+    stopping = true;
+    log.info("shutting down", { signal });
+    await running.stop();
+    process.exit(0);
+  };
+  process.on("SIGINT", () => void shutdown("SIGINT"));
+  process.on("SIGTERM", () => void shutdown("SIGTERM"));
+}
+
+async function migrate(config: Config) {
+  const { close } = await openPlatform(config, { serve: false });
+  await close();
+  print("control plane is up to date");
+}
+
+async function adminCreate(config: Config, rawEmail: string) {
+  const email = emailSchema.safeParse(rawEmail);
+  if (!email.success) return fail(`--email: not a valid email address`, 2);
+  const password = passwordSchema.safeParse(await readPassword());
+  if (!password.success) return fail(`password ${password.error.issues[0]!.message}`, 2);
+  const { ctx, close } = await openPlatform(config, { serve: false });
+  try {
+    const user = await createAdmin(ctx.sql, email.data, password.data);
+    await recordAudit(ctx.sql, { actor: { type: "cli", label: "atlashub admin create" }, action: "admin.create", target: { type: "admin_user", id: user.id }, details: { email: user.email } });
+    print(`created admin ${user.email}`);
+  } finally {
+    await close();
+  }
+}
+
+/** First line of stdin when piped; on a terminal, a prompt with echo off, asked twice. */
+async function readPassword(): Promise<string> {
+  if (!process.stdin.isTTY) {
+    const text = await Bun.stdin.text();
+    return text.split(/\r?\n/)[0] ?? "";
+  }
+  const first = await promptHidden("Password: ");
+  const again = await promptHidden("Repeat password: ");
+  if (first !== again) fail("passwords do not match", 2);
+  return first;
+}
+
+function promptHidden(label: string): Promise<string> {
+  process.stdout.write(label);
+  process.stdin.setRawMode(true);
+  process.stdin.resume();
+  return new Promise((resolve) => {
+    let value = "";
+    const onData = (buf: Buffer) => {
+      for (const ch of buf.toString("utf8")) {
+        if (ch === "\r" || ch === "\n") {
+          process.stdin.off("data", onData);
+          process.stdin.setRawMode(false);
+          process.stdin.pause();
+          process.stdout.write("\n");
+          return resolve(value);
+        }
+        if (ch === "\u0003") process.exit(130);
+        value = ch === "\u007f" ? value.slice(0, -1) : value + ch;
+      }
+    };
+    process.stdin.on("data", onData);
+  });
+}
+
+function takeFlag(args: string[], name: string) {
+  const remaining: string[] = [];
+  let value: string | undefined;
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    if (arg === name) value = args[++i];
+    else if (arg.startsWith(name + "=")) value = arg.slice(name.length + 1);
+    else remaining.push(arg);
+  }
+  return { value, remaining };
+}
+
+function print(text: string) {
+  process.stdout.write(text + "\n");
+}
+
+function fail(message: string, code = 1): never {
+  process.stderr.write(`atlashub: ${message}\n`);
+  process.exit(code);
+}
+
+main(Bun.argv.slice(2)).catch((err) => {
+  if (err instanceof ConfigError) fail(err.message, 2);
+  if (err instanceof EngineError || err instanceof MigrationError || err instanceof ApiError) fail(err.message, 1);
+  fail(`${(err as Error).message}`, 1);
+});

@@ -1,0 +1,42 @@
+import postgres from "postgres";
+import type { PgConnectionInfo } from "../engines/postgres/engine";
+import { log } from "./log";
+
+export type Sql = postgres.Sql;
+
+const STATEMENT_TIMEOUT_MS = 15_000;
+
+/** Creates the control-plane database if it is missing and returns a small pool on it. */
+export async function openControlPlane(superuser: PgConnectionInfo, name: string): Promise<Sql> {
+  const admin = postgres({ ...superuser, max: 1, connect_timeout: 5, onnotice: () => {} });
+  try {
+    const [exists] = await admin`select 1 from pg_database where datname = ${name}`;
+    if (!exists) {
+      // Two instances may race here; the loser sees duplicate_database and carries on.
+      await admin`create database ${admin(name)}`.catch((err) => {
+        if (err.code !== "42P04") throw err;
+      });
+      log.info("created control-plane database", { database: name });
+    }
+    await admin`revoke connect, temporary on database ${admin(name)} from public`;
+  } finally {
+    await admin.end({ timeout: 1 });
+  }
+  return postgres({
+    ...superuser,
+    database: name,
+    max: 5,
+    idle_timeout: 60,
+    connect_timeout: 5,
+    connection: { application_name: "atlashub", statement_timeout: STATEMENT_TIMEOUT_MS },
+    onnotice: () => {},
+  });
+}
+
+/** Which optional extensions this Postgres can create; projects skip `vector` when it is missing. */
+export async function availableExtensions(sql: Sql): Promise<Record<string, boolean>> {
+  const rows = await sql<{ name: string }[]>`
+    select name from pg_available_extensions where name in ('vector', 'pg_stat_statements')`;
+  const names = new Set(rows.map((r) => r.name));
+  return { vector: names.has("vector"), pg_stat_statements: names.has("pg_stat_statements") };
+}

@@ -1,0 +1,32 @@
+// JSON-lines logger. Fields are chosen by callers; as a second line of defence, any field whose
+// name looks like it carries a secret is replaced before the line is written.
+
+type Level = "debug" | "info" | "warn" | "error";
+const order: Record<Level, number> = { debug: 10, info: 20, warn: 30, error: 40 };
+const secretField = /pass(word)?|secret|token|api_?key|master|authorization|cookie/i;
+
+let minLevel: Level = "info";
+let sink: (line: string) => void = (line) => process.stdout.write(line + "\n");
+
+export function setLogLevel(level: Level) {
+  minLevel = level;
+}
+
+/** Tests send every line of the suite to one file so a final check can scan it for secrets. */
+export function setLogSink(write: (line: string) => void) {
+  sink = write;
+}
+
+function write(level: Level, msg: string, fields: Record<string, unknown> = {}) {
+  if (order[level] < order[minLevel]) return;
+  const safe: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(fields)) safe[k] = secretField.test(k) ? "[redacted]" : v;
+  sink(JSON.stringify({ time: new Date().toISOString(), level, msg, ...safe }));
+}
+
+export const log = {
+  debug: (msg: string, fields?: Record<string, unknown>) => write("debug", msg, fields),
+  info: (msg: string, fields?: Record<string, unknown>) => write("info", msg, fields),
+  warn: (msg: string, fields?: Record<string, unknown>) => write("warn", msg, fields),
+  error: (msg: string, fields?: Record<string, unknown>) => write("error", msg, fields),
+};
