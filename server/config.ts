@@ -5,6 +5,7 @@ import { z } from "zod";
 // docs/CONFIGURATION.md is checked against this table by config.test.ts.
 
 const port = z.coerce.number().int().min(1).max(65535);
+const httpPort = z.coerce.number().int().min(0).max(65535);
 const positiveInt = z.coerce.number().int().min(1);
 const bool = z.enum(["true", "false", "1", "0"]).transform((v) => v === "true" || v === "1");
 
@@ -16,7 +17,7 @@ function setting<S extends z.ZodType>(env: string, schema: S, fallback: string |
 export const settings = {
   dataDir: setting("ATLASHUB_DATA_DIR", z.string().min(1), "./atlashub-data", "Directory for the Postgres cluster, master key and local storage."),
   host: setting("ATLASHUB_HOST", z.string().min(1), "127.0.0.1", "Address the HTTP server listens on (0.0.0.0 to reach it from the network)."),
-  port: setting("ATLASHUB_PORT", port, "8080", "HTTP port of the admin UI and APIs."),
+  port: setting("ATLASHUB_PORT", httpPort, "8080", "HTTP port of the admin UI and APIs (0 picks a free port)."),
   masterKey: setting("ATLASHUB_MASTER_KEY", z.string().regex(/^[0-9a-f]{64}$/i, "must be 64 hex characters (32 bytes)").optional(), undefined, "Key that encrypts stored secrets; generated into <data>/master.key on first start when not set."),
   pgEngine: setting("ATLASHUB_PG_ENGINE", z.enum(["native", "external", "docker"]), "native", "native: start Postgres from installed binaries; external: use ATLASHUB_DATABASE_URL; docker: planned."),
   databaseUrl: setting("ATLASHUB_DATABASE_URL", z.string().regex(/^postgres(ql)?:\/\//, "must be a postgres:// URL").optional(), undefined, "Superuser-capable connection URL for the external engine."),

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# npm run build: compile the atlashub executable for linux x64 and arm64 into build/out/.
+#   --host        only the target of this machine
+#   --if-stale    skip a target whose binary is newer than every source file
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source build/lib.sh
+
+targets=(linux-x64 linux-arm64)
+if_stale=false
+for arg in "$@"; do
+  case "$arg" in
+    --host) targets=("$(host_target)") ;;
+    --if-stale) if_stale=true ;;
+    *) echo "build.sh: unknown option $arg" >&2; exit 2 ;;
+  esac
+done
+
+mkdir -p build/out
+for target in "${targets[@]}"; do
+  out=build/out/atlashub-$target
+  if $if_stale && [[ -x $out ]] && [[ -z $(find server migrations package.json -newer "$out" -print -quit) ]]; then
+    continue
+  fi
+  echo "build: $out"
+  node_modules/.bin/bun build --compile --minify --sourcemap=none --target="bun-$target" server/main.ts --outfile "$out"
+done

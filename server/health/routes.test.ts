@@ -1,0 +1,45 @@
+import { afterAll, beforeAll, describe, expect, it } from "bun:test";
+import { startTestServer, type TestServer } from "../test/server";
+
+describe("GET /health", () => {
+  let server: TestServer;
+  beforeAll(async () => {
+    server = await startTestServer();
+  });
+  afterAll(() => server.stop());
+
+  it("reports version, Postgres and storage with 200 when all are up", async () => {
+    const res = await server.fetch("/health");
+    expect(res.status).toBe(200);
+    const body = await res.json();
+    expect(body).toMatchObject({ status: "ok", version: expect.any(String), postgres: { ok: true, engine: "external" }, storage: { ok: true, driver: "fs" } });
+    expect(body.postgres.version).toMatch(/^1[4-9]/);
+    expect(body.postgres.extensions).toEqual({ vector: expect.any(Boolean), pg_stat_statements: true });
+  });
+
+  it("carries a request id on every response and keeps a sane incoming one", async () => {
+    const own = await server.fetch("/health");
+    expect(own.headers.get("x-request-id")).toMatch(/^[0-9a-f-]{36}$/);
+    const given = await server.fetch("/health", { headers: { "x-request-id": "trace-123" } });
+    expect(given.headers.get("x-request-id")).toBe("trace-123");
+    const hostile = await server.fetch("/health", { headers: { "x-request-id": "a b\tc" } });
+    expect(hostile.headers.get("x-request-id")).not.toBe("a b\tc");
+  });
+
+  it("answers unknown routes with the JSON error shape", async () => {
+    const res = await server.fetch("/no/such/thing");
+    expect(res.status).toBe(404);
+    expect(await res.json()).toEqual({ error: { code: "route_not_found", message: expect.any(String) } });
+  });
+});
+
+describe("GET /health when Postgres is down", () => {
+  it("answers 503 with postgres.ok false", async () => {
+    const server = await startTestServer();
+    await server.ctx.engine.stop();
+    const res = await server.fetch("/health");
+    expect(res.status).toBe(503);
+    expect(await res.json()).toMatchObject({ status: "unavailable", postgres: { ok: false, state: "stopped" } });
+    await server.stop();
+  });
+});
