@@ -1,0 +1,64 @@
+import { describe, expect, it } from "bun:test";
+import { readFileSync } from "node:fs";
+import { resolve } from "node:path";
+import { ConfigError, loadConfig, settings } from "./config";
+
+describe("loadConfig", () => {
+  it("uses the documented defaults", () => {
+    const config = loadConfig({});
+    expect(config).toMatchObject({ port: 8080, host: "127.0.0.1", pgEngine: "native", storage: "fs", controlDb: "atlashub", bodyLimit: 1048576 });
+    expect(config.dataDir).toBe(resolve("./atlashub-data"));
+    expect(config.masterKey).toBeUndefined();
+  });
+
+  it("reads ATLASHUB_* variables and lets flags win over them", () => {
+    const env = { ATLASHUB_PORT: "9000", ATLASHUB_PG_PORT: "6000", ATLASHUB_TRUST_PROXY: "true" };
+    expect(loadConfig(env)).toMatchObject({ port: 9000, pgPort: 6000, trustProxy: true });
+    expect(loadConfig(env, ["--port", "9100"]).port).toBe(9100);
+    expect(loadConfig(env, ["--pg-port=6100"]).pgPort).toBe(6100);
+  });
+
+  it("treats an empty variable as unset", () => {
+    expect(loadConfig({ ATLASHUB_PORT: "" }).port).toBe(8080);
+  });
+
+  const invalid: [string, Record<string, string>, string[], RegExp][] = [
+    ["a port that is not a number", { ATLASHUB_PORT: "abc" }, [], /^invalid setting ATLASHUB_PORT \(--port\): .*got "abc"$/],
+    ["a port out of range", {}, ["--port", "70000"], /ATLASHUB_PORT/],
+    ["an unknown engine", { ATLASHUB_PG_ENGINE: "mysql" }, [], /ATLASHUB_PG_ENGINE/],
+    ["a short master key", { ATLASHUB_MASTER_KEY: "abcd" }, [], /ATLASHUB_MASTER_KEY .*64 hex.*\(value hidden\)/],
+    ["external without a URL", { ATLASHUB_PG_ENGINE: "external" }, [], /ATLASHUB_DATABASE_URL.*required/],
+    ["a non-postgres URL", { ATLASHUB_DATABASE_URL: "mysql://x" }, [], /ATLASHUB_DATABASE_URL/],
+    ["an unknown flag", {}, ["--prot", "1"], /unknown flag --prot/],
+    ["a flag without a value", {}, ["--port"], /--port/],
+    ["a bad boolean", { ATLASHUB_TRUST_PROXY: "yes" }, [], /ATLASHUB_TRUST_PROXY/],
+  ];
+  for (const [name, env, argv, message] of invalid) {
+    it(`rejects ${name} with one line naming the setting`, () => {
+      let error: unknown;
+      try {
+        loadConfig(env, argv);
+      } catch (err) {
+        error = err;
+      }
+      expect(error).toBeInstanceOf(ConfigError);
+      expect((error as Error).message).toMatch(message);
+      expect((error as Error).message).not.toContain("\n");
+    });
+  }
+
+  it("never echoes a secret setting's value in its error", () => {
+    const secret = "postgres-but-not://user:hunter2hunter2@host/db";
+    expect(() => loadConfig({ ATLASHUB_DATABASE_URL: secret })).toThrow(ConfigError);
+    try {
+      loadConfig({ ATLASHUB_DATABASE_URL: secret });
+    } catch (err) {
+      expect((err as Error).message).not.toContain("hunter2");
+    }
+  });
+
+  it("documents every setting in docs/CONFIGURATION.md", () => {
+    const doc = readFileSync(resolve(import.meta.dir, "../docs/CONFIGURATION.md"), "utf8");
+    for (const s of Object.values(settings)) expect(doc).toContain(s.env);
+  });
+});

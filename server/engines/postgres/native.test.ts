@@ -1,0 +1,137 @@
+import { afterEach, describe, expect, it } from "bun:test";
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { randomBytes } from "node:crypto";
+import postgres from "postgres";
+import { NativeEngine, smallMachineConf } from "./native";
+import { EngineError } from "./engine";
+import { freePort, registerSecret, tempDir, waitFor } from "../../test/harness";
+
+const engines: NativeEngine[] = [];
+afterEach(async () => {
+  await Promise.all(engines.splice(0).map((e) => e.stop()));
+});
+
+function engine(dataDir = tempDir("native"), options: Partial<ConstructorParameters<typeof NativeEngine>[0]> = {}) {
+  const masterKey = randomBytes(32);
+  registerSecret(masterKey.toString("hex"));
+  const e = new NativeEngine({ dataDir, listen: "127.0.0.1", port: freePort(), masterKey, attach: false, memoryMb: 1024, ...options });
+  engines.push(e);
+  return e;
+}
+
+async function query(e: NativeEngine, text: string) {
+  const sql = postgres({ ...e.superuser(), max: 1, onnotice: () => {} });
+  try {
+    return await sql.unsafe(text);
+  } finally {
+    await sql.end();
+  }
+}
+
+describe("NativeEngine", () => {
+  it("initialises a cluster on first start with a small-machine config and an encrypted superuser password", async () => {
+    const dataDir = tempDir("native");
+    const e = engine(dataDir);
+    await e.start();
+    registerSecret(e.superuser().password);
+    expect(e.state()).toBe("running");
+    const [row] = await query(e, "select current_setting('shared_preload_libraries') as spl, current_setting('password_encryption') as pe, current_setting('max_connections') as mc");
+    expect(row).toEqual({ spl: "pg_stat_statements", pe: "scram-sha-256", mc: "50" });
+    const stored = readFileSync(join(dataDir, "pg-superuser.secret"), "utf8");
+    expect(stored).toStartWith("v1:");
+    expect(stored).not.toContain(e.superuser().password);
+    expect(existsSync(join(dataDir, "pg.initializing"))).toBe(false);
+    const hba = readFileSync(join(dataDir, "pg", "pg_hba.conf"), "utf8");
+    expect(hba).toMatch(/host\s+all\s+all\s+127\.0\.0\.1\/32\s+scram-sha-256/);
+  });
+
+  it("restarts Postgres by itself after it is killed with SIGKILL", async () => {
+    const e = engine();
+    await e.start();
+    const pid = e.postmasterPid()!;
+    process.kill(pid, "SIGKILL");
+    await waitFor("engine to notice", () => e.state() !== "running");
+    await waitFor("engine to restart", () => e.state() === "running" && e.postmasterPid() !== pid, 10_000);
+    expect((await query(e, "select 1 as one"))[0]).toEqual({ one: 1 });
+  });
+
+  it("starts despite a stale postmaster.pid left by a crash", async () => {
+    const dataDir = tempDir("native");
+    const masterKey = randomBytes(32);
+    const first = engine(dataDir, { masterKey });
+    await first.start();
+    await first.stop();
+    // A crash leaves the file behind; its pid may be dead or reused by an unrelated process (here: ourselves).
+    const pidFile = join(dataDir, "pg", "postmaster.pid");
+    writeFileSync(pidFile, `${process.pid}\n${dataDir}/pg\n0\n0\n\n\n\n`);
+    const second = engine(dataDir, { masterKey });
+    await second.start();
+    expect(second.state()).toBe("running");
+  });
+
+  it("stops a Postgres orphaned by a killed AtlasHub and supervises a fresh one", async () => {
+    const dataDir = tempDir("native");
+    const masterKey = randomBytes(32);
+    const orphan = engine(dataDir, { masterKey });
+    await orphan.start();
+    const orphanPid = orphan.postmasterPid()!;
+    // A killed AtlasHub no longer supervises its child: silence this one's restart logic, keep its Postgres running.
+    engines.splice(engines.indexOf(orphan), 1);
+    (orphan as unknown as { stopping: boolean }).stopping = true;
+    const next = engine(dataDir, { masterKey });
+    await next.start();
+    expect(next.postmasterPid()).not.toBe(orphanPid);
+    expect(() => process.kill(orphanPid, 0)).toThrow();
+  });
+
+  it("attaches to the Postgres of a running serve instead of starting another (CLI commands)", async () => {
+    const dataDir = tempDir("native");
+    const masterKey = randomBytes(32);
+    const owner = engine(dataDir, { masterKey });
+    await owner.start();
+    const port = owner.superuser().port;
+    const cli = engine(dataDir, { masterKey, attach: true, port });
+    await cli.start();
+    await cli.stop();
+    expect(owner.postmasterPid()).toBeDefined();
+    expect((await query(owner, "select 1 as one"))[0]).toEqual({ one: 1 });
+  });
+
+  it("refuses a data dir the Postgres OS user cannot reach, with a clear message", async () => {
+    if (process.getuid?.() !== 0) return; // only root drops to another user
+    const locked = join(tempDir("locked"), "inner");
+    mkdirSync(locked, { mode: 0o700 });
+    chmodSync(locked, 0o700);
+    const e = engine(join(locked, "data"));
+    mkdirSync(join(locked, "data"));
+    const error = await e.start().catch((err) => err);
+    expect(error).toBeInstanceOf(EngineError);
+    expect(error.message).toMatch(new RegExp(`directory ${locked} is not traversable by OS user \\w+`));
+  });
+
+  it("refuses to start when the master key does not match the cluster's", async () => {
+    const dataDir = tempDir("native");
+    await engine(dataDir).start();
+    await engines.pop()!.stop();
+    const error = await engine(dataDir).start().catch((err) => err);
+    expect(error.message).toMatch(/cannot decrypt .*pg-superuser.secret/);
+  });
+});
+
+describe("smallMachineConf", () => {
+  const settings = (memoryMb: number) =>
+    Object.fromEntries(smallMachineConf({ listen: "127.0.0.1", port: 5555, memoryMb }).trim().split("\n").map((l) => l.split(" = ") as [string, string]));
+
+  it("sizes a 1 GB Raspberry Pi conservatively", () => {
+    expect(settings(1024)).toMatchObject({ shared_buffers: "128MB", max_connections: "50", work_mem: "4MB", shared_preload_libraries: "'pg_stat_statements'" });
+  });
+
+  it("gives an 8 GB machine more, within caps", () => {
+    expect(settings(8192)).toMatchObject({ shared_buffers: "1024MB", max_connections: "150", work_mem: "16MB" });
+  });
+
+  it("never logs statements (they may carry passwords) and listens where told", () => {
+    expect(settings(2048)).toMatchObject({ log_min_error_statement: "panic", log_statement: "'none'", listen_addresses: "'127.0.0.1'", port: "5555" });
+  });
+});
