@@ -40,7 +40,7 @@ run_bun_test() {
 
 run_bun_test suite server
 # Runs last, on purpose: it reads the log of everything above.
-run_bun_test log-scan build/log-scan.check.ts
+run_bun_test log-scan ./build/log-scan.check.ts
 
 echo "$passed passed, $failed failed"
 [[ $failed -eq 0 ]]

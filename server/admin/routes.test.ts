@@ -1,0 +1,190 @@
+import { afterAll, beforeAll, describe, expect, it } from "bun:test";
+import { startTestServer, jsonRequest, type TestServer } from "../test/server";
+import { registerSecret } from "../test/harness";
+import { createAdmin, LOGIN_LIMITS } from "./service";
+
+const EMAIL = "owner@example.com";
+const PASSWORD = "correct horse battery staple";
+registerSecret(PASSWORD);
+
+let server: TestServer;
+beforeAll(async () => {
+  server = await startTestServer();
+  await createAdmin(server.ctx.sql, EMAIL, PASSWORD);
+});
+afterAll(() => server.stop());
+
+async function login(email = EMAIL, password = PASSWORD, headers: Record<string, string> = {}) {
+  return server.fetch("/admin/api/login", jsonRequest("POST", { email, password }, headers));
+}
+
+async function sessionCookie() {
+  const res = await login();
+  expect(res.status).toBe(200);
+  const cookie = res.headers.get("set-cookie")!.split(";")[0]!;
+  registerSecret(cookie.split("=")[1]);
+  return cookie;
+}
+
+async function auditActions(requestId?: string) {
+  const rows = await server.ctx.sql`select action, actor_type, actor_label, request_id, details from audit_log
+    where ${requestId ? server.ctx.sql`request_id = ${requestId}` : server.ctx.sql`true`} order by id`;
+  return rows;
+}
+
+describe("POST /admin/api/login", () => {
+  it("sets an HttpOnly, SameSite=Strict session cookie and audits the login", async () => {
+    const res = await login("Owner@Example.com", PASSWORD, { "x-request-id": "login-ok-1" });
+    expect(res.status).toBe(200);
+    expect(await res.json()).toMatchObject({ user: { email: EMAIL }, expires_at: expect.any(String) });
+    const cookie = res.headers.get("set-cookie")!;
+    registerSecret(cookie.split(";")[0]!.split("=")[1]);
+    expect(cookie).toMatch(/^atlashub_session=[A-Za-z0-9_-]{43}; /);
+    expect(cookie).toContain("HttpOnly");
+    expect(cookie).toContain("SameSite=Strict");
+    expect(cookie).toContain("Path=/");
+    expect(await auditActions("login-ok-1")).toEqual([{ action: "admin.login", actor_type: "admin", actor_label: EMAIL, request_id: "login-ok-1", details: {} }]);
+  });
+
+  it("answers a wrong password and an unknown email alike, with 401", async () => {
+    for (const [id, email, password] of [["bad-1", EMAIL, "wrong password!"], ["bad-2", "nobody@example.com", PASSWORD]] as const) {
+      const res = await login(email, password, { "x-request-id": id });
+      expect(res.status).toBe(401);
+      expect(await res.json()).toEqual({ error: { code: "invalid_credentials", message: "Email or password is wrong." } });
+      expect((await auditActions(id))[0]).toMatchObject({ action: "admin.login_failed", actor_type: "anonymous" });
+    }
+  });
+
+  it("rejects malformed bodies with 400 and the JSON error shape", async () => {
+    const notJson = await server.fetch("/admin/api/login", { method: "POST", headers: { "content-type": "application/json" }, body: "{nope" });
+    expect(notJson.status).toBe(400);
+    expect((await notJson.json()).error.code).toBe("invalid_json");
+    const badEmail = await login("not-an-email", "x");
+    expect(badEmail.status).toBe(400);
+    expect(await badEmail.json()).toMatchObject({ error: { code: "validation_failed", details: { issues: [{ path: "email" }] } } });
+  });
+
+  it("rejects bodies over the limit with 413", async () => {
+    const res = await server.fetch("/admin/api/login", jsonRequest("POST", { email: EMAIL, password: "x".repeat(1_100_000) }));
+    expect(res.status).toBe(413);
+    expect((await res.json()).error.code).toBe("payload_too_large");
+  });
+
+  it("rate-limits attempts per account with 429 and Retry-After", async () => {
+    const email = "target@example.com";
+    for (let i = 0; i < LOGIN_LIMITS.perAccount; i++) expect((await login(email, "guess-" + i)).status).toBe(401);
+    const limited = await login(email, "one more guess");
+    expect(limited.status).toBe(429);
+    expect(Number(limited.headers.get("retry-after"))).toBeGreaterThan(0);
+    expect((await limited.json()).error.code).toBe("rate_limited");
+  });
+
+  it("rate-limits attempts per IP across accounts", async () => {
+    const ipServer = await startTestServer({ ATLASHUB_TRUST_PROXY: "true" });
+    try {
+      const attempt = (i: number) =>
+        ipServer.fetch("/admin/api/login", jsonRequest("POST", { email: `u${i}@example.com`, password: "pw" }, { "x-forwarded-for": "203.0.113.7" }));
+      for (let i = 0; i < LOGIN_LIMITS.perIp; i++) expect((await attempt(i)).status).toBe(401);
+      expect((await attempt(999)).status).toBe(429);
+      const otherIp = await ipServer.fetch("/admin/api/login", jsonRequest("POST", { email: "x@example.com", password: "pw" }, { "x-forwarded-for": "203.0.113.8" }));
+      expect(otherIp.status).toBe(401);
+    } finally {
+      await ipServer.stop();
+    }
+  });
+});
+
+describe("sessions", () => {
+  it("GET /admin/api/me answers for a session and logout ends it", async () => {
+    const cookie = await sessionCookie();
+    const me = await server.fetch("/admin/api/me", { headers: { cookie } });
+    expect(me.status).toBe(200);
+    expect(await me.json()).toMatchObject({ email: EMAIL, via: "admin" });
+    const out = await server.fetch("/admin/api/logout", { method: "POST", headers: { cookie, "x-request-id": "logout-1" } });
+    expect(out.status).toBe(204);
+    expect(out.headers.get("set-cookie")).toMatch(/atlashub_session=;/);
+    expect((await auditActions("logout-1"))[0]).toMatchObject({ action: "admin.logout", actor_label: EMAIL });
+    expect((await server.fetch("/admin/api/me", { headers: { cookie } })).status).toBe(401);
+  });
+
+  it("ignores an expired session", async () => {
+    const cookie = await sessionCookie();
+    await server.ctx.sql`update admin_sessions set expires_at = now() - interval '1 second'`;
+    expect((await server.fetch("/admin/api/me", { headers: { cookie } })).status).toBe(401);
+  });
+});
+
+describe("admin API tokens", () => {
+  it("are shown once, listed without the secret, accepted as Bearer and dead once revoked", async () => {
+    const cookie = await sessionCookie();
+    const created = await server.fetch("/admin/api/tokens", jsonRequest("POST", { name: "ci" }, { cookie, "x-request-id": "tok-create" }));
+    expect(created.status).toBe(201);
+    const token = await created.json();
+    registerSecret(token.token);
+    expect(token.token).toMatch(/^ah_at_[A-Za-z0-9_-]{43}$/);
+    expect(token.prefix).toBe(token.token.slice(0, 12));
+
+    const listed = await (await server.fetch("/admin/api/tokens", { headers: { cookie } })).json();
+    expect(listed.items).toHaveLength(1);
+    expect(JSON.stringify(listed)).not.toContain(token.token);
+    expect(listed.items[0]).not.toHaveProperty("token_hash");
+
+    const stored = await server.ctx.sql`select token_hash from admin_tokens where id = ${token.id}`;
+    expect(stored[0]!.token_hash).toMatch(/^[0-9a-f]{64}$/);
+
+    const bearer = { authorization: `Bearer ${token.token}` };
+    const me = await server.fetch("/admin/api/me", { headers: bearer });
+    expect(await me.json()).toMatchObject({ via: "token", email: `${EMAIL} (token ci)` });
+
+    const revoked = await server.fetch(`/admin/api/tokens/${token.id}`, { method: "DELETE", headers: { ...bearer, "x-request-id": "tok-revoke" } });
+    expect(revoked.status).toBe(204);
+    expect((await server.fetch("/admin/api/me", { headers: bearer })).status).toBe(401);
+
+    expect((await auditActions("tok-create"))[0]).toMatchObject({ action: "admin.token.create", details: { name: "ci" } });
+    expect((await auditActions("tok-revoke"))[0]).toMatchObject({ action: "admin.token.revoke", actor_type: "token" });
+    expect(JSON.stringify(await auditActions())).not.toContain(token.token);
+  });
+
+  it("rejects unknown, malformed and expired tokens", async () => {
+    const cookie = await sessionCookie();
+    const { token, id } = await (await server.fetch("/admin/api/tokens", jsonRequest("POST", { name: "short" }, { cookie }))).json();
+    registerSecret(token);
+    await server.ctx.sql`update admin_tokens set expires_at = now() - interval '1 second' where id = ${id}`;
+    for (const value of [token, "ah_at_" + "A".repeat(43), "garbage"]) {
+      expect((await server.fetch("/admin/api/me", { headers: { authorization: `Bearer ${value}` } })).status).toBe(401);
+    }
+    expect((await server.fetch("/admin/api/tokens/not-a-uuid", { method: "DELETE", headers: { cookie } })).status).toBe(404);
+  });
+});
+
+describe("every /admin/api route except login needs a session or token", () => {
+  const routes: [string, string][] = [
+    ["GET", "/admin/api/me"],
+    ["POST", "/admin/api/logout"],
+    ["GET", "/admin/api/tokens"],
+    ["POST", "/admin/api/tokens"],
+    ["DELETE", "/admin/api/tokens/00000000-0000-0000-0000-000000000000"],
+    ["GET", "/admin/api/audit"],
+    ["GET", "/admin/api/no-such-route"],
+  ];
+  for (const [method, path] of routes) {
+    it(`${method} ${path} → 401`, async () => {
+      const res = await server.fetch(path, { method });
+      expect(res.status).toBe(401);
+      expect((await res.json()).error.code).toBe("unauthorized");
+    });
+  }
+});
+
+describe("GET /admin/api/audit", () => {
+  it("pages through the log newest first and filters by action", async () => {
+    const cookie = await sessionCookie();
+    const res = await server.fetch("/admin/api/audit?action=admin.login&limit=2", { headers: { cookie } });
+    const body = await res.json();
+    expect(body.limit).toBe(2);
+    expect(body.items).toHaveLength(2);
+    expect(body.items.every((e: { action: string }) => e.action === "admin.login")).toBe(true);
+    expect(BigInt(body.items[0].id)).toBeGreaterThan(BigInt(body.items[1].id));
+    expect((await server.fetch("/admin/api/audit?limit=5000", { headers: { cookie } })).status).toBe(400);
+  });
+});

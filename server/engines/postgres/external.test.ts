@@ -1,0 +1,42 @@
+import { afterAll, describe, expect, it } from "bun:test";
+import postgres from "postgres";
+import { ExternalEngine } from "./external";
+import { EngineError } from "./engine";
+import { registerSecret } from "../../test/harness";
+
+const url = new URL(process.env.ATLASHUB_TEST_DATABASE_URL!);
+const admin = postgres(url.toString(), { max: 1, onnotice: () => {} });
+afterAll(() => admin.end());
+
+function withCredentials(user: string, password: string) {
+  const u = new URL(url);
+  u.username = user;
+  u.password = password;
+  return u.toString();
+}
+
+describe("ExternalEngine", () => {
+  it("starts against a superuser URL and hands out its connection info", async () => {
+    const engine = new ExternalEngine(url.toString(), undefined);
+    await engine.start();
+    expect(engine.state()).toBe("running");
+    expect(engine.superuser()).toMatchObject({ host: "127.0.0.1", port: Number(url.port), user: "postgres", database: "postgres" });
+  });
+
+  it("says what is missing when the role is neither superuser nor CREATEDB + CREATEROLE", async () => {
+    const password = "weak-role-password-123";
+    registerSecret(password);
+    await admin.unsafe(`drop role if exists ext_weak`);
+    await admin.unsafe(`create role ext_weak login password '${password}' createdb`);
+    const error = await new ExternalEngine(withCredentials("ext_weak", password), undefined).start().catch((e) => e);
+    expect(error).toBeInstanceOf(EngineError);
+    expect(error.message).toBe("ATLASHUB_DATABASE_URL user ext_weak is not a superuser and lacks CREATEROLE; grant them or use a superuser");
+  });
+
+  it("explains a failed connection without echoing the password", async () => {
+    const error = await new ExternalEngine(withCredentials("postgres", "wrong-password-xyz"), undefined).start().catch((e) => e);
+    expect(error).toBeInstanceOf(EngineError);
+    expect(error.message).toMatch(/^cannot connect with ATLASHUB_DATABASE_URL \(127\.0\.0\.1:\d+\): .*password authentication failed/);
+    expect(error.message).not.toContain("wrong-password-xyz");
+  });
+});

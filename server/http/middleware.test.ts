@@ -1,0 +1,83 @@
+import { describe, expect, it } from "bun:test";
+import { Hono } from "hono";
+import { z } from "zod";
+import type { AppEnv } from "../context";
+import { accessLog, bodyLimit, clientIp, requestId } from "./middleware";
+import { errors, parseBody, renderError } from "./errors";
+import { setLogSink } from "../platform/log";
+import { appendToSuiteLog } from "../test/harness";
+
+function app(trustProxy = false) {
+  const a = new Hono<AppEnv>();
+  a.use(requestId(), accessLog(), clientIp(trustProxy), bodyLimit(100));
+  a.onError(renderError);
+  a.get("/boom", () => {
+    throw new Error("secret internals at /srv/x.ts:12");
+  });
+  a.get("/teapot", () => {
+    throw errors.conflict("Already there.");
+  });
+  a.post("/echo", async (c) => c.json(await parseBody(c, z.object({ n: z.number().int() }))));
+  a.get("/ip", (c) => c.text(c.get("clientIp")));
+  return a;
+}
+
+function captureLog<T>(fn: () => Promise<T>) {
+  const lines: string[] = [];
+  setLogSink((line) => {
+    lines.push(line);
+    appendToSuiteLog(line);
+  });
+  return fn().finally(() => setLogSink(appendToSuiteLog)).then((result) => ({ result, lines }));
+}
+
+describe("errors", () => {
+  it("turns an unexpected exception into a 500 with only the request id", async () => {
+    const { result: res, lines } = await captureLog(() => app().request("/boom", { headers: { "x-request-id": "req-500" } }));
+    expect(res.status).toBe(500);
+    const body = await res.json();
+    expect(body).toEqual({ error: { code: "internal_error", message: "Something went wrong on our side.", details: { request_id: "req-500" } } });
+    expect(JSON.stringify(body)).not.toContain("secret internals");
+    expect(lines.some((l) => l.includes('"unhandled error"') && l.includes("req-500"))).toBe(true);
+  });
+
+  it("keeps the status and code of known errors", async () => {
+    const res = await app().request("/teapot");
+    expect(res.status).toBe(409);
+    expect(await res.json()).toEqual({ error: { code: "conflict", message: "Already there." } });
+  });
+
+  it("reports zod issues with their path", async () => {
+    const res = await app().request("/echo", { method: "POST", body: JSON.stringify({ n: 1.5 }), headers: { "content-type": "application/json" } });
+    expect(res.status).toBe(400);
+    expect(await res.json()).toMatchObject({ error: { code: "validation_failed", details: { issues: [{ path: "n" }] } } });
+  });
+});
+
+describe("bodyLimit", () => {
+  it("answers 413 in the JSON shape when the body is too large", async () => {
+    const res = await app().request("/echo", { method: "POST", body: JSON.stringify({ n: 1, pad: "x".repeat(200) }), headers: { "content-type": "application/json" } });
+    expect(res.status).toBe(413);
+    expect(await res.json()).toEqual({ error: { code: "payload_too_large", message: "The request body is larger than 100 bytes.", details: { limit: 100 } } });
+  });
+});
+
+describe("accessLog", () => {
+  it("writes method, path without query, status, ms and request id — no headers", async () => {
+    const { lines } = await captureLog(() =>
+      app().request("/teapot?token=should-not-appear", { headers: { authorization: "Bearer should-not-appear", "x-request-id": "req-log" } }),
+    );
+    const line = JSON.parse(lines.find((l) => l.includes("req-log"))!);
+    expect(line).toMatchObject({ level: "info", msg: "request", method: "GET", path: "/teapot", status: 409, request_id: "req-log" });
+    expect(typeof line.ms).toBe("number");
+    expect(lines.join("\n")).not.toContain("should-not-appear");
+  });
+});
+
+describe("clientIp", () => {
+  it("ignores X-Forwarded-For unless the proxy is trusted", async () => {
+    const headers = { "x-forwarded-for": "198.51.100.1, 10.0.0.1" };
+    expect(await (await app(false).request("/ip", { headers })).text()).not.toBe("198.51.100.1");
+    expect(await (await app(true).request("/ip", { headers })).text()).toBe("198.51.100.1");
+  });
+});
