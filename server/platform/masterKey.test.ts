@@ -3,7 +3,7 @@ import { readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { loadMasterKey } from "./masterKey";
 import { lockDataDir, prepareDataDir } from "./dataDir";
-import { registerSecret, tempDir } from "../test/harness";
+import { registerSecret, tempDir, waitFor } from "../test/harness";
 
 describe("loadMasterKey", () => {
   it("creates <data>/master.key with mode 0600 on first start and reuses it", () => {
@@ -45,5 +45,17 @@ describe("data dir", () => {
     expect(readFileSync(join(dir, "atlashub.pid"), "utf8").trim()).toBe(String(process.pid));
     release();
     expect(() => statSync(join(dir, "atlashub.pid"))).toThrow();
+  });
+
+  it("refuses to serve a data dir another live atlashub holds", async () => {
+    const dir = tempDir("dd");
+    const other = Bun.spawn(["bash", "-c", "exec -a atlashub sleep 30"]);
+    try {
+      await waitFor("the exec", () => readFileSync(`/proc/${other.pid}/cmdline`, "utf8").startsWith("atlashub"));
+      writeFileSync(join(dir, "atlashub.pid"), `${other.pid}\n`);
+      expect(() => lockDataDir(dir)).toThrow(`another atlashub (pid ${other.pid}) is serving ${dir}; stop it first`);
+    } finally {
+      other.kill();
+    }
   });
 });
