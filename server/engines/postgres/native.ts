@@ -70,6 +70,7 @@ export class NativeEngine implements PostgresEngine {
     this.stopping = false;
     this.bin = findPgBinDir(this.options.binDir);
     this.user = pgOsUser(this.options.osUser);
+    mkdirSync(this.options.dataDir, { recursive: true, mode: 0o711 });
     if (this.user) assertTraversable(this.clusterDir, this.user);
     if (!existsSync(join(this.clusterDir, "PG_VERSION"))) this.initCluster();
     this.password = this.readPassword();
