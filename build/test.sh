@@ -24,19 +24,22 @@ trap cleanup EXIT
 
 passed=0 failed=0
 run_bun_test() {
-  local out=$root/bun-test-$1.out
+  local name=$1 out=$root/bun-test-$1.out
   shift
   node_modules/.bin/bun test --timeout 60000 "$@" 2>&1 | tee "$out"
   local p f
   p=$(grep -oE '^ *[0-9]+ pass$' "$out" | tail -1 | grep -oE '[0-9]+')
   f=$(grep -oE '^ *[0-9]+ fail$' "$out" | tail -1 | grep -oE '[0-9]+')
   if [[ -z $p && -z $f ]]; then
-    echo "test: bun test ($1) ended without a summary"
+    echo "test: bun test ($name) ended without a summary"
     f=1
   fi
   passed=$((passed + ${p:-0}))
   failed=$((failed + ${f:-0}))
 }
+
+echo "test: typecheck (tsc --noEmit)"
+if node_modules/.bin/tsc --noEmit -p .; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
 
 run_bun_test suite server
 # Runs last, on purpose: it reads the log of everything above.

@@ -27,7 +27,7 @@ export const settings = {
   pgOsUser: setting("ATLASHUB_PG_OS_USER", z.string().regex(/^[a-z_][a-z0-9_-]*$/, "must be a system user name").optional(), undefined, "OS user that runs the native Postgres when AtlasHub runs as root (default: postgres, else a created atlashub user)."),
   pgMemoryMb: setting("ATLASHUB_PG_MEMORY_MB", positiveInt.optional(), undefined, "Memory to size the native Postgres for (default: the machine's total memory)."),
   controlDb: setting("ATLASHUB_CONTROL_DB", z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, "must be a lowercase database name"), "atlashub", "Name of the control-plane database."),
-  storage: setting("ATLASHUB_STORAGE", z.enum(["fs", "s3"]), "fs", "Object storage driver."),
+  storage: setting("ATLASHUB_STORAGE", z.enum(["fs", "s3"]), "fs", "Object storage driver: fs (local disk); s3 is planned."),
   bodyLimit: setting("ATLASHUB_BODY_LIMIT", positiveInt, String(1024 * 1024), "Largest accepted request body in bytes (uploads through signed URLs have their own limit)."),
   sessionHours: setting("ATLASHUB_SESSION_HOURS", positiveInt, "168", "Lifetime of an admin session cookie in hours."),
   trustProxy: setting("ATLASHUB_TRUST_PROXY", bool, "false", "Take the client IP from X-Forwarded-For (only behind a reverse proxy you run)."),
@@ -54,6 +54,9 @@ export function loadConfig(env: Record<string, string | undefined>, argv: string
   }
   const config = out as Config;
   config.dataDir = resolve(config.dataDir);
+  if (config.storage === "s3") {
+    throw new ConfigError("invalid setting ATLASHUB_STORAGE (--storage): s3 is not available in this version; use fs (default)");
+  }
   if (config.pgEngine === "external" && !config.databaseUrl) {
     throw new ConfigError("invalid setting ATLASHUB_DATABASE_URL (--database-url): required when ATLASHUB_PG_ENGINE=external");
   }

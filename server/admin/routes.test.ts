@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from "bun:test";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "bun:test";
 import { startTestServer, jsonRequest, type TestServer } from "../test/server";
 import { registerSecret } from "../test/harness";
 import { createAdmin, LOGIN_LIMITS } from "./service";
@@ -13,6 +13,10 @@ beforeAll(async () => {
   await createAdmin(server.ctx.sql, EMAIL, PASSWORD);
 });
 afterAll(() => server.stop());
+// Every test logs in from 127.0.0.1; start each with fresh rate-limit windows.
+beforeEach(async () => {
+  await server.ctx.sql`delete from rate_limits`;
+});
 
 async function login(email = EMAIL, password = PASSWORD, headers: Record<string, string> = {}) {
   return server.fetch("/admin/api/login", jsonRequest("POST", { email, password }, headers));
@@ -70,13 +74,32 @@ describe("POST /admin/api/login", () => {
     expect((await res.json()).error.code).toBe("payload_too_large");
   });
 
-  it("rate-limits attempts per account with 429 and Retry-After", async () => {
+  it("rate-limits failed attempts per account with 429 and Retry-After, even for the right password", async () => {
     const email = "target@example.com";
+    const password = "target password 123";
+    registerSecret(password);
+    await createAdmin(server.ctx.sql, email, password);
     for (let i = 0; i < LOGIN_LIMITS.perAccount; i++) expect((await login(email, "guess-" + i)).status).toBe(401);
-    const limited = await login(email, "one more guess");
+    const limited = await login(email, password);
     expect(limited.status).toBe(429);
     expect(Number(limited.headers.get("retry-after"))).toBeGreaterThan(0);
     expect((await limited.json()).error.code).toBe("rate_limited");
+  });
+
+  it("does not count successful logins against the account", async () => {
+    for (let i = 0; i < LOGIN_LIMITS.perAccount + 2; i++) expect((await login()).status).toBe(200);
+  });
+
+  it("marks the cookie Secure behind a trusted TLS proxy", async () => {
+    const proxied = await startTestServer({ ATLASHUB_TRUST_PROXY: "true" });
+    try {
+      await createAdmin(proxied.ctx.sql, EMAIL, PASSWORD);
+      const res = await proxied.fetch("/admin/api/login", jsonRequest("POST", { email: EMAIL, password: PASSWORD }, { "x-forwarded-proto": "https" }));
+      registerSecret(res.headers.get("set-cookie")!.split(";")[0]!.split("=")[1]);
+      expect(res.headers.get("set-cookie")).toContain("Secure");
+    } finally {
+      await proxied.stop();
+    }
   });
 
   it("rate-limits attempts per IP across accounts", async () => {
@@ -134,7 +157,7 @@ describe("admin API tokens", () => {
 
     const bearer = { authorization: `Bearer ${token.token}` };
     const me = await server.fetch("/admin/api/me", { headers: bearer });
-    expect(await me.json()).toMatchObject({ via: "token", email: `${EMAIL} (token ci)` });
+    expect(await me.json()).toMatchObject({ via: "token", email: EMAIL });
 
     const revoked = await server.fetch(`/admin/api/tokens/${token.id}`, { method: "DELETE", headers: { ...bearer, "x-request-id": "tok-revoke" } });
     expect(revoked.status).toBe(204);

@@ -1,4 +1,4 @@
-import { Hono } from "hono";
+import { Hono, type Context } from "hono";
 import { deleteCookie, getCookie, setCookie } from "hono/cookie";
 import { z } from "zod";
 import type { AppContext, AppEnv } from "../context";
@@ -10,6 +10,12 @@ import * as admin from "./service";
 
 const loginSchema = z.object({ email: admin.emailSchema, password: z.string().min(1).max(512) });
 const auditQuery = pageSchema.extend({ action: z.string().max(100).optional() });
+
+/** Behind a trusted TLS-terminating proxy the socket is plain HTTP; X-Forwarded-Proto tells. */
+function isHttps(c: Context, trustProxy: boolean) {
+  if (trustProxy && c.req.header("x-forwarded-proto")) return c.req.header("x-forwarded-proto")!.split(",")[0]!.trim() === "https";
+  return new URL(c.req.url).protocol === "https:";
+}
 
 export function adminRoutes(ctx: AppContext) {
   const app = new Hono<AppEnv>();
@@ -26,12 +32,12 @@ export function adminRoutes(ctx: AppContext) {
       await audit(ctx, c, { action: "admin.login_failed", actor: { type: "anonymous", label: input.email } });
       throw errors.invalidCredentials();
     }
-    const actor = { type: "admin" as const, id: result.user.id, label: result.user.email };
+    const actor = { type: "admin" as const, id: result.user.id, label: result.user.email, email: result.user.email };
     await audit(ctx, c, { action: "admin.login", actor });
     setCookie(c, SESSION_COOKIE, result.token, {
       httpOnly: true,
       sameSite: "Strict",
-      secure: new URL(c.req.url).protocol === "https:",
+      secure: isHttps(c, ctx.config.trustProxy),
       path: "/",
       expires: result.expiresAt,
     });
@@ -48,7 +54,7 @@ export function adminRoutes(ctx: AppContext) {
 
   app.get("/me", (c) => {
     const actor = c.get("actor");
-    return c.json({ id: actor.id, email: actor.label, via: actor.type });
+    return c.json({ id: actor.id, email: actor.email, via: actor.type });
   });
 
   app.post("/tokens", async (c) => {

@@ -1,14 +1,15 @@
 import { z } from "zod";
 import type { Sql } from "../platform/db";
 import { randomToken, sha256Hex } from "../platform/crypto";
-import { countHit } from "../http/rateLimit";
+import { assertUnderLimit, countHit, recordHit } from "../http/rateLimit";
 import { errors } from "../http/errors";
 import type { Actor } from "../platform/audit";
 
 export const emailSchema = z.email().max(254).transform((e) => e.toLowerCase());
 export const passwordSchema = z.string().min(10, "must be at least 10 characters").max(512);
 
-// Login attempts allowed per window, counted before the password is checked.
+// Per window: every attempt from one IP counts; for one account only failed attempts count, so its
+// owner is not locked out by their own successful logins.
 export const LOGIN_LIMITS = { perIp: 30, perAccount: 10, windowSeconds: 300 };
 
 const TOKEN_PREFIX = "ah_at_";
@@ -38,13 +39,17 @@ export async function countAdmins(sql: Sql): Promise<number> {
 
 /** Checks rate limits, then the password; returns a new session token (the cookie value) on success. */
 export async function login(sql: Sql, input: { email: string; password: string; ip: string; userAgent?: string; sessionHours: number }) {
+  const accountKey = `login:account:${input.email}`;
   await countHit(sql, `login:ip:${input.ip}`, LOGIN_LIMITS.perIp, LOGIN_LIMITS.windowSeconds);
-  await countHit(sql, `login:account:${input.email}`, LOGIN_LIMITS.perAccount, LOGIN_LIMITS.windowSeconds);
+  await assertUnderLimit(sql, accountKey, LOGIN_LIMITS.perAccount, LOGIN_LIMITS.windowSeconds);
   const [user] = await sql<{ id: string; email: string; password_hash: string }[]>`
     select id, email, password_hash from admin_users where lower(email) = ${input.email} and disabled_at is null`;
   dummyHash ??= Bun.password.hash(randomToken(), { algorithm: "argon2id" });
   const ok = await Bun.password.verify(input.password, user?.password_hash ?? (await dummyHash));
-  if (!user || !ok) return undefined;
+  if (!user || !ok) {
+    await recordHit(sql, accountKey, LOGIN_LIMITS.windowSeconds);
+    return undefined;
+  }
   const token = randomToken(32);
   const [session] = await sql<{ expires_at: Date }[]>`
     insert into admin_sessions (admin_id, token_hash, expires_at, ip, user_agent)
@@ -65,7 +70,7 @@ export async function actorFromSession(sql: Sql, sessionToken: string): Promise<
     where s.token_hash = ${sha256Hex(sessionToken)} and s.expires_at > now() and u.disabled_at is null`;
   if (!row) return undefined;
   if (row.stale) await sql`update admin_sessions set last_seen_at = now() where id = ${row.session_id}`;
-  return { type: "admin", id: row.id, label: row.email };
+  return { type: "admin", id: row.id, label: row.email, email: row.email };
 }
 
 /** Bearer ah_at_… → actor. Lookup is by SHA-256 of a 32-byte random token, so no secret is compared as text. */
@@ -78,7 +83,7 @@ export async function actorFromToken(sql: Sql, token: string): Promise<Actor | u
       and (t.expires_at is null or t.expires_at > now()) and u.disabled_at is null`;
   if (!row) return undefined;
   if (row.stale) await sql`update admin_tokens set last_used_at = now() where id = ${row.id}`;
-  return { type: "token", id: row.admin_id, label: `${row.email} (token ${row.name})` };
+  return { type: "token", id: row.admin_id, label: `${row.email} (token ${row.name})`, email: row.email };
 }
 
 export const createTokenSchema = z.object({

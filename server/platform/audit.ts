@@ -3,8 +3,11 @@ import type { Sql } from "./db";
 
 export interface Actor {
   type: "admin" | "token" | "cli" | "system" | "anonymous";
+  /** The admin user's id, also when acting through one of their tokens. */
   id?: string;
+  /** Who, for the audit log: an email, or "email (token name)". */
   label?: string;
+  email?: string;
 }
 
 export interface AuditEntry {

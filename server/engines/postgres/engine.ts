@@ -8,6 +8,8 @@ export interface PgConnectionInfo {
   password: string;
   /** The database to connect to for cluster-wide work (CREATE DATABASE, roles). */
   database: string;
+  /** postgres.js `ssl` mode, from the external URL's sslmode; the native engine talks plain TCP on loopback. */
+  ssl?: "require" | "prefer" | "verify-full";
 }
 
 export type EngineState = "stopped" | "starting" | "running" | "restarting";

@@ -40,3 +40,14 @@ describe("ExternalEngine", () => {
     expect(error.message).not.toContain("wrong-password-xyz");
   });
 });
+
+describe("ExternalEngine sslmode", () => {
+  it("maps the URL's sslmode to the driver and rejects unknown modes", () => {
+    const at = (mode: string) => new ExternalEngine(`postgres://u:p@db.invalid:5432/postgres?sslmode=${mode}`, undefined).superuser().ssl;
+    expect(new ExternalEngine("postgres://u:p@db.invalid/postgres", undefined).superuser().ssl).toBeUndefined();
+    expect(at("disable")).toBeUndefined();
+    expect(at("require")).toBe("require");
+    expect(at("verify-full")).toBe("verify-full");
+    expect(() => at("bogus")).toThrow(/unknown sslmode bogus/);
+  });
+});

@@ -17,6 +17,7 @@ export class ExternalEngine implements PostgresEngine {
       user: decodeURIComponent(u.username),
       password: decodeURIComponent(u.password),
       database: decodeURIComponent(u.pathname.slice(1)) || "postgres",
+      ssl: sslFrom(u.searchParams.get("sslmode")),
     };
   }
 
@@ -54,5 +55,23 @@ export class ExternalEngine implements PostgresEngine {
 
   async stop() {
     this.current = "stopped";
+  }
+}
+
+function sslFrom(sslmode: string | null): PgConnectionInfo["ssl"] {
+  switch (sslmode) {
+    case null:
+    case "disable":
+      return undefined;
+    case "allow":
+    case "prefer":
+      return "prefer";
+    case "require":
+      return "require";
+    case "verify-ca":
+    case "verify-full":
+      return "verify-full";
+    default:
+      throw new EngineError(`ATLASHUB_DATABASE_URL: unknown sslmode ${sslmode}`);
   }
 }

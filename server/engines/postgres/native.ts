@@ -1,4 +1,4 @@
-import { chownSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
+import { chownSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync } from "node:fs";
 import { totalmem } from "node:os";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
@@ -69,7 +69,7 @@ export class NativeEngine implements PostgresEngine {
     this.current = "starting";
     this.stopping = false;
     this.bin = findPgBinDir(this.options.binDir);
-    this.user = pgOsUser(this.options.osUser);
+    this.user = pgOsUser(this.options.osUser, existsSync(this.clusterDir) ? statSync(this.clusterDir).uid : undefined);
     mkdirSync(this.options.dataDir, { recursive: true, mode: 0o711 });
     if (this.user) assertTraversable(this.clusterDir, this.user);
     if (!existsSync(join(this.clusterDir, "PG_VERSION"))) this.initCluster();
@@ -158,14 +158,21 @@ export class NativeEngine implements PostgresEngine {
     return join(this.options.dataDir, "pg-superuser.secret");
   }
 
-  /** The live postmaster of this cluster, if any. A stale postmaster.pid (dead or reused pid) is removed. */
+  /**
+   * The live postmaster of this cluster, if any. A postmaster.pid whose pid now belongs to another
+   * process (pid reuse after a crash, common in containers) would make Postgres refuse to start, so it
+   * is removed. One whose pid is dead is left alone: Postgres handles that itself and also uses the
+   * file to check that no old backend still holds the shared memory.
+   */
   private runningPostmaster(): number | undefined {
     const pidFile = join(this.clusterDir, "postmaster.pid");
     if (!existsSync(pidFile)) return undefined;
     const pid = Number(readFileSync(pidFile, "utf8").split("\n")[0]);
     if (pid > 0 && isPostmasterOf(pid, this.clusterDir)) return pid;
-    unlinkSync(pidFile);
-    log.info("removed stale postmaster.pid", { pid });
+    if (pid > 0 && isAlive(pid)) {
+      unlinkSync(pidFile);
+      log.info("removed stale postmaster.pid whose pid belongs to another process", { pid });
+    }
     return undefined;
   }
 
@@ -212,7 +219,7 @@ export class NativeEngine implements PostgresEngine {
   private async restart() {
     if (this.stopping) return;
     try {
-      this.runningPostmaster(); // clears a stale pid file left by the dead postmaster
+      this.runningPostmaster(); // clears a pid file whose pid was reused meanwhile
       this.launch();
       await this.waitReady();
       this.current = "running";

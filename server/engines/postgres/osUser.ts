@@ -11,15 +11,19 @@ export interface OsUser {
 
 /**
  * Postgres refuses to run as root. As root we run initdb/postgres as an unprivileged user: the
- * configured one, else `postgres`, else an `atlashub` system user we create. As anyone else we run it as ourselves.
+ * configured one, else the owner of an existing cluster (so `admin create` run as root uses the
+ * service's cluster as the service would), else `postgres`, else an `atlashub` system user we create.
+ * As anyone else we run it as ourselves.
  */
-export function pgOsUser(configured: string | undefined): OsUser | undefined {
+export function pgOsUser(configured: string | undefined, clusterOwnerUid: number | undefined): OsUser | undefined {
   if (process.getuid?.() !== 0) return undefined;
   if (configured) {
     const user = lookupUser(configured);
     if (!user) throw new EngineError(`ATLASHUB_PG_OS_USER=${configured}: no such system user`);
     return user;
   }
+  const owner = clusterOwnerUid ? lookupUser((u) => u.uid === clusterOwnerUid) : undefined;
+  if (owner) return owner;
   const existing = lookupUser("postgres") ?? lookupUser("atlashub");
   if (existing) return existing;
   const made = Bun.spawnSync(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", "atlashub"]);
@@ -28,10 +32,12 @@ export function pgOsUser(configured: string | undefined): OsUser | undefined {
   return lookupUser("atlashub")!;
 }
 
-function lookupUser(name: string): OsUser | undefined {
+function lookupUser(match: string | ((u: OsUser) => boolean)): OsUser | undefined {
   for (const line of readFileSync("/etc/passwd", "utf8").split("\n")) {
-    const [user, , uid, gid] = line.split(":");
-    if (user === name && uid && gid) return { name, uid: Number(uid), gid: Number(gid) };
+    const [name, , uid, gid] = line.split(":");
+    if (!name || !uid || !gid) continue;
+    const user = { name, uid: Number(uid), gid: Number(gid) };
+    if (typeof match === "string" ? name === match : match(user)) return user;
   }
   return undefined;
 }
