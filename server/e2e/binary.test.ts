@@ -2,7 +2,7 @@
 // recovery of atlashub itself, clean shutdown, start-up errors and the CLI. Build first: npm run build.
 import { describe, expect, it } from "bun:test";
 import { randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { chownSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import pkg from "../../package.json";
 import { freePort, registerSecret, tempDir } from "../test/harness";
@@ -158,7 +158,12 @@ describe("atlashub serve with the native engine", () => {
       const [, ...rest] = readFileSync(pidFile, "utf8").split("\n");
       const pid = await stalePid();
       if (h.running()) expect(await h.stop()).toBe(0);
-      if (!existsSync(pidFile)) writeFileSync(pidFile, [String(pid), ...rest].join("\n"), { mode: 0o600 });
+      if (!existsSync(pidFile)) {
+        // Owned like the file a crashed postmaster leaves behind: by the OS user that runs Postgres.
+        writeFileSync(pidFile, [String(pid), ...rest].join("\n"), { mode: 0o600 });
+        const owner = statSync(clusterDir);
+        chownSync(pidFile, owner.uid, owner.gid);
+      }
       expect(Number(readFileSync(pidFile, "utf8").split("\n")[0])).toBe(pid);
 
       const restarted = await serving();
