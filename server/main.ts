@@ -1,6 +1,6 @@
 #!/usr/bin/env bun
 import { ConfigError, loadConfig, settings, type Config } from "./config";
-import { EngineError } from "./engines/postgres/engine";
+import { EngineError, type PostgresEngine } from "./engines/postgres/engine";
 import { MigrationError } from "./platform/migrations";
 import { log, setLogLevel } from "./platform/log";
 import { emailSchema, passwordSchema, createAdmin } from "./admin/service";
@@ -46,11 +46,13 @@ async function main(argv: string[]) {
     case "serve":
       return serve(configFrom(rest));
     case "migrate":
-      return migrate(configFrom(rest));
+      await migrate(configFrom(rest));
+      return process.exit(0);
     case "admin create": {
       const { value: email, remaining } = takeFlag(rest, "--email");
       if (!email) return fail("admin create needs --email", 2);
-      return adminCreate(configFrom(remaining), email);
+      await adminCreate(configFrom(remaining), email);
+      return process.exit(0);
     }
   }
 }
@@ -62,17 +64,25 @@ function configFrom(flags: string[]): Config {
 }
 
 async function serve(config: Config) {
-  const running = await startAtlasHub(config);
+  let engine: PostgresEngine | undefined;
+  let running: Awaited<ReturnType<typeof startAtlasHub>> | undefined;
   let stopping = false;
+  // Installed before start-up so that a signal while Postgres is starting still stops it cleanly.
   const shutdown = async (signal: string) => {
     if (stopping) process.exit(1); // a second signal means "now"
     stopping = true;
     log.info("shutting down", { signal });
-    await running.stop();
+    await (running ? running.stop() : engine?.stop());
     process.exit(0);
   };
   process.on("SIGINT", () => void shutdown("SIGINT"));
   process.on("SIGTERM", () => void shutdown("SIGTERM"));
+  try {
+    running = await startAtlasHub(config, (e) => (engine = e));
+  } catch (err) {
+    if (stopping) return; // start-up was interrupted by the signal; shutdown() exits
+    throw err;
+  }
 }
 
 async function migrate(config: Config) {

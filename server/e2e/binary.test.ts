@@ -5,7 +5,7 @@ import { randomBytes } from "node:crypto";
 import { chownSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import pkg from "../../package.json";
-import { freePort, registerSecret, tempDir } from "../test/harness";
+import { freePort, registerSecret, tempDir, waitFor } from "../test/harness";
 import {
   childrenOf,
   isRunning,
@@ -207,7 +207,43 @@ describe("atlashub refusing to start", () => {
   });
 });
 
+describe("atlashub interrupted or blocked during start-up", () => {
+  it("exits with one line naming ATLASHUB_PORT when the port is taken, leaving no Postgres behind", async () => {
+    const taken = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+    try {
+      const dataDir = join(tempDir("busyport"), "data");
+      const h = spawnAtlasHub({ dataDir, env: { ATLASHUB_PORT: String(taken.port), ATLASHUB_PG_PORT: String(freePort()) } });
+      expect(await h.exited).toBe(2);
+      const errors = h.lines("stderr");
+      expect(errors).toHaveLength(1);
+      expect(errors[0]).toContain(`ATLASHUB_PORT (--port): cannot listen on 127.0.0.1:${taken.port}`);
+      expect(postmastersOf(dataDir)).toEqual([]);
+      expect(existsSync(join(dataDir, "atlashub.pid"))).toBe(false);
+    } finally {
+      taken.stop(true);
+    }
+  });
+
+  it("stops the Postgres it is starting when SIGTERM arrives before it is ready", async () => {
+    const dataDir = join(tempDir("early-term"), "data");
+    const h = spawnAtlasHub({ dataDir, env: { ATLASHUB_PORT: String(freePort()), ATLASHUB_PG_PORT: String(freePort()) } });
+    await waitFor("postgres to be launched", () => postmasterPidFile(dataDir));
+    h.kill("SIGTERM");
+    await h.exited;
+    expect(postmastersOf(dataDir)).toEqual([]);
+  });
+});
+
 describe("atlashub CLI", () => {
+  it("migrate starts Postgres for itself when no serve runs, then stops it and exits", async () => {
+    const dataDir = join(tempDir("migrate"), "data");
+    const h = spawnAtlasHub({ dataDir, args: ["migrate"], env: { ATLASHUB_PG_PORT: String(freePort()) } });
+    expect(await h.exited).toBe(0);
+    expect(h.output()).toContain("control plane is up to date");
+    expect(postmastersOf(dataDir)).toEqual([]);
+    readSecretsOf(dataDir);
+  }, 20_000);
+
   it("prints the version", async () => {
     const h = spawnAtlasHub({ args: ["version"] });
     expect(await h.exited).toBe(0);

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from "bun:test";
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
 import postgres from "postgres";
@@ -80,6 +80,22 @@ describe("NativeEngine", () => {
     engines.splice(engines.indexOf(orphan), 1);
     (orphan as unknown as { stopping: boolean }).stopping = true;
     const next = engine(dataDir, { masterKey });
+    await next.start();
+    expect(next.postmasterPid()).not.toBe(orphanPid);
+    expect(() => process.kill(orphanPid, 0)).toThrow();
+  });
+
+  it("recognises its orphan through another spelling of the data dir (a symlink)", async () => {
+    const real = tempDir("native");
+    const link = real + ".link";
+    symlinkSync(real, link);
+    const masterKey = randomBytes(32);
+    const orphan = engine(link, { masterKey });
+    await orphan.start();
+    const orphanPid = orphan.postmasterPid()!;
+    engines.splice(engines.indexOf(orphan), 1);
+    (orphan as unknown as { stopping: boolean }).stopping = true;
+    const next = engine(real, { masterKey, port: orphan.superuser().port });
     await next.start();
     expect(next.postmasterPid()).not.toBe(orphanPid);
     expect(() => process.kill(orphanPid, 0)).toThrow();

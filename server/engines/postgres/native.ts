@@ -1,4 +1,4 @@
-import { chownSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync } from "node:fs";
+import { chownSync, existsSync, mkdirSync, readFileSync, readlinkSync, realpathSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync } from "node:fs";
 import { totalmem } from "node:os";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
@@ -99,9 +99,9 @@ export class NativeEngine implements PostgresEngine {
       return;
     }
     child.kill("SIGINT"); // fast shutdown: roll back open transactions, checkpoint, exit
-    const exited = await Promise.race([child.exited.then(() => true), Bun.sleep(30_000).then(() => false)]);
-    if (!exited) child.kill("SIGQUIT");
+    const escalate = setTimeout(() => child.kill("SIGQUIT"), 30_000);
     await child.exited;
+    clearTimeout(escalate);
     this.child = undefined;
     this.current = "stopped";
   }
@@ -159,17 +159,17 @@ export class NativeEngine implements PostgresEngine {
   }
 
   /**
-   * The live postmaster of this cluster, if any. A postmaster.pid whose pid now belongs to another
-   * process (pid reuse after a crash, common in containers) would make Postgres refuse to start, so it
-   * is removed. One whose pid is dead is left alone: Postgres handles that itself and also uses the
-   * file to check that no old backend still holds the shared memory.
+   * The live postmaster of this cluster, if any. A postmaster.pid whose pid now names another process
+   * (pid reuse after a crash, common in containers, or an unreaped zombie) would make Postgres refuse
+   * to start, so it is removed. One whose pid is gone is left alone: Postgres handles that itself and
+   * also uses the file to check that no old backend still holds the shared memory.
    */
   private runningPostmaster(): number | undefined {
     const pidFile = join(this.clusterDir, "postmaster.pid");
     if (!existsSync(pidFile)) return undefined;
     const pid = Number(readFileSync(pidFile, "utf8").split("\n")[0]);
     if (pid > 0 && isPostmasterOf(pid, this.clusterDir)) return pid;
-    if (pid > 0 && isAlive(pid)) {
+    if (pid > 0 && existsSync(`/proc/${pid}`)) {
       unlinkSync(pidFile);
       log.info("removed stale postmaster.pid whose pid belongs to another process", { pid });
     }
@@ -313,20 +313,20 @@ async function acceptsConnections(info: PgConnectionInfo): Promise<boolean> {
   }
 }
 
+/** Alive and not a zombie (a killed child not yet reaped still has a pid). */
 function isAlive(pid: number) {
   try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
+    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, "utf8"));
+  } catch {
+    return false;
   }
 }
 
+/** A postmaster runs in its data directory, so compare its cwd to ours — robust to symlinked spellings. */
 function isPostmasterOf(pid: number, clusterDir: string) {
   if (!isAlive(pid)) return false;
   try {
-    const args = readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0");
-    return args.some((a) => a.endsWith("postgres")) && args.includes(clusterDir);
+    return readlinkSync(`/proc/${pid}/cwd`) === realpathSync(clusterDir);
   } catch {
     return false;
   }
