@@ -8,6 +8,7 @@ import { join, resolve } from "node:path";
 import type { Subprocess } from "bun";
 import { decryptSecret } from "../platform/crypto";
 import { appendToSuiteLog, registerSecret } from "./harness";
+import { readLines } from "../platform/lines";
 
 const repoRoot = resolve(import.meta.dir, "../..");
 export const x64Binary = join(repoRoot, "build/out/atlashub-linux-x64");
@@ -264,19 +265,6 @@ function signal(pid: number, sig: NodeJS.Signals) {
   try {
     process.kill(pid, sig);
   } catch {}
-}
-
-async function readLines(stream: ReadableStream<Uint8Array>, onLine: (line: string) => void) {
-  const decoder = new TextDecoder();
-  let pending = "";
-  for await (const chunk of stream) {
-    pending += decoder.decode(chunk, { stream: true });
-    const parts = pending.split("\n");
-    pending = parts.pop()!;
-    for (const line of parts) onLine(line);
-  }
-  pending += decoder.decode();
-  if (pending) onLine(pending);
 }
 
 function procPids(): number[] {

@@ -20,6 +20,12 @@ function engine(dataDir = tempDir("native"), options: Partial<ConstructorParamet
   return e;
 }
 
+/** What a kill -9 of AtlasHub does to its engine: nobody supervises or stops its Postgres any more. */
+function abandon(e: NativeEngine) {
+  engines.splice(engines.indexOf(e), 1);
+  (e as unknown as { stopping: boolean }).stopping = true;
+}
+
 async function query(e: NativeEngine, text: string) {
   const sql = postgres({ ...e.superuser(), max: 1, onnotice: () => {} });
   try {
@@ -76,9 +82,7 @@ describe("NativeEngine", () => {
     const orphan = engine(dataDir, { masterKey });
     await orphan.start();
     const orphanPid = orphan.postmasterPid()!;
-    // A killed AtlasHub no longer supervises its child: silence this one's restart logic, keep its Postgres running.
-    engines.splice(engines.indexOf(orphan), 1);
-    (orphan as unknown as { stopping: boolean }).stopping = true;
+    abandon(orphan);
     const next = engine(dataDir, { masterKey });
     await next.start();
     expect(next.postmasterPid()).not.toBe(orphanPid);
@@ -93,8 +97,7 @@ describe("NativeEngine", () => {
     const orphan = engine(link, { masterKey });
     await orphan.start();
     const orphanPid = orphan.postmasterPid()!;
-    engines.splice(engines.indexOf(orphan), 1);
-    (orphan as unknown as { stopping: boolean }).stopping = true;
+    abandon(orphan);
     const next = engine(real, { masterKey, port: orphan.superuser().port });
     await next.start();
     expect(next.postmasterPid()).not.toBe(orphanPid);

@@ -8,6 +8,7 @@ import { findPgBinDir } from "./binaries";
 import { assertTraversable, pgOsUser, type OsUser } from "./osUser";
 import { decryptSecret, encryptSecret, randomPassword } from "../../platform/crypto";
 import { log } from "../../platform/log";
+import { readLines } from "../../platform/lines";
 
 export interface NativeOptions {
   dataDir: string;
@@ -203,8 +204,8 @@ export class NativeEngine implements PostgresEngine {
       onExit: (proc, code, signal) => this.onChildExit(proc, code, signal),
     });
     this.child = child;
-    this.forwardOutput(child.stdout);
-    this.forwardOutput(child.stderr);
+    void readLines(child.stdout, (line) => this.record(line));
+    void readLines(child.stderr, (line) => this.record(line));
   }
 
   private onChildExit(child: Subprocess, code: number | null, signal: unknown) {
@@ -245,18 +246,6 @@ export class NativeEngine implements PostgresEngine {
       await Bun.sleep(100);
     }
     throw new EngineError(`postgres did not accept connections within ${READY_TIMEOUT_MS / 1000}s: ${this.recentOutput.slice(-3).join(" | ")}`);
-  }
-
-  private async forwardOutput(stream: ReadableStream<Uint8Array>) {
-    const decoder = new TextDecoder();
-    let pending = "";
-    for await (const chunk of stream) {
-      pending += decoder.decode(chunk, { stream: true });
-      const lines = pending.split("\n");
-      pending = lines.pop()!;
-      for (const line of lines) this.record(line);
-    }
-    if (pending) this.record(pending);
   }
 
   private record(line: string) {
