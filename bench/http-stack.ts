@@ -22,7 +22,7 @@ const connections = arg("--connections", 50);
 setLogSink(() => {}); // an access log line per request would measure the terminal, not us
 const root = mkdtempSync(join(tmpdir(), "atlashub-bench."));
 chmodSync(root, 0o755);
-const cluster = new NativeEngine({ dataDir: join(root, "pg"), listen: "127.0.0.1", port: 55000 + Math.floor(Math.random() * 5000), masterKey: randomBytes(32), attach: false });
+const cluster = new NativeEngine({ dataDir: join(root, "pg"), listen: "127.0.0.1", port: 55000 + Math.floor(Math.random() * 5000), masterKey: randomBytes(32), attach: false, initialise: true });
 
 try {
   await cluster.start();

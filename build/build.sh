@@ -1,25 +1,29 @@
 #!/usr/bin/env bash
 # npm run build: compile the atlashub executable for linux x64 and arm64 into build/out/.
-#   --host        only the target of this machine
-#   --if-stale    skip a target whose binary is newer than every source file
+#   --host          only the target of this machine
+#   --target NAME   only linux-x64 or linux-arm64
+#   --if-stale      skip a target whose binary is newer than every source file
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source build/lib.sh
 
 targets=(linux-x64 linux-arm64)
 if_stale=false
-for arg in "$@"; do
-  case "$arg" in
+while (($#)); do
+  case "$1" in
     --host) targets=("$(host_target)") ;;
+    --target) targets=("$2"); shift ;;
     --if-stale) if_stale=true ;;
-    *) echo "build.sh: unknown option $arg" >&2; exit 2 ;;
+    *) echo "build.sh: unknown option $1" >&2; exit 2 ;;
   esac
+  shift
 done
 
 mkdir -p build/out
 for target in "${targets[@]}"; do
   out=build/out/atlashub-$target
-  if $if_stale && [[ -x $out ]] && [[ -z $(find server migrations package.json -newer "$out" -print -quit) ]]; then
+  # Sources only: tests do not go into the binary.
+  if $if_stale && [[ -x $out ]] && [[ -z $(find server migrations package.json -newer "$out" -not -name '*.test.ts' -not -path 'server/test/*' -not -path 'server/e2e/*' -print -quit) ]]; then
     continue
   fi
   echo "build: $out"

@@ -12,12 +12,7 @@ if ! bash build/setup-qemu.sh; then
   exit 1
 fi
 
-out=build/out/atlashub-linux-arm64
-if [[ ! -x $out || -n $(find server migrations package.json -newer "$out" -print -quit) ]]; then
-  echo "smoke-arm64: build $out"
-  mkdir -p build/out
-  node_modules/.bin/bun build --compile --minify --sourcemap=none --target=bun-linux-arm64 server/main.ts --outfile "$out"
-fi
+bash build/build.sh --target linux-arm64 --if-stale
 
 # The test's cluster, data dirs and log live under one root that is removed afterwards.
 root=$(mktemp -d /tmp/atlashub-smoke.XXXXXX)

@@ -6,6 +6,6 @@ cd "$(dirname "$0")/.."
 source build/lib.sh
 
 ensure_node_modules
-bash build/setup-postgres.sh
+bash build/setup-postgres.sh || echo "start: build/setup-postgres.sh failed (offline?); starting anyway"
 bash build/build.sh --host --if-stale
 exec "build/out/atlashub-$(host_target)" serve "$@"

@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 source build/lib.sh
 
 ensure_node_modules || exit 1
-bash build/setup-postgres.sh || exit 1
+bash build/setup-postgres.sh || echo "test: build/setup-postgres.sh failed (offline?); testing with what is installed"
 bash build/setup-qemu.sh || echo "test: qemu is missing; the arm64 smoke test will fail"
 bash build/build.sh || exit 1
 

@@ -2,7 +2,7 @@ import { Hono } from "hono";
 import { secureHeaders } from "hono/secure-headers";
 import type { AppContext, AppEnv } from "./context";
 import { errors, renderError } from "./http/errors";
-import { accessLog, bodyLimit, clientIp, requestId } from "./http/middleware";
+import { accessLog, bodyLimit, clientIp, requestId, sameOrigin } from "./http/middleware";
 import { requireAdmin } from "./http/auth";
 import { healthRoutes } from "./health/routes";
 import { adminRoutes } from "./admin/routes";
@@ -14,7 +14,7 @@ export function buildApp(ctx: AppContext) {
   app.notFound((c) => renderError(errors.routeNotFound(), c));
 
   app.route("/", healthRoutes(ctx));
-  app.use("/admin/api/*", requireAdmin(ctx, ["/admin/api/login"]));
+  app.use("/admin/api/*", sameOrigin(ctx.config.trustProxy), requireAdmin(ctx, ["/admin/api/login"]));
   app.route("/admin/api", adminRoutes(ctx));
   return app;
 }

@@ -18,6 +18,12 @@ describe("loadConfig", () => {
     expect(loadConfig(env, ["--pg-port=6100"]).pgPort).toBe(6100);
   });
 
+  it("resolves a relative ATLASHUB_PG_BIN_DIR and accepts listen lists", () => {
+    expect(loadConfig({ ATLASHUB_PG_BIN_DIR: "pgbin" }).pgBinDir).toBe(resolve("pgbin"));
+    expect(loadConfig({ ATLASHUB_PG_LISTEN: "127.0.0.1, ::1" }).pgListen).toBe("127.0.0.1, ::1");
+    expect(loadConfig({ ATLASHUB_PG_LISTEN: "*" }).pgListen).toBe("*");
+  });
+
   it("treats an empty variable as unset", () => {
     expect(loadConfig({ ATLASHUB_PORT: "" }).port).toBe(8080);
   });
@@ -32,6 +38,12 @@ describe("loadConfig", () => {
     ["an unknown flag", {}, ["--prot", "1"], /unknown flag --prot/],
     ["a flag without a value", {}, ["--port"], /--port/],
     ["a bad boolean", { ATLASHUB_TRUST_PROXY: "yes" }, [], /ATLASHUB_TRUST_PROXY/],
+    ["a URL that does not parse", { ATLASHUB_DATABASE_URL: "postgres://u:pw@[bad/db" }, [], /^invalid setting ATLASHUB_DATABASE_URL .*\(value hidden\)$/],
+    ["a URL with a broken %-escape", { ATLASHUB_DATABASE_URL: "postgres://u:%zz@host/db" }, [], /ATLASHUB_DATABASE_URL/],
+    ["a listen address that would break postgresql.conf", { ATLASHUB_PG_LISTEN: "127.0.0.1' x='y" }, [], /ATLASHUB_PG_LISTEN/],
+    ["a host with spaces", { ATLASHUB_HOST: "local host" }, [], /ATLASHUB_HOST/],
+    ["the planned docker engine", { ATLASHUB_PG_ENGINE: "docker" }, [], /ATLASHUB_PG_ENGINE .*docker is planned and not available in this version; use native or external/],
+    ["the planned s3 storage", { ATLASHUB_STORAGE: "s3" }, [], /ATLASHUB_STORAGE .*s3 is planned/],
   ];
   for (const [name, env, argv, message] of invalid) {
     it(`rejects ${name} with one line naming the setting`, () => {

@@ -9,6 +9,31 @@ const httpPort = z.coerce.number().int().min(0).max(65535);
 const positiveInt = z.coerce.number().int().min(1);
 const bool = z.enum(["true", "false", "1", "0"]).transform((v) => v === "true" || v === "1");
 
+// A host name, IPv4 or IPv6 address; also what goes into postgresql.conf, so no quotes or spaces.
+const address = z.string().regex(/^[A-Za-z0-9.:_-]+$/, "must be a host name or IP address");
+const addressList = z.string().regex(/^(\*|[A-Za-z0-9.:_-]+)(\s*,\s*[A-Za-z0-9.:_-]+)*$/, "must be '*' or a comma-separated list of addresses");
+
+function isPostgresUrl(value: string) {
+  try {
+    const u = new URL(value);
+    decodeURIComponent(u.username);
+    decodeURIComponent(u.password);
+    return (u.protocol === "postgres:" || u.protocol === "postgresql:") && u.hostname !== "";
+  } catch {
+    return false;
+  }
+}
+
+/** An enum of what exists today, with a clear word for the values that are planned but not built yet. */
+function available<const T extends readonly [string, ...string[]]>(values: T, planned: string[]) {
+  return z.enum(values, {
+    error: (issue) =>
+      planned.includes(issue.input as string)
+        ? `${issue.input} is planned and not available in this version; use ${values.join(" or ")}`
+        : `must be one of ${values.join(", ")}`,
+  });
+}
+
 function setting<S extends z.ZodType>(env: string, schema: S, fallback: string | undefined, help: string) {
   const flag = "--" + env.replace(/^ATLASHUB_/, "").toLowerCase().replaceAll("_", "-");
   return { env, flag, schema, fallback, help };
@@ -16,18 +41,18 @@ function setting<S extends z.ZodType>(env: string, schema: S, fallback: string |
 
 export const settings = {
   dataDir: setting("ATLASHUB_DATA_DIR", z.string().min(1), "./atlashub-data", "Directory for the Postgres cluster, master key and local storage."),
-  host: setting("ATLASHUB_HOST", z.string().min(1), "127.0.0.1", "Address the HTTP server listens on (0.0.0.0 to reach it from the network)."),
+  host: setting("ATLASHUB_HOST", address, "127.0.0.1", "Address the HTTP server listens on (0.0.0.0 to reach it from the network)."),
   port: setting("ATLASHUB_PORT", httpPort, "8080", "HTTP port of the admin UI and APIs (0 picks a free port)."),
   masterKey: setting("ATLASHUB_MASTER_KEY", z.string().regex(/^[0-9a-f]{64}$/i, "must be 64 hex characters (32 bytes)").optional(), undefined, "Key that encrypts stored secrets; generated into <data>/master.key on first start when not set."),
-  pgEngine: setting("ATLASHUB_PG_ENGINE", z.enum(["native", "external", "docker"]), "native", "native: start Postgres from installed binaries; external: use ATLASHUB_DATABASE_URL; docker: planned."),
-  databaseUrl: setting("ATLASHUB_DATABASE_URL", z.string().regex(/^postgres(ql)?:\/\//, "must be a postgres:// URL").optional(), undefined, "Superuser-capable connection URL for the external engine."),
-  pgBinDir: setting("ATLASHUB_PG_BIN_DIR", z.string().min(1).optional(), undefined, "Directory holding initdb/postgres (default: PATH, pg_config --bindir, /usr/lib/postgresql/*/bin)."),
-  pgListen: setting("ATLASHUB_PG_LISTEN", z.string().min(1), "127.0.0.1", "listen_addresses of the native Postgres."),
+  pgEngine: setting("ATLASHUB_PG_ENGINE", available(["native", "external"], ["docker"]), "native", "native: start Postgres from installed binaries; external: use ATLASHUB_DATABASE_URL; docker: planned."),
+  databaseUrl: setting("ATLASHUB_DATABASE_URL", z.string().refine(isPostgresUrl, "must be a postgres://user:password@host:port/database URL").optional(), undefined, "Superuser-capable connection URL for the external engine."),
+  pgBinDir: setting("ATLASHUB_PG_BIN_DIR", z.string().min(1).transform((dir) => resolve(dir)).optional(), undefined, "Directory holding initdb/postgres (default: PATH, pg_config --bindir, /usr/lib/postgresql/*/bin)."),
+  pgListen: setting("ATLASHUB_PG_LISTEN", addressList, "127.0.0.1", "listen_addresses of the native Postgres."),
   pgPort: setting("ATLASHUB_PG_PORT", port, "54329", "Port of the native Postgres."),
   pgOsUser: setting("ATLASHUB_PG_OS_USER", z.string().regex(/^[a-z_][a-z0-9_-]*$/, "must be a system user name").optional(), undefined, "OS user that runs the native Postgres when AtlasHub runs as root (default: postgres, else a created atlashub user)."),
   pgMemoryMb: setting("ATLASHUB_PG_MEMORY_MB", positiveInt.optional(), undefined, "Memory to size the native Postgres for (default: the machine's total memory)."),
   controlDb: setting("ATLASHUB_CONTROL_DB", z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, "must be a lowercase database name"), "atlashub", "Name of the control-plane database."),
-  storage: setting("ATLASHUB_STORAGE", z.enum(["fs", "s3"]), "fs", "Object storage driver: fs (local disk); s3 is planned."),
+  storage: setting("ATLASHUB_STORAGE", available(["fs"], ["s3"]), "fs", "Object storage driver: fs (local disk); s3 is planned."),
   bodyLimit: setting("ATLASHUB_BODY_LIMIT", positiveInt, String(1024 * 1024), "Largest accepted request body in bytes (uploads through signed URLs have their own limit)."),
   sessionHours: setting("ATLASHUB_SESSION_HOURS", positiveInt, "168", "Lifetime of an admin session cookie in hours."),
   trustProxy: setting("ATLASHUB_TRUST_PROXY", bool, "false", "Take the client IP from X-Forwarded-For (only behind a reverse proxy you run)."),
@@ -54,9 +79,6 @@ export function loadConfig(env: Record<string, string | undefined>, argv: string
   }
   const config = out as Config;
   config.dataDir = resolve(config.dataDir);
-  if (config.storage === "s3") {
-    throw new ConfigError("invalid setting ATLASHUB_STORAGE (--storage): s3 is not available in this version; use fs (default)");
-  }
   if (config.pgEngine === "external" && !config.databaseUrl) {
     throw new ConfigError("invalid setting ATLASHUB_DATABASE_URL (--database-url): required when ATLASHUB_PG_ENGINE=external");
   }

@@ -1,12 +1,10 @@
 #!/usr/bin/env bun
 import { ConfigError, loadConfig, settings, type Config } from "./config";
-import { EngineError, type PostgresEngine } from "./engines/postgres/engine";
-import { MigrationError } from "./platform/migrations";
+import type { PostgresEngine } from "./engines/postgres/engine";
 import { log, setLogLevel } from "./platform/log";
 import { emailSchema, passwordSchema, createAdmin } from "./admin/service";
 import { recordAudit } from "./platform/audit";
 import { openPlatform, startAtlasHub, VERSION } from "./serve";
-import { ApiError } from "./http/errors";
 
 const usage: Record<string, string> = {
   main: `atlashub ${VERSION}: self-hosted Postgres projects, REST API, storage and scheduler in one binary.
@@ -75,8 +73,8 @@ async function serve(config: Config) {
     await (running ? running.stop() : engine?.stop());
     process.exit(0);
   };
-  process.on("SIGINT", () => void shutdown("SIGINT"));
-  process.on("SIGTERM", () => void shutdown("SIGTERM"));
+  // SIGHUP too: a closed terminal must not kill atlashub and leave its Postgres running.
+  for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.on(signal, () => void shutdown(signal));
   try {
     running = await startAtlasHub(config, (e) => (engine = e));
   } catch (err) {
@@ -98,8 +96,11 @@ async function adminCreate(config: Config, rawEmail: string) {
   if (!password.success) return fail(`password ${password.error.issues[0]!.message}`, 2);
   const { ctx, close } = await openPlatform(config, { serve: false });
   try {
-    const user = await createAdmin(ctx.sql, email.data, password.data);
-    await recordAudit(ctx.sql, { actor: { type: "cli", label: "atlashub admin create" }, action: "admin.create", target: { type: "admin_user", id: user.id }, details: { email: user.email } });
+    const user = await ctx.sql.begin(async (tx) => {
+      const created = await createAdmin(tx, email.data, password.data);
+      await recordAudit(tx, { actor: { type: "cli", label: "atlashub admin create" }, action: "admin.create", target: { type: "admin_user", id: created.id }, details: { email: created.email } });
+      return created;
+    });
     print(`created admin ${user.email}`);
   } finally {
     await close();
@@ -162,8 +163,4 @@ function fail(message: string, code = 1): never {
   process.exit(code);
 }
 
-main(Bun.argv.slice(2)).catch((err) => {
-  if (err instanceof ConfigError) fail(err.message, 2);
-  if (err instanceof EngineError || err instanceof MigrationError || err instanceof ApiError) fail(err.message, 1);
-  fail(`${(err as Error).message}`, 1);
-});
+main(Bun.argv.slice(2)).catch((err) => fail((err as Error).message, err instanceof ConfigError ? 2 : 1));

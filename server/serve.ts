@@ -15,29 +15,36 @@ export const VERSION: string = pkg.version;
 
 /**
  * Everything a command needs before it can touch the control plane: data dir, master key, a running
- * Postgres, the control-plane pool, migrations applied. `serve` owns the Postgres; CLI commands attach to it.
+ * Postgres, the control-plane pool, migrations applied. Whoever holds the data-dir lock owns the
+ * Postgres; a CLI command run while `serve` holds it attaches to serve's Postgres instead.
  */
 export async function openPlatform(config: Config, mode: { serve: boolean; onEngine?: (engine: PostgresEngine) => void }) {
   prepareDataDir(config.dataDir);
-  const unlock = mode.serve ? lockDataDir(config.dataDir) : () => {};
-  const masterKey = loadMasterKey(config.dataDir, config.masterKey);
-  const engine = createPostgresEngine(config, masterKey, { attach: !mode.serve });
-  mode.onEngine?.(engine);
+  const lock = lockDataDir(config.dataDir);
+  if ("heldBy" in lock && mode.serve) throw new Error(`another atlashub process (pid ${lock.heldBy}) is using ${config.dataDir}; stop it first`);
+  const release = "release" in lock ? lock.release : () => {};
   try {
-    await engine.start();
-    const sql = await openControlPlane(engine.superuser(), config.controlDb);
-    await runMigrations(sql, migrations);
-    const extensions = await availableExtensions(sql);
-    const ctx: AppContext = { config, version: VERSION, engine, sql, masterKey, extensions };
-    const close = async () => {
-      await sql.end({ timeout: 5 });
-      await engine.stop();
-      unlock();
-    };
-    return { ctx, close };
+    const masterKey = loadMasterKey(config.dataDir, config.masterKey);
+    const engine = createPostgresEngine(config, masterKey, { attach: "heldBy" in lock, initialise: mode.serve });
+    mode.onEngine?.(engine);
+    try {
+      await engine.start();
+      const sql = await openControlPlane(engine.superuser(), config.controlDb);
+      await runMigrations(sql, migrations);
+      const extensions = await availableExtensions(sql);
+      const ctx: AppContext = { config, version: VERSION, engine, sql, masterKey, extensions };
+      const close = async () => {
+        await sql.end({ timeout: 5 });
+        await engine.stop();
+        release();
+      };
+      return { ctx, close };
+    } catch (err) {
+      await engine.stop().catch(() => {});
+      throw err;
+    }
   } catch (err) {
-    await engine.stop().catch(() => {});
-    unlock();
+    release();
     throw err;
   }
 }
@@ -54,7 +61,7 @@ export async function startAtlasHub(config: Config, onEngine?: (engine: Postgres
     server = Bun.serve({ hostname: config.host, port: config.port, fetch: app.fetch });
   } catch (err) {
     await close();
-    throw new ConfigError(`invalid setting ATLASHUB_PORT (--port): cannot listen on ${config.host}:${config.port}: ${(err as Error).message}`);
+    throw new ConfigError(`invalid setting ATLASHUB_HOST/ATLASHUB_PORT (--host/--port): cannot listen on ${config.host}:${config.port}: ${(err as Error).message}`);
   }
   const url = `http://${config.host.includes(":") ? `[${config.host}]` : config.host}:${server.port}`;
   log.info("atlashub listening", { url, version: VERSION, pg_engine: config.pgEngine });
@@ -62,8 +69,11 @@ export async function startAtlasHub(config: Config, onEngine?: (engine: Postgres
     ctx,
     url,
     port: server.port!,
+    /** Lets requests in flight finish (10 s at most), then stops Postgres. */
     async stop() {
-      await server.stop(true);
+      const force = setTimeout(() => void server.stop(true), 10_000);
+      await server.stop();
+      clearTimeout(force);
       await close();
     },
   };

@@ -102,11 +102,19 @@ describe("POST /admin/api/login", () => {
     }
   });
 
-  it("rate-limits attempts per IP across accounts", async () => {
+  it("counts parallel failed attempts on one account atomically", async () => {
+    const email = "parallel@example.com";
+    const statuses = await Promise.all(Array.from({ length: 25 }, (_, i) => login(email, "guess-" + i).then((r) => r.status)));
+    expect(statuses.filter((s) => s === 401)).toHaveLength(LOGIN_LIMITS.perAccount);
+    expect(statuses.filter((s) => s === 429)).toHaveLength(25 - LOGIN_LIMITS.perAccount);
+  });
+
+  it("rate-limits attempts per IP across accounts, and client-written X-Forwarded-For hops do not help", async () => {
     const ipServer = await startTestServer({ ATLASHUB_TRUST_PROXY: "true" });
     try {
+      // The proxy appends the real client address last; everything to its left is the client's own.
       const attempt = (i: number) =>
-        ipServer.fetch("/admin/api/login", jsonRequest("POST", { email: `u${i}@example.com`, password: "pw" }, { "x-forwarded-for": "203.0.113.7" }));
+        ipServer.fetch("/admin/api/login", jsonRequest("POST", { email: `u${i}@example.com`, password: "pw" }, { "x-forwarded-for": `10.9.${i % 250}.1, 203.0.113.7` }));
       for (let i = 0; i < LOGIN_LIMITS.perIp; i++) expect((await attempt(i)).status).toBe(401);
       expect((await attempt(999)).status).toBe(429);
       const otherIp = await ipServer.fetch("/admin/api/login", jsonRequest("POST", { email: "x@example.com", password: "pw" }, { "x-forwarded-for": "203.0.113.8" }));
@@ -177,6 +185,76 @@ describe("admin API tokens", () => {
       expect((await server.fetch("/admin/api/me", { headers: { authorization: `Bearer ${value}` } })).status).toBe(401);
     }
     expect((await server.fetch("/admin/api/tokens/not-a-uuid", { method: "DELETE", headers: { cookie } })).status).toBe(404);
+  });
+});
+
+describe("cross-site request forgery", () => {
+  it("refuses bodies that are not application/json with 415", async () => {
+    const cookie = await sessionCookie();
+    for (const type of ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x"]) {
+      const res = await server.fetch("/admin/api/tokens", { method: "POST", headers: { cookie, "content-type": type }, body: JSON.stringify({ name: "csrf" }) });
+      expect(res.status).toBe(415);
+      expect((await res.json()).error.code).toBe("unsupported_media_type");
+    }
+    expect(await server.ctx.sql`select 1 from admin_tokens where name = 'csrf'`).toHaveLength(0);
+  });
+
+  it("refuses writes whose Origin is another host, even a sibling subdomain", async () => {
+    const cookie = await sessionCookie();
+    const host = new URL(server.url).host;
+    const foreign = await server.fetch("/admin/api/tokens", jsonRequest("POST", { name: "csrf" }, { cookie, origin: "https://evil.example.com" }));
+    expect(foreign.status).toBe(403);
+    expect((await foreign.json()).error.code).toBe("cross_origin");
+    const own = await server.fetch("/admin/api/tokens", jsonRequest("POST", { name: "same-origin" }, { cookie, origin: `http://${host}` }));
+    expect(own.status).toBe(201);
+    registerSecret((await own.json()).token);
+  });
+});
+
+describe("bad input never reaches Postgres as a 500", () => {
+  const bodies: [string, unknown][] = [
+    ["a NUL byte in the token name", { name: "a\u0000b" }],
+    ["a control character in the token name", { name: "a\u0007b" }],
+    ["an expiry in the past", { name: "old", expires_at: "2000-01-01T00:00:00Z" }],
+    ["an expiry in year 0", { name: "zero", expires_at: "0000-01-01T00:00:00Z" }],
+    ["an expiry past year 9999", { name: "far", expires_at: "+010000-01-01T00:00:00Z" }],
+    ["an empty name", { name: "   " }],
+  ];
+  for (const [what, body] of bodies) {
+    it(`answers 400 for ${what}`, async () => {
+      const res = await server.fetch("/admin/api/tokens", jsonRequest("POST", body, { cookie: await sessionCookie() }));
+      expect(res.status).toBe(400);
+      expect((await res.json()).error.code).toBe("validation_failed");
+    });
+  }
+
+  it("answers 400 for a NUL byte in a query parameter", async () => {
+    const res = await server.fetch("/admin/api/audit?action=%00", { headers: { cookie: await sessionCookie() } });
+    expect(res.status).toBe(400);
+  });
+});
+
+describe("writes and their audit entries", () => {
+  it("are one transaction: when the audit entry cannot be written, no token exists", async () => {
+    const cookie = await sessionCookie();
+    await server.ctx.sql`alter table audit_log add constraint test_refuse check (action <> 'admin.token.create') not valid`;
+    try {
+      const res = await server.fetch("/admin/api/tokens", jsonRequest("POST", { name: "unaudited" }, { cookie, "x-request-id": "unaudited-1" }));
+      expect(res.status).toBe(500);
+      expect(await res.json()).toEqual({ error: { code: "internal_error", message: expect.any(String), details: { request_id: "unaudited-1" } } });
+      expect(await server.ctx.sql`select 1 from admin_tokens where name = 'unaudited'`).toHaveLength(0);
+    } finally {
+      await server.ctx.sql`alter table audit_log drop constraint test_refuse`;
+    }
+  });
+
+  it("logout audits only a session that really ended", async () => {
+    const cookie = await sessionCookie();
+    const { token } = await (await server.fetch("/admin/api/tokens", jsonRequest("POST", { name: "logout-check" }, { cookie }))).json();
+    registerSecret(token);
+    const res = await server.fetch("/admin/api/logout", { method: "POST", headers: { authorization: `Bearer ${token}`, "x-request-id": "bearer-logout" } });
+    expect(res.status).toBe(204);
+    expect(await auditActions("bearer-logout")).toEqual([]);
   });
 });
 

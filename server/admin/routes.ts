@@ -4,12 +4,12 @@ import { z } from "zod";
 import type { AppContext, AppEnv } from "../context";
 import { errors, parseBody } from "../http/errors";
 import { audit, SESSION_COOKIE } from "../http/auth";
-import { pageSchema } from "../http/pagination";
+import { pageSchema, safeText } from "../http/schemas";
 import { listAudit } from "../platform/audit";
 import * as admin from "./service";
 
 const loginSchema = z.object({ email: admin.emailSchema, password: z.string().min(1).max(512) });
-const auditQuery = pageSchema.extend({ action: z.string().max(100).optional() });
+const auditQuery = pageSchema.extend({ action: safeText(100).optional() });
 
 /** Behind a trusted TLS-terminating proxy the socket is plain HTTP; X-Forwarded-Proto tells. */
 function isHttps(c: Context, trustProxy: boolean) {
@@ -22,33 +22,35 @@ export function adminRoutes(ctx: AppContext) {
 
   app.post("/login", async (c) => {
     const input = await parseBody(c, loginSchema);
-    const result = await admin.login(ctx.sql, {
-      ...input,
-      ip: c.get("clientIp"),
-      userAgent: c.req.header("user-agent"),
-      sessionHours: ctx.config.sessionHours,
-    });
-    if (!result) {
-      await audit(ctx, c, { action: "admin.login_failed", actor: { type: "anonymous", label: input.email } });
+    const ip = c.get("clientIp");
+    const user = await admin.verifyLogin(ctx.sql, { ...input, ip });
+    if (!user) {
+      await audit(ctx.sql, c, { action: "admin.login_failed", actor: { type: "anonymous", label: input.email } });
       throw errors.invalidCredentials();
     }
-    const actor = { type: "admin" as const, id: result.user.id, label: result.user.email, email: result.user.email };
-    await audit(ctx, c, { action: "admin.login", actor });
-    setCookie(c, SESSION_COOKIE, result.token, {
+    const session = await ctx.sql.begin(async (tx) => {
+      const created = await admin.createSession(tx, user.id, { ip, userAgent: c.req.header("user-agent"), hours: ctx.config.sessionHours });
+      await audit(tx, c, { action: "admin.login", actor: { type: "admin", id: user.id, label: user.email, email: user.email } });
+      return created;
+    });
+    setCookie(c, SESSION_COOKIE, session.token, {
       httpOnly: true,
       sameSite: "Strict",
       secure: isHttps(c, ctx.config.trustProxy),
       path: "/",
-      expires: result.expiresAt,
+      expires: session.expiresAt,
     });
-    return c.json({ user: result.user, expires_at: result.expiresAt });
+    return c.json({ user, expires_at: session.expiresAt });
   });
 
   app.post("/logout", async (c) => {
-    const session = getCookie(c, SESSION_COOKIE);
-    if (session) await admin.logout(ctx.sql, session);
+    const cookie = getCookie(c, SESSION_COOKIE);
+    if (cookie) {
+      await ctx.sql.begin(async (tx) => {
+        if (await admin.endSession(tx, cookie)) await audit(tx, c, { action: "admin.logout" });
+      });
+    }
     deleteCookie(c, SESSION_COOKIE, { path: "/" });
-    await audit(ctx, c, { action: "admin.logout" });
     return c.body(null, 204);
   });
 
@@ -59,8 +61,11 @@ export function adminRoutes(ctx: AppContext) {
 
   app.post("/tokens", async (c) => {
     const input = await parseBody(c, admin.createTokenSchema);
-    const token = await admin.createToken(ctx.sql, c.get("actor").id!, input);
-    await audit(ctx, c, { action: "admin.token.create", target: { type: "admin_token", id: token.id }, details: { name: token.name } });
+    const token = await ctx.sql.begin(async (tx) => {
+      const created = await admin.createToken(tx, c.get("actor").id!, input);
+      await audit(tx, c, { action: "admin.token.create", target: { type: "admin_token", id: created.id }, details: { name: created.name } });
+      return created;
+    });
     return c.json(token, 201);
   });
 
@@ -72,8 +77,10 @@ export function adminRoutes(ctx: AppContext) {
   app.delete("/tokens/:id", async (c) => {
     const id = z.uuid().safeParse(c.req.param("id"));
     if (!id.success) throw errors.notFound("token");
-    await admin.revokeToken(ctx.sql, c.get("actor").id!, id.data);
-    await audit(ctx, c, { action: "admin.token.revoke", target: { type: "admin_token", id: id.data } });
+    await ctx.sql.begin(async (tx) => {
+      await admin.revokeToken(tx, c.get("actor").id!, id.data);
+      await audit(tx, c, { action: "admin.token.revoke", target: { type: "admin_token", id: id.data } });
+    });
     return c.body(null, 204);
   });
 

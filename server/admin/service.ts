@@ -1,8 +1,9 @@
 import { z } from "zod";
-import type { Sql } from "../platform/db";
+import type { Db, Sql } from "../platform/db";
 import { randomToken, sha256Hex } from "../platform/crypto";
-import { assertUnderLimit, countHit, recordHit } from "../http/rateLimit";
+import { countHit, forgiveHit } from "../http/rateLimit";
 import { errors } from "../http/errors";
+import { futureTimestamp, safeText } from "../http/schemas";
 import type { Actor } from "../platform/audit";
 
 export const emailSchema = z.email().max(254).transform((e) => e.toLowerCase());
@@ -22,7 +23,7 @@ export interface AdminUser {
   created_at: Date;
 }
 
-export async function createAdmin(sql: Sql, email: string, password: string): Promise<AdminUser> {
+export async function createAdmin(sql: Db, email: string, password: string): Promise<AdminUser> {
   const hash = await Bun.password.hash(password, { algorithm: "argon2id" });
   const [user] = await sql<AdminUser[]>`
     insert into admin_users (email, password_hash) values (${email}, ${hash})
@@ -32,34 +33,34 @@ export async function createAdmin(sql: Sql, email: string, password: string): Pr
   return user;
 }
 
-export async function countAdmins(sql: Sql): Promise<number> {
-  const [row] = await sql<{ n: number }[]>`select count(*)::int as n from admin_users`;
-  return row!.n;
-}
-
-/** Checks rate limits, then the password; returns a new session token (the cookie value) on success. */
-export async function login(sql: Sql, input: { email: string; password: string; ip: string; userAgent?: string; sessionHours: number }) {
+/** Counts the attempt against the rate limits, then checks the password; returns the admin on success. */
+export async function verifyLogin(sql: Sql, input: { email: string; password: string; ip: string }) {
   const accountKey = `login:account:${input.email}`;
   await countHit(sql, `login:ip:${input.ip}`, LOGIN_LIMITS.perIp, LOGIN_LIMITS.windowSeconds);
-  await assertUnderLimit(sql, accountKey, LOGIN_LIMITS.perAccount, LOGIN_LIMITS.windowSeconds);
+  await countHit(sql, accountKey, LOGIN_LIMITS.perAccount, LOGIN_LIMITS.windowSeconds);
   const [user] = await sql<{ id: string; email: string; password_hash: string }[]>`
     select id, email, password_hash from admin_users where lower(email) = ${input.email} and disabled_at is null`;
   dummyHash ??= Bun.password.hash(randomToken(), { algorithm: "argon2id" });
   const ok = await Bun.password.verify(input.password, user?.password_hash ?? (await dummyHash));
-  if (!user || !ok) {
-    await recordHit(sql, accountKey, LOGIN_LIMITS.windowSeconds);
-    return undefined;
-  }
+  if (!user || !ok) return undefined;
+  await forgiveHit(sql, accountKey);
+  return { id: user.id, email: user.email };
+}
+
+/** Returns the session token (the cookie value), which is stored only as its SHA-256. */
+export async function createSession(sql: Db, adminId: string, input: { ip: string; userAgent?: string; hours: number }) {
   const token = randomToken(32);
   const [session] = await sql<{ expires_at: Date }[]>`
     insert into admin_sessions (admin_id, token_hash, expires_at, ip, user_agent)
-    values (${user.id}, ${sha256Hex(token)}, now() + make_interval(hours => ${input.sessionHours}), ${input.ip}, ${input.userAgent?.slice(0, 300) ?? null})
+    values (${adminId}, ${sha256Hex(token)}, now() + make_interval(hours => ${input.hours}), ${input.ip}, ${input.userAgent?.slice(0, 300) ?? null})
     returning expires_at`;
-  return { token, expiresAt: session!.expires_at, user: { id: user.id, email: user.email } };
+  return { token, expiresAt: session!.expires_at };
 }
 
-export async function logout(sql: Sql, sessionToken: string) {
-  await sql`delete from admin_sessions where token_hash = ${sha256Hex(sessionToken)}`;
+/** True when a session was ended. */
+export async function endSession(sql: Db, sessionToken: string) {
+  const rows = await sql`delete from admin_sessions where token_hash = ${sha256Hex(sessionToken)} returning id`;
+  return rows.length > 0;
 }
 
 /** Session cookie → actor. last_seen_at is written at most once a minute. */
@@ -87,8 +88,8 @@ export async function actorFromToken(sql: Sql, token: string): Promise<Actor | u
 }
 
 export const createTokenSchema = z.object({
-  name: z.string().trim().min(1).max(100),
-  expires_at: z.iso.datetime({ offset: true }).optional(),
+  name: safeText(100),
+  expires_at: futureTimestamp.optional(),
 });
 
 export interface AdminToken {
@@ -102,7 +103,7 @@ export interface AdminToken {
 }
 
 /** Returns the token row and the full token, which is never stored and never shown again. */
-export async function createToken(sql: Sql, adminId: string, input: z.infer<typeof createTokenSchema>) {
+export async function createToken(sql: Db, adminId: string, input: z.infer<typeof createTokenSchema>) {
   const token = TOKEN_PREFIX + randomToken(32);
   const [row] = await sql<AdminToken[]>`
     insert into admin_tokens (admin_id, name, prefix, token_hash, expires_at)
@@ -118,7 +119,7 @@ export async function listTokens(sql: Sql, adminId: string, page: { limit: numbe
     order by created_at desc limit ${page.limit} offset ${page.offset}`;
 }
 
-export async function revokeToken(sql: Sql, adminId: string, tokenId: string) {
+export async function revokeToken(sql: Db, adminId: string, tokenId: string) {
   const [row] = await sql<{ id: string }[]>`
     update admin_tokens set revoked_at = coalesce(revoked_at, now())
     where id = ${tokenId} and admin_id = ${adminId} returning id`;

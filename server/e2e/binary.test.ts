@@ -216,7 +216,7 @@ describe("atlashub interrupted or blocked during start-up", () => {
       expect(await h.exited).toBe(2);
       const errors = h.lines("stderr");
       expect(errors).toHaveLength(1);
-      expect(errors[0]).toContain(`ATLASHUB_PORT (--port): cannot listen on 127.0.0.1:${taken.port}`);
+      expect(errors[0]).toContain(`ATLASHUB_HOST/ATLASHUB_PORT (--host/--port): cannot listen on 127.0.0.1:${taken.port}`);
       expect(postmastersOf(dataDir)).toEqual([]);
       expect(existsSync(join(dataDir, "atlashub.pid"))).toBe(false);
     } finally {
@@ -237,12 +237,26 @@ describe("atlashub interrupted or blocked during start-up", () => {
 describe("atlashub CLI", () => {
   it("migrate starts Postgres for itself when no serve runs, then stops it and exits", async () => {
     const dataDir = join(tempDir("migrate"), "data");
-    const h = spawnAtlasHub({ dataDir, args: ["migrate"], env: { ATLASHUB_PG_PORT: String(freePort()) } });
+    const env = { ATLASHUB_PORT: String(freePort()), ATLASHUB_PG_PORT: String(freePort()) };
+    const serve = spawnAtlasHub({ dataDir, env });
+    await serve.waitHealthy(200, 60_000);
+    expect(await serve.stop()).toBe(0);
+    readSecretsOf(dataDir);
+
+    const h = spawnAtlasHub({ dataDir, args: ["migrate"], env });
     expect(await h.exited).toBe(0);
     expect(h.output()).toContain("control plane is up to date");
     expect(postmastersOf(dataDir)).toEqual([]);
-    readSecretsOf(dataDir);
-  }, 20_000);
+    expect(existsSync(join(dataDir, "atlashub.pid"))).toBe(false);
+  }, 30_000);
+
+  it("admin create refuses a directory without AtlasHub data instead of making a new cluster", async () => {
+    const dataDir = join(tempDir("wrongdir"), "data");
+    const h = spawnAtlasHub({ dataDir, args: ["admin", "create", "--email", "a@example.com"], stdin: "long enough password\n" });
+    expect(await h.exited).toBe(1);
+    expect(h.lines("stderr")).toEqual([`atlashub: no AtlasHub data in ${dataDir}: run 'atlashub serve' once, or point ATLASHUB_DATA_DIR (--data-dir) at the existing data dir`]);
+    expect(existsSync(join(dataDir, "pg"))).toBe(false);
+  });
 
   it("prints the version", async () => {
     const h = spawnAtlasHub({ args: ["version"] });

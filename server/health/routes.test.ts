@@ -1,5 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "bun:test";
+import postgres from "postgres";
 import { startTestServer, type TestServer } from "../test/server";
+import { healthRoutes } from "./routes";
 
 describe("GET /health", () => {
   let server: TestServer;
@@ -41,5 +43,23 @@ describe("GET /health when Postgres is down", () => {
     expect(res.status).toBe(503);
     expect(await res.json()).toMatchObject({ status: "unavailable", postgres: { ok: false, state: "stopped" } });
     await server.stop();
+  });
+});
+
+describe("GET /health when Postgres hangs", () => {
+  it("answers 503 after its own short timeout instead of waiting on the pool", async () => {
+    // Accepts TCP connections and never answers: the pool connects, then waits for the server.
+    const blackhole = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+    const server = await startTestServer();
+    const sql = postgres({ host: "127.0.0.1", port: blackhole.port, user: "x", password: "x", database: "x", connect_timeout: 30, onnotice: () => {} });
+    try {
+      const res = await healthRoutes({ ...server.ctx, sql }).request("/health");
+      expect(res.status).toBe(503);
+      expect((await res.json()).postgres).toMatchObject({ ok: false, state: "running" });
+    } finally {
+      blackhole.stop(true);
+      await sql.end({ timeout: 0 });
+      await server.stop();
+    }
   });
 });

@@ -20,16 +20,15 @@ export function healthRoutes(ctx: AppContext) {
 async function checkPostgres(ctx: AppContext) {
   const base = { engine: ctx.engine.kind, state: ctx.engine.state(), extensions: ctx.extensions };
   if (ctx.engine.state() !== "running") return { ok: false, ...base };
+  const query = ctx.sql<{ version: string }[]>`select current_setting('server_version') as version`;
+  const timer = setTimeout(() => query.cancel(), PG_CHECK_TIMEOUT_MS);
   try {
-    const query = ctx.sql<{ version: string }[]>`select current_setting('server_version') as version`;
-    const timeout = Bun.sleep(PG_CHECK_TIMEOUT_MS).then(() => {
-      query.cancel();
-      throw new Error("timeout");
-    });
-    const [row] = await Promise.race([query, timeout]);
+    const [row] = await query;
     return { ok: true, version: row!.version, ...base };
   } catch {
     return { ok: false, ...base };
+  } finally {
+    clearTimeout(timer);
   }
 }
 

@@ -3,6 +3,7 @@ import { getCookie } from "hono/cookie";
 import type { AppContext, AppEnv } from "../context";
 import { actorFromSession, actorFromToken } from "../admin/service";
 import { recordAudit, type AuditEntry } from "../platform/audit";
+import type { Db } from "../platform/db";
 import { errors } from "./errors";
 
 export const SESSION_COOKIE = "atlashub_session";
@@ -19,9 +20,9 @@ export const requireAdmin = (ctx: AppContext, publicPaths: string[]): Middleware
     await next();
   };
 
-/** Records an admin action with who, what, when and the request id. */
-export function audit(ctx: AppContext, c: Context<AppEnv>, entry: Omit<AuditEntry, "actor" | "requestId" | "ip"> & { actor?: AuditEntry["actor"] }) {
-  return recordAudit(ctx.sql, {
+/** Records an admin action with who, what, when and the request id; pass the write's transaction as `db`. */
+export function audit(db: Db, c: Context<AppEnv>, entry: Omit<AuditEntry, "actor" | "requestId" | "ip"> & { actor?: AuditEntry["actor"] }) {
+  return recordAudit(db, {
     ...entry,
     actor: entry.actor ?? c.get("actor") ?? { type: "anonymous" },
     requestId: c.get("requestId"),

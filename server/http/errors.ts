@@ -2,6 +2,7 @@ import type { Context } from "hono";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { HTTPException } from "hono/http-exception";
 import { z } from "zod";
+import postgres from "postgres";
 import { log } from "../platform/log";
 
 /** The one error every surface returns: {"error":{"code","message","details?"}} with its HTTP status. */
@@ -23,6 +24,9 @@ export const errors = {
       issues: issues.map((i) => ({ path: i.path.join("."), message: i.message })),
     }),
   invalidJson: () => new ApiError(400, "invalid_json", "The request body is not valid JSON."),
+  invalidInput: () => new ApiError(400, "invalid_input", "A value in the request is not acceptable to the database (out of range or malformed)."),
+  unsupportedMediaType: () => new ApiError(415, "unsupported_media_type", "Send the body as application/json."),
+  crossOrigin: () => new ApiError(403, "cross_origin", "Requests from another origin are not accepted."),
   unauthorized: (message = "Sign in or send a valid API token.") => new ApiError(401, "unauthorized", message),
   invalidCredentials: () => new ApiError(401, "invalid_credentials", "Email or password is wrong."),
   forbidden: (message = "You are not allowed to do this.") => new ApiError(403, "forbidden", message),
@@ -48,13 +52,29 @@ export function renderError(err: Error, c: Context) {
   if (err instanceof HTTPException && err.status < 500) {
     return c.json(errorBody("http_error", err.message || "Bad request."), err.status as ContentfulStatusCode);
   }
+  // Class 22 is "data exception": a value the database rejected (out-of-range date, NUL byte…).
+  if (err instanceof postgres.PostgresError && err.code.startsWith("22")) return renderError(errors.invalidInput(), c);
   const requestId = c.get("requestId");
-  log.error("unhandled error", { request_id: requestId, error: err.message, stack: err.stack });
+  log.error("unhandled error", { request_id: requestId, ...describeError(err) });
   return c.json(errorBody("internal_error", "Something went wrong on our side.", { request_id: requestId }), 500);
+}
+
+/**
+ * What to log about an unexpected error. A Postgres message can quote the values of the failing
+ * statement, so for those only the code and the names of the objects involved are kept.
+ */
+function describeError(err: Error) {
+  if (err instanceof postgres.PostgresError) {
+    const { code, routine, table_name, column_name, constraint_name } = err;
+    return { error: "postgres error", code, routine, table: table_name, column: column_name, constraint: constraint_name };
+  }
+  return { error: err.message, stack: err.stack };
 }
 
 /** Parses a JSON body and validates it; the result is typed by the schema. */
 export async function parseBody<S extends z.ZodType>(c: Context, schema: S): Promise<z.output<S>> {
+  // Only JSON: a form or text/plain body is what a cross-site page can send without a CORS preflight.
+  if (!/^application\/json\s*(;|$)/i.test(c.req.header("content-type") ?? "")) throw errors.unsupportedMediaType();
   let body: unknown;
   try {
     body = await c.req.json();

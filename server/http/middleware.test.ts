@@ -75,9 +75,15 @@ describe("accessLog", () => {
 });
 
 describe("clientIp", () => {
-  it("ignores X-Forwarded-For unless the proxy is trusted", async () => {
-    const headers = { "x-forwarded-for": "198.51.100.1, 10.0.0.1" };
-    expect(await (await app(false).request("/ip", { headers })).text()).not.toBe("198.51.100.1");
-    expect(await (await app(true).request("/ip", { headers })).text()).toBe("198.51.100.1");
+  it("ignores X-Forwarded-For unless the proxy is trusted, then takes the hop the proxy appended", async () => {
+    const headers = { "x-forwarded-for": "198.51.100.1, 203.0.113.9" };
+    expect(await (await app(false).request("/ip", { headers })).text()).toBe("unknown");
+    expect(await (await app(true).request("/ip", { headers })).text()).toBe("203.0.113.9");
+  });
+
+  it("falls back to the socket when the forwarded hop is not an IP address", async () => {
+    for (const value of ["x".repeat(8000), "not-an-ip", ""]) {
+      expect(await (await app(true).request("/ip", { headers: { "x-forwarded-for": value } })).text()).toBe("unknown");
+    }
   });
 });

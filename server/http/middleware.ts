@@ -1,4 +1,5 @@
-import type { MiddlewareHandler } from "hono";
+import type { Context, MiddlewareHandler } from "hono";
+import { isIP } from "node:net";
 import { bodyLimit as honoBodyLimit } from "hono/body-limit";
 import { getConnInfo } from "hono/bun";
 import { randomUUID } from "node:crypto";
@@ -39,19 +40,43 @@ export const bodyLimit = (maxSize: number): MiddlewareHandler =>
     },
   });
 
-/** The client's IP: the socket peer, or the first X-Forwarded-For hop when running behind a trusted proxy. */
+/**
+ * The client's IP: the socket peer; behind a trusted proxy, the last X-Forwarded-For hop — the one
+ * our proxy appended. Hops to its left come from the client and can be anything.
+ */
 export const clientIp = (trustProxy: boolean): MiddlewareHandler =>
   async function clientIp(c, next) {
-    let ip = "unknown";
-    const forwarded = c.req.header("x-forwarded-for");
-    if (trustProxy && forwarded) ip = forwarded.split(",")[0]!.trim();
-    else {
-      try {
-        ip = getConnInfo(c).remote.address ?? "unknown";
-      } catch {
-        // app.request() in unit tests has no socket
-      }
-    }
-    c.set("clientIp", ip);
+    const forwarded = trustProxy ? c.req.header("x-forwarded-for")?.split(",").pop()?.trim() : undefined;
+    c.set("clientIp", forwarded && isIP(forwarded) ? forwarded : socketAddress(c));
     await next();
   };
+
+function socketAddress(c: Context) {
+  try {
+    return getConnInfo(c).remote.address ?? "unknown";
+  } catch {
+    return "unknown"; // app.request() in unit tests has no socket
+  }
+}
+
+/**
+ * Refuses state-changing requests that a browser sent from another origin. SameSite=Strict cookies
+ * already stop other sites; this also stops sibling subdomains, which count as the same site.
+ */
+export const sameOrigin = (trustProxy: boolean): MiddlewareHandler =>
+  async function sameOrigin(c, next) {
+    const origin = c.req.header("origin");
+    if (origin && !["GET", "HEAD", "OPTIONS"].includes(c.req.method)) {
+      const host = (trustProxy && c.req.header("x-forwarded-host")) || c.req.header("host");
+      if (originHost(origin) !== host) throw errors.crossOrigin();
+    }
+    await next();
+  };
+
+function originHost(origin: string) {
+  try {
+    return new URL(origin).host;
+  } catch {
+    return undefined;
+  }
+}

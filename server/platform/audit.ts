@@ -1,5 +1,5 @@
 import type postgres from "postgres";
-import type { Sql } from "./db";
+import type { Db, Sql } from "./db";
 
 export interface Actor {
   type: "admin" | "token" | "cli" | "system" | "anonymous";
@@ -20,7 +20,7 @@ export interface AuditEntry {
   details?: Record<string, unknown>;
 }
 
-export async function recordAudit(sql: Sql, entry: AuditEntry) {
+export async function recordAudit(sql: Db, entry: AuditEntry) {
   await sql`
     insert into audit_log (actor_type, actor_id, actor_label, action, target_type, target_id, request_id, ip, details)
     values (${entry.actor.type}, ${entry.actor.id ?? null}, ${entry.actor.label ?? null}, ${entry.action},

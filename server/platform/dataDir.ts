@@ -11,22 +11,31 @@ export function prepareDataDir(dataDir: string) {
   mkdirSync(join(dataDir, "storage"), { recursive: true, mode: 0o700 });
 }
 
+export type DataDirLock = { release: () => void } | { heldBy: number };
+
 /**
- * One `serve` per data dir. A lock left by a killed process (its pid is gone or is not atlashub) is taken over.
- * Returns a release function.
+ * One process owns a data dir (and its Postgres) at a time: `serve`, or a CLI command when no serve
+ * runs. The lock file is created atomically; one left by a process that is gone (or whose pid now
+ * belongs to something that is not atlashub) is taken over.
  */
-export function lockDataDir(dataDir: string): () => void {
+export function lockDataDir(dataDir: string): DataDirLock {
   const path = join(dataDir, "atlashub.pid");
-  if (existsSync(path)) {
-    const pid = Number(readFileSync(path, "utf8").trim());
-    if (pid && pid !== process.pid && isAtlasHub(pid)) {
-      throw new Error(`another atlashub (pid ${pid}) is serving ${dataDir}; stop it first`);
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      writeFileSync(path, String(process.pid) + "\n", { flag: "wx" });
+      return {
+        release: () => {
+          if (existsSync(path) && readFileSync(path, "utf8").trim() === String(process.pid)) rmSync(path);
+        },
+      };
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
     }
+    const holder = Number(readFileSync(path, "utf8").trim());
+    if (holder && holder !== process.pid && isAtlasHub(holder)) return { heldBy: holder };
+    rmSync(path, { force: true });
   }
-  writeFileSync(path, String(process.pid) + "\n");
-  return () => {
-    if (existsSync(path) && readFileSync(path, "utf8").trim() === String(process.pid)) rmSync(path);
-  };
+  throw new Error(`cannot lock ${dataDir}: another process keeps replacing ${path}`);
 }
 
 function isAtlasHub(pid: number) {

@@ -3,6 +3,8 @@ import type { PgConnectionInfo } from "../engines/postgres/engine";
 import { log } from "./log";
 
 export type Sql = postgres.Sql;
+/** A pool or a transaction: what services take, so a route can run a write and its audit entry in one transaction. */
+export type Db = postgres.ISql;
 
 const STATEMENT_TIMEOUT_MS = 15_000;
 
@@ -28,7 +30,7 @@ export async function openControlPlane(superuser: PgConnectionInfo, name: string
     max: 5,
     idle_timeout: 60,
     connect_timeout: 5,
-    connection: { application_name: "atlashub", statement_timeout: STATEMENT_TIMEOUT_MS },
+    connection: { application_name: "atlashub", statement_timeout: STATEMENT_TIMEOUT_MS, idle_in_transaction_session_timeout: 60_000 },
     onnotice: () => {},
   });
 }

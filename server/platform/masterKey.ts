@@ -1,7 +1,8 @@
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
 import { log } from "./log";
+import { writeFileDurably } from "./files";
 
 /** Returns the 32-byte master key: from the setting, else from <data>/master.key, created (0600) on first start. */
 export function loadMasterKey(dataDir: string, fromSetting: string | undefined): Buffer {
@@ -13,7 +14,7 @@ export function loadMasterKey(dataDir: string, fromSetting: string | undefined):
     return Buffer.from(hex, "hex");
   }
   const key = randomBytes(32);
-  writeFileSync(path, key.toString("hex") + "\n", { mode: 0o600, flag: "wx" });
+  writeFileDurably(path, key.toString("hex") + "\n");
   log.info("created master key file", { path });
   return key;
 }

@@ -21,7 +21,11 @@ export async function runMigrations(sql: Sql, migrations: Migration[]): Promise<
   const conn = await sql.reserve();
   const applied: string[] = [];
   try {
-    await conn`select pg_advisory_lock(${LOCK_KEY})`;
+    // Waiting for another instance's migrations, and a long migration itself, may exceed the pool's timeout.
+    await conn`set statement_timeout = 0`;
+    await conn`select pg_advisory_lock(${LOCK_KEY})`.catch((err: Error) => {
+      throw new MigrationError(`cannot take the migration lock: ${err.message}`);
+    });
     await conn`create table if not exists schema_migrations (
       name text primary key, checksum text not null, applied_at timestamptz not null default now())`;
     const done = new Map((await conn<{ name: string; checksum: string }[]>`select name, checksum from schema_migrations`).map((r) => [r.name, r.checksum]));
@@ -50,6 +54,7 @@ export async function runMigrations(sql: Sql, migrations: Migration[]): Promise<
     }
   } finally {
     await conn`select pg_advisory_unlock(${LOCK_KEY})`.catch(() => {});
+    await conn`reset statement_timeout`.catch(() => {});
     conn.release();
   }
   return applied;

@@ -84,6 +84,10 @@ process.on("exit", () => {
 export function spawnAtlasHub(options: SpawnOptions = {}) {
   const binary = options.binary ?? (options.qemu ? arm64Binary : x64Binary);
   if (!existsSync(binary)) throw new Error(`${binary} does not exist: run \`npm run build\` first`);
+  // The same test as build/build.sh --if-stale: a source (not a test) newer than the binary.
+  const find = ["find", "server", "migrations", "package.json", "-newer", binary, "-not", "-name", "*.test.ts", "-not", "-path", "server/test/*", "-not", "-path", "server/e2e/*", "-print", "-quit"];
+  const stale = Bun.spawnSync(find, { cwd: repoRoot }).stdout.toString().trim();
+  if (stale) throw new Error(`${binary} is older than ${stale}: run \`npm run build\` first`);
   if (options.qemu && !existsSync(QEMU)) {
     throw new Error(`${QEMU} is missing: run \`bash build/setup-qemu.sh\` (as root) to install qemu-user-static and libc6-arm64-cross`);
   }

@@ -10,7 +10,7 @@ setLogSink(appendToSuiteLog);
 setLogLevel("debug");
 
 const masterKey = randomBytes(32);
-const cluster = new NativeEngine({ dataDir: tempDir("cluster"), listen: "127.0.0.1", port: freePort(), masterKey, attach: false, memoryMb: 1024 });
+const cluster = new NativeEngine({ dataDir: tempDir("cluster"), listen: "127.0.0.1", port: freePort(), masterKey, attach: false, initialise: true, memoryMb: 1024 });
 await cluster.start();
 const su = cluster.superuser();
 registerSecret(su.password, masterKey.toString("hex"));

@@ -2,9 +2,9 @@ import { existsSync, readdirSync, realpathSync } from "node:fs";
 import { join } from "node:path";
 import { EngineError } from "./engine";
 
-const needed = ["initdb", "postgres", "pg_ctl"];
+const needed = ["initdb", "postgres"];
 
-/** Finds the Postgres server binaries: the setting, then PATH, then pg_config --bindir, then /usr/lib/postgresql/<newest>/bin. */
+/** Finds the Postgres server binaries (initdb, postgres): the setting, then PATH, then pg_config --bindir, then /usr/lib/postgresql/<newest>/bin. */
 export function findPgBinDir(fromSetting: string | undefined): string {
   if (fromSetting) {
     if (!hasAll(fromSetting)) throw new EngineError(`ATLASHUB_PG_BIN_DIR=${fromSetting} does not contain ${needed.join(", ")}`);
@@ -14,7 +14,7 @@ export function findPgBinDir(fromSetting: string | undefined): string {
     if (hasAll(candidate)) return realDir(candidate);
   }
   throw new EngineError(
-    "Postgres server binaries (initdb, postgres, pg_ctl) not found on PATH, via pg_config or in /usr/lib/postgresql/*/bin; install postgresql-15 (build/setup-postgres.sh) or set ATLASHUB_PG_BIN_DIR",
+    "Postgres server binaries (initdb, postgres) not found on PATH, via pg_config or in /usr/lib/postgresql/*/bin; install postgresql-15 (build/setup-postgres.sh) or set ATLASHUB_PG_BIN_DIR",
   );
 }
 

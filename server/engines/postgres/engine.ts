@@ -21,8 +21,6 @@ export interface PostgresEngine {
   stop(): Promise<void>;
   state(): EngineState;
   superuser(): PgConnectionInfo;
-  /** Directory of the Postgres client/server binaries (pg_dump, pg_restore) matching the engine, when known. */
-  binDir(): string | undefined;
 }
 
 /** A start-up problem the operator can fix; the message is one line and names the fix. */

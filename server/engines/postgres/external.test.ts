@@ -17,7 +17,7 @@ function withCredentials(user: string, password: string) {
 
 describe("ExternalEngine", () => {
   it("starts against a superuser URL and hands out its connection info", async () => {
-    const engine = new ExternalEngine(url.toString(), undefined);
+    const engine = new ExternalEngine(url.toString());
     await engine.start();
     expect(engine.state()).toBe("running");
     expect(engine.superuser()).toMatchObject({ host: "127.0.0.1", port: Number(url.port), user: "postgres", database: "postgres" });
@@ -28,13 +28,13 @@ describe("ExternalEngine", () => {
     registerSecret(password);
     await admin.unsafe(`drop role if exists ext_weak`);
     await admin.unsafe(`create role ext_weak login password '${password}' createdb`);
-    const error = await new ExternalEngine(withCredentials("ext_weak", password), undefined).start().catch((e) => e);
+    const error = await new ExternalEngine(withCredentials("ext_weak", password)).start().catch((e) => e);
     expect(error).toBeInstanceOf(EngineError);
     expect(error.message).toBe("ATLASHUB_DATABASE_URL user ext_weak is not a superuser and lacks CREATEROLE; grant them or use a superuser");
   });
 
   it("explains a failed connection without echoing the password", async () => {
-    const error = await new ExternalEngine(withCredentials("postgres", "wrong-password-xyz"), undefined).start().catch((e) => e);
+    const error = await new ExternalEngine(withCredentials("postgres", "wrong-password-xyz")).start().catch((e) => e);
     expect(error).toBeInstanceOf(EngineError);
     expect(error.message).toMatch(/^cannot connect with ATLASHUB_DATABASE_URL \(127\.0\.0\.1:\d+\): .*password authentication failed/);
     expect(error.message).not.toContain("wrong-password-xyz");
@@ -43,8 +43,8 @@ describe("ExternalEngine", () => {
 
 describe("ExternalEngine sslmode", () => {
   it("maps the URL's sslmode to the driver and rejects unknown modes", () => {
-    const at = (mode: string) => new ExternalEngine(`postgres://u:p@db.invalid:5432/postgres?sslmode=${mode}`, undefined).superuser().ssl;
-    expect(new ExternalEngine("postgres://u:p@db.invalid/postgres", undefined).superuser().ssl).toBeUndefined();
+    const at = (mode: string) => new ExternalEngine(`postgres://u:p@db.invalid:5432/postgres?sslmode=${mode}`).superuser().ssl;
+    expect(new ExternalEngine("postgres://u:p@db.invalid/postgres").superuser().ssl).toBeUndefined();
     expect(at("disable")).toBeUndefined();
     expect(at("require")).toBe("require");
     expect(at("verify-full")).toBe("verify-full");

@@ -9,7 +9,7 @@ export class ExternalEngine implements PostgresEngine {
   private readonly info: PgConnectionInfo;
   private current: EngineState = "stopped";
 
-  constructor(url: string, private readonly bin: string | undefined) {
+  constructor(url: string) {
     const u = new URL(url);
     this.info = {
       host: u.hostname.replace(/^\[|\]$/g, ""),
@@ -27,10 +27,6 @@ export class ExternalEngine implements PostgresEngine {
 
   superuser() {
     return this.info;
-  }
-
-  binDir() {
-    return this.bin;
   }
 
   async start() {

@@ -5,7 +5,8 @@ import { randomBytes } from "node:crypto";
 import postgres from "postgres";
 import { NativeEngine, smallMachineConf } from "./native";
 import { EngineError } from "./engine";
-import { freePort, registerSecret, tempDir, waitFor } from "../../test/harness";
+import { appendToSuiteLog, freePort, registerSecret, tempDir, waitFor } from "../../test/harness";
+import { setLogSink } from "../../platform/log";
 
 const engines: NativeEngine[] = [];
 afterEach(async () => {
@@ -15,7 +16,7 @@ afterEach(async () => {
 function engine(dataDir = tempDir("native"), options: Partial<ConstructorParameters<typeof NativeEngine>[0]> = {}) {
   const masterKey = randomBytes(32);
   registerSecret(masterKey.toString("hex"));
-  const e = new NativeEngine({ dataDir, listen: "127.0.0.1", port: freePort(), masterKey, attach: false, memoryMb: 1024, ...options });
+  const e = new NativeEngine({ dataDir, listen: "127.0.0.1", port: freePort(), masterKey, attach: false, initialise: true, memoryMb: 1024, ...options });
   engines.push(e);
   return e;
 }
@@ -44,12 +45,32 @@ describe("NativeEngine", () => {
     expect(e.state()).toBe("running");
     const [row] = await query(e, "select current_setting('shared_preload_libraries') as spl, current_setting('password_encryption') as pe, current_setting('max_connections') as mc");
     expect(row).toEqual({ spl: "pg_stat_statements", pe: "scram-sha-256", mc: "50" });
+    expect(existsSync(join(dataDir, ".initdb-pw"))).toBe(false);
     const stored = readFileSync(join(dataDir, "pg-superuser.secret"), "utf8");
     expect(stored).toStartWith("v1:");
     expect(stored).not.toContain(e.superuser().password);
     expect(existsSync(join(dataDir, "pg.initializing"))).toBe(false);
     const hba = readFileSync(join(dataDir, "pg", "pg_hba.conf"), "utf8");
     expect(hba).toMatch(/host\s+all\s+all\s+127\.0\.0\.1\/32\s+scram-sha-256/);
+  });
+
+  it("keeps client errors, which quote the client's values, out of the log", async () => {
+    const lines: string[] = [];
+    setLogSink((line) => {
+      lines.push(line);
+      appendToSuiteLog(line);
+    });
+    try {
+      const e = engine();
+      await e.start();
+      await query(e, "select 'distinctive-value-4711'::int").catch(() => {});
+      // A LOG-level line written after the error: once it is in, the error line would be too.
+      await query(e, "select pg_reload_conf()");
+      await waitFor("the reload line", () => lines.some((l) => l.includes("reloading configuration files")));
+      expect(lines.filter((l) => l.includes("distinctive-value-4711"))).toEqual([]);
+    } finally {
+      setLogSink(appendToSuiteLog);
+    }
   });
 
   it("restarts Postgres by itself after it is killed with SIGKILL", async () => {
@@ -60,6 +81,39 @@ describe("NativeEngine", () => {
     await waitFor("engine to notice", () => e.state() !== "running");
     await waitFor("engine to restart", () => e.state() === "running" && e.postmasterPid() !== pid, 10_000);
     expect((await query(e, "select 1 as one"))[0]).toEqual({ one: 1 });
+  });
+
+  it("keeps trying when a restarted Postgres hangs past the ready timeout", async () => {
+    const e = engine(tempDir("native"), { readyTimeoutMs: 1_000 });
+    await e.start();
+    const first = e.postmasterPid()!;
+    process.kill(first, "SIGKILL");
+    // Freeze the replacement as soon as it appears, before it can accept connections.
+    const hung = await waitFor("a replacement postmaster", () => {
+      const pid = e.postmasterPid();
+      return pid && pid !== first ? pid : undefined;
+    }, 10_000);
+    process.kill(hung, "SIGSTOP");
+    await waitFor("the engine to give up on the hung one and start another", () => e.state() === "running" && e.postmasterPid() !== hung, 30_000);
+    expect((await query(e, "select 1 as one"))[0]).toEqual({ one: 1 });
+  }, 40_000);
+
+  it("removes a plaintext initdb password file left by a crash during initdb", async () => {
+    const dataDir = tempDir("native");
+    const masterKey = randomBytes(32);
+    await engine(dataDir, { masterKey }).start();
+    await engines.pop()!.stop();
+    writeFileSync(join(dataDir, ".initdb-pw"), "leftover-plaintext\n");
+    await engine(dataDir, { masterKey }).start();
+    expect(existsSync(join(dataDir, ".initdb-pw"))).toBe(false);
+  });
+
+  it("does not create a new cluster for a CLI command pointed at an empty data dir", async () => {
+    const dataDir = tempDir("native");
+    const error = await engine(dataDir, { initialise: false }).start().catch((err) => err);
+    expect(error).toBeInstanceOf(EngineError);
+    expect(error.message).toBe(`no AtlasHub data in ${dataDir}: run 'atlashub serve' once, or point ATLASHUB_DATA_DIR (--data-dir) at the existing data dir`);
+    expect(existsSync(join(dataDir, "pg"))).toBe(false);
   });
 
   it("starts despite a stale postmaster.pid left by a crash", async () => {
@@ -151,6 +205,6 @@ describe("smallMachineConf", () => {
   });
 
   it("never logs statements (they may carry passwords) and listens where told", () => {
-    expect(settings(2048)).toMatchObject({ log_min_error_statement: "panic", log_statement: "'none'", listen_addresses: "'127.0.0.1'", port: "5555" });
+    expect(settings(2048)).toMatchObject({ log_min_error_statement: "panic", log_min_messages: "log", log_statement: "'none'", listen_addresses: "'127.0.0.1'", port: "5555" });
   });
 });

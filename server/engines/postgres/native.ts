@@ -7,6 +7,7 @@ import { EngineError, type EngineState, type PgConnectionInfo, type PostgresEngi
 import { findPgBinDir } from "./binaries";
 import { assertTraversable, pgOsUser, type OsUser } from "./osUser";
 import { decryptSecret, encryptSecret, randomPassword } from "../../platform/crypto";
+import { fsyncDir, writeFileDurably } from "../../platform/files";
 import { log } from "../../platform/log";
 import { readLines } from "../../platform/lines";
 
@@ -20,12 +21,18 @@ export interface NativeOptions {
   masterKey: Buffer;
   /**
    * CLI commands (`admin create`, `migrate`) use the Postgres a running `serve` already started.
-   * `serve` itself (attach = false) stops a Postgres left behind by a killed AtlasHub and supervises a fresh one.
+   * Otherwise (attach = false) a Postgres left behind by a killed AtlasHub is stopped and a fresh one supervised.
    */
   attach: boolean;
+  /** Only `serve` may create a new cluster; a CLI command pointed at the wrong directory must not. */
+  initialise: boolean;
+  /** How long Postgres may be unreachable, without saying it is starting up, before a start counts as failed. */
+  readyTimeoutMs?: number;
 }
 
 const SUPERUSER = "postgres";
+// Default for readyTimeoutMs. Crash recovery on an SD card can take much longer; while Postgres
+// answers "starting up" we keep waiting.
 const READY_TIMEOUT_MS = 60_000;
 
 /** Runs a Postgres cluster in <data>/pg as a supervised child process, restarting it when it dies. */
@@ -33,6 +40,7 @@ export class NativeEngine implements PostgresEngine {
   readonly kind = "native";
   private readonly clusterDir: string;
   private bin = "";
+  private readonly initPasswordFile: string;
   private user: OsUser | undefined;
   private password = "";
   private child: Subprocess | undefined;
@@ -45,14 +53,11 @@ export class NativeEngine implements PostgresEngine {
 
   constructor(private readonly options: NativeOptions) {
     this.clusterDir = join(options.dataDir, "pg");
+    this.initPasswordFile = join(options.dataDir, ".initdb-pw");
   }
 
   state() {
     return this.current;
-  }
-
-  binDir() {
-    return this.bin || undefined;
   }
 
   superuser(): PgConnectionInfo {
@@ -61,9 +66,10 @@ export class NativeEngine implements PostgresEngine {
     return { host, port: this.options.port, user: SUPERUSER, password: this.password, database: "postgres" };
   }
 
-  /** The pid of the running postmaster, read from postmaster.pid (tests kill it to check supervision). */
+  /** The pid of this cluster's running postmaster (tests kill it to check supervision). */
   postmasterPid(): number | undefined {
-    return this.runningPostmaster();
+    const pid = readPidFile(join(this.clusterDir, "postmaster.pid"));
+    return pid && isPostmasterOf(pid, this.clusterDir) ? pid : undefined;
   }
 
   async start() {
@@ -73,7 +79,13 @@ export class NativeEngine implements PostgresEngine {
     this.user = pgOsUser(this.options.osUser, existsSync(this.clusterDir) ? statSync(this.clusterDir).uid : undefined);
     mkdirSync(this.options.dataDir, { recursive: true, mode: 0o711 });
     if (this.user) assertTraversable(this.clusterDir, this.user);
-    if (!existsSync(join(this.clusterDir, "PG_VERSION"))) this.initCluster();
+    rmSync(this.initPasswordFile, { force: true }); // left by a crash during initdb
+    if (!existsSync(join(this.clusterDir, "PG_VERSION"))) {
+      if (!this.options.initialise) {
+        throw new EngineError(`no AtlasHub data in ${this.options.dataDir}: run 'atlashub serve' once, or point ATLASHUB_DATA_DIR (--data-dir) at the existing data dir`);
+      }
+      this.initCluster();
+    }
     this.password = this.readPassword();
     this.writeConf();
 
@@ -114,8 +126,8 @@ export class NativeEngine implements PostgresEngine {
     this.chown(tmp);
     // The password is stored before initdb so a crash can never leave a cluster whose password is unknown.
     const password = randomPassword(32);
-    writeFileSync(this.passwordFile(), encryptSecret(this.options.masterKey, password), { mode: 0o600 });
-    const pwfile = join(tmp, "..", `.initdb-pw-${process.pid}`);
+    writeFileDurably(this.passwordFile(), encryptSecret(this.options.masterKey, password));
+    const pwfile = this.initPasswordFile;
     writeFileSync(pwfile, password + "\n", { mode: 0o600 });
     this.chown(pwfile);
     try {
@@ -136,6 +148,7 @@ export class NativeEngine implements PostgresEngine {
         "# postgresql.auto.conf (ALTER SYSTEM), which is read after this file.\ninclude_if_exists 'atlashub.conf'\n",
     );
     renameSync(tmp, this.clusterDir);
+    fsyncDir(this.options.dataDir);
     log.info("initialised postgres cluster", { dir: this.clusterDir });
   }
 
@@ -167,10 +180,10 @@ export class NativeEngine implements PostgresEngine {
    */
   private runningPostmaster(): number | undefined {
     const pidFile = join(this.clusterDir, "postmaster.pid");
-    if (!existsSync(pidFile)) return undefined;
-    const pid = Number(readFileSync(pidFile, "utf8").split("\n")[0]);
-    if (pid > 0 && isPostmasterOf(pid, this.clusterDir)) return pid;
-    if (pid > 0 && existsSync(`/proc/${pid}`)) {
+    const pid = readPidFile(pidFile);
+    if (!pid) return undefined;
+    if (isPostmasterOf(pid, this.clusterDir)) return pid;
+    if (existsSync(`/proc/${pid}`)) {
       unlinkSync(pidFile);
       log.info("removed stale postmaster.pid whose pid belongs to another process", { pid });
     }
@@ -219,33 +232,38 @@ export class NativeEngine implements PostgresEngine {
 
   private async restart() {
     if (this.stopping) return;
+    this.runningPostmaster(); // clears a pid file whose pid was reused meanwhile
+    this.launch();
+    const child = this.child!;
     try {
-      this.runningPostmaster(); // clears a pid file whose pid was reused meanwhile
-      this.launch();
       await this.waitReady();
       this.current = "running";
       log.info("postgres restarted");
-      const child = this.child;
       setTimeout(() => {
         if (this.child === child && this.current === "running") this.restarts = 0;
       }, 30_000).unref();
     } catch (err) {
       log.warn("postgres restart failed", { reason: (err as Error).message });
+      // A child that exited has already scheduled the next attempt; one that hangs is killed so its exit does.
+      if (child.exitCode === null && !this.stopping) child.kill("SIGKILL");
     }
   }
 
   private async waitReady() {
-    const deadline = Date.now() + READY_TIMEOUT_MS;
+    const timeoutMs = this.options.readyTimeoutMs ?? READY_TIMEOUT_MS;
+    let deadline = Date.now() + timeoutMs;
     const child = this.child;
     while (Date.now() < deadline) {
       if (this.stopping) throw new EngineError("stopped while starting");
       if (child && child.exitCode !== null) {
         throw new EngineError(`postgres exited during start-up: ${this.recentOutput.slice(-3).join(" | ") || `exit code ${child.exitCode}`}`);
       }
-      if (await acceptsConnections(this.superuser())) return;
+      const state = await probe(this.superuser());
+      if (state === "ready") return;
+      if (state === "starting") deadline = Date.now() + timeoutMs;
       await Bun.sleep(100);
     }
-    throw new EngineError(`postgres did not accept connections within ${READY_TIMEOUT_MS / 1000}s: ${this.recentOutput.slice(-3).join(" | ")}`);
+    throw new EngineError(`postgres did not accept connections within ${timeoutMs / 1000}s: ${this.recentOutput.slice(-3).join(" | ")}`);
   }
 
   private record(line: string) {
@@ -282,24 +300,33 @@ export function smallMachineConf(options: Pick<NativeOptions, "listen" | "port" 
     max_wal_size: "512MB",
     password_encryption: "'scram-sha-256'",
     shared_preload_libraries: "'pg_stat_statements'",
-    // Never echo statements into the log: a failing ALTER ROLE … PASSWORD would leak the password.
+    // Never echo statements or client errors into the log: a failing ALTER ROLE … PASSWORD would leak
+    // the password, and error messages quote the client's values. Clients get their errors directly.
     log_min_error_statement: "panic",
+    log_min_messages: "log",
     log_statement: "'none'",
     lc_messages: "'C'",
   };
   return Object.entries(lines).map(([k, v]) => `${k} = ${v}`).join("\n") + "\n";
 }
 
-async function acceptsConnections(info: PgConnectionInfo): Promise<boolean> {
+/** "starting": Postgres answers but is still starting up or recovering (SQLSTATE 57P03). */
+async function probe(info: PgConnectionInfo): Promise<"ready" | "starting" | "unreachable"> {
   const sql = postgres({ ...info, max: 1, connect_timeout: 2, onnotice: () => {} });
   try {
     await sql`select 1`;
-    return true;
-  } catch {
-    return false;
+    return "ready";
+  } catch (err) {
+    return (err as { code?: string }).code === "57P03" ? "starting" : "unreachable";
   } finally {
     await sql.end({ timeout: 1 });
   }
+}
+
+function readPidFile(path: string): number | undefined {
+  if (!existsSync(path)) return undefined;
+  const pid = Number(readFileSync(path, "utf8").split("\n")[0]);
+  return pid > 0 ? pid : undefined;
 }
 
 /** Alive and not a zombie (a killed child not yet reaped still has a pid). */
