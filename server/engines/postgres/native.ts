@@ -261,7 +261,7 @@ export class NativeEngine implements PostgresEngine {
       const state = await probe(this.superuser());
       if (state === "ready") return;
       if (state === "starting") deadline = Date.now() + timeoutMs;
-      await Bun.sleep(100);
+      await Bun.sleep(20);
     }
     throw new EngineError(`postgres did not accept connections within ${timeoutMs / 1000}s: ${this.recentOutput.slice(-3).join(" | ")}`);
   }
