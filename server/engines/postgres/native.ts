@@ -89,13 +89,14 @@ export class NativeEngine implements PostgresEngine {
     this.password = this.readPassword();
     this.writeConf();
 
-    const running = this.runningPostmaster();
-    if (running && this.options.attach) {
+    if (this.options.attach) {
+      // The serve holding the data dir supervises Postgres (it may be restarting it right now): never start our own.
       this.attached = true;
       await this.waitReady();
       this.current = "running";
       return;
     }
+    const running = this.runningPostmaster();
     if (running) await this.stopOrphan(running);
     this.launch();
     await this.waitReady();
