@@ -4,11 +4,14 @@ import { appendFileSync, chmodSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
-// build/test.sh makes (and removes) the root; a bare `bun test` makes its own and removes it at exit.
+// build/test.sh makes (and removes) the root; a bare `bun test` makes its own, removed by the preload's afterAll.
 const ownRoot = !process.env.ATLASHUB_TEST_ROOT;
 const root = process.env.ATLASHUB_TEST_ROOT ?? mkdtempSync(join(tmpdir(), "atlashub-test."));
 chmodSync(root, 0o755);
-if (ownRoot) process.on("exit", () => rmSync(root, { recursive: true, force: true }));
+
+export function removeOwnTestRoot() {
+  if (ownRoot) rmSync(root, { recursive: true, force: true });
+}
 export const suiteLog = process.env.ATLASHUB_TEST_LOG ?? join(root, "suite.log");
 const secretsFile = process.env.ATLASHUB_TEST_SECRETS ?? join(root, "secrets.txt");
 

@@ -4,7 +4,7 @@ import { afterAll } from "bun:test";
 import { randomBytes } from "node:crypto";
 import { NativeEngine } from "../engines/postgres/native";
 import { setLogLevel, setLogSink } from "../platform/log";
-import { appendToSuiteLog, freePort, registerSecret, tempDir } from "./harness";
+import { appendToSuiteLog, freePort, registerSecret, removeOwnTestRoot, tempDir } from "./harness";
 
 setLogSink(appendToSuiteLog);
 setLogLevel("debug");
@@ -18,4 +18,5 @@ process.env.ATLASHUB_TEST_DATABASE_URL = `postgres://${su.user}:${su.password}@$
 
 afterAll(async () => {
   await cluster.stop();
+  removeOwnTestRoot();
 });
