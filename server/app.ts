@@ -6,6 +6,7 @@ import { accessLog, bodyLimit, clientIp, requestId, sameOrigin } from "./http/mi
 import { requireAdmin } from "./http/auth";
 import { healthRoutes } from "./health/routes";
 import { adminRoutes } from "./admin/routes";
+import { projectRoutes } from "./projects/routes";
 
 export function buildApp(ctx: AppContext) {
   const app = new Hono<AppEnv>();
@@ -16,5 +17,6 @@ export function buildApp(ctx: AppContext) {
   app.route("/", healthRoutes(ctx));
   app.use("/admin/api/*", sameOrigin(ctx.config.trustProxy), requireAdmin(ctx, ["/admin/api/login"]));
   app.route("/admin/api", adminRoutes(ctx));
+  app.route("/admin/api/projects", projectRoutes(ctx));
   return app;
 }

@@ -24,6 +24,12 @@ function isPostgresUrl(value: string) {
   }
 }
 
+/** "7d", "12h", "30m", "45s" → seconds. */
+const duration = z
+  .string()
+  .regex(/^\d+[dhms]$/, "must be a number followed by d, h, m or s (e.g. 7d)")
+  .transform((v) => Number(v.slice(0, -1)) * { d: 86400, h: 3600, m: 60, s: 1 }[v.slice(-1) as "d" | "h" | "m" | "s"]);
+
 /** An enum of what exists today, with a clear word for the values that are planned but not built yet. */
 function available<const T extends readonly [string, ...string[]]>(values: T, planned: string[]) {
   return z.enum(values, {
@@ -51,6 +57,9 @@ export const settings = {
   pgPort: setting("ATLASHUB_PG_PORT", port, "54329", "Port of the native Postgres."),
   pgOsUser: setting("ATLASHUB_PG_OS_USER", z.string().regex(/^[a-z_][a-z0-9_-]*$/, "must be a system user name").optional(), undefined, "OS user that runs the native Postgres when AtlasHub runs as root (default: postgres, else a created atlashub user)."),
   pgMemoryMb: setting("ATLASHUB_PG_MEMORY_MB", positiveInt.optional(), undefined, "Memory to size the native Postgres for (default: the machine's total memory)."),
+  publicPgHost: setting("ATLASHUB_PUBLIC_PG_HOST", address.optional(), undefined, "Host that project connection strings name (default: the engine's host)."),
+  publicPgPort: setting("ATLASHUB_PUBLIC_PG_PORT", port.optional(), undefined, "Port that project connection strings name (default: the engine's port)."),
+  deletedRetention: setting("ATLASHUB_DELETED_RETENTION", duration, "7d", "How long a soft-deleted project can be restored before it is purged for good (e.g. 7d, 12h, 30m)."),
   controlDb: setting("ATLASHUB_CONTROL_DB", z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, "must be a lowercase database name"), "atlashub", "Name of the control-plane database."),
   storage: setting("ATLASHUB_STORAGE", available(["fs"], ["s3"]), "fs", "Object storage driver: fs (local disk); s3 is planned."),
   bodyLimit: setting("ATLASHUB_BODY_LIMIT", positiveInt, String(1024 * 1024), "Largest accepted request body in bytes (uploads through signed URLs have their own limit)."),

@@ -9,6 +9,9 @@ export interface AppContext {
   version: string;
   engine: PostgresEngine;
   sql: Sql;
+  /** A second small pool for cluster-wide DDL (CREATE DATABASE/ROLE, drops), without the API's statement
+   * timeout, so that provisioning never starves the API's pool and a slow CREATE DATABASE is not cut off. */
+  clusterSql: Sql;
   masterKey: Buffer;
   extensions: Record<string, boolean>;
 }

@@ -3,11 +3,12 @@ import type { PostgresEngine } from "./engines/postgres/engine";
 import type { AppContext } from "./context";
 import { buildApp } from "./app";
 import { createPostgresEngine } from "./engines/postgres";
-import { availableExtensions, openControlPlane } from "./platform/db";
+import { availableExtensions, hardenClusterDatabases, openClusterPool, openControlPlane } from "./platform/db";
 import { runMigrations } from "./platform/migrations";
 import { loadMasterKey } from "./platform/masterKey";
 import { lockDataDir, prepareDataDir } from "./platform/dataDir";
 import { log } from "./platform/log";
+import { startReconciler } from "./projects/reconciler";
 import { migrations } from "../migrations";
 import pkg from "../package.json";
 
@@ -31,10 +32,12 @@ export async function openPlatform(config: Config, mode: { serve: boolean; onEng
       await engine.start();
       const sql = await openControlPlane(engine.superuser(), config.controlDb);
       await runMigrations(sql, migrations);
+      await hardenClusterDatabases(sql);
       const extensions = await availableExtensions(sql);
-      const ctx: AppContext = { config, version: VERSION, engine, sql, masterKey, extensions };
+      const clusterSql = openClusterPool(engine.superuser(), config.controlDb);
+      const ctx: AppContext = { config, version: VERSION, engine, sql, clusterSql, masterKey, extensions };
       const close = async () => {
-        await sql.end({ timeout: 5 });
+        await Promise.all([sql.end({ timeout: 5 }), clusterSql.end({ timeout: 5 })]);
         await engine.stop();
         release();
       };
@@ -55,11 +58,13 @@ export async function startAtlasHub(config: Config, onEngine?: (engine: Postgres
   if (!ctx.extensions.vector) {
     log.warn("pgvector is not installed: projects will be created without the vector extension (run build/setup-postgres.sh as root to add it)");
   }
+  const stopReconciler = startReconciler(ctx);
   const app = buildApp(ctx);
   let server: ReturnType<typeof Bun.serve>;
   try {
     server = Bun.serve({ hostname: config.host, port: config.port, fetch: app.fetch });
   } catch (err) {
+    await stopReconciler();
     await close();
     throw new ConfigError(`invalid setting ATLASHUB_HOST/ATLASHUB_PORT (--host/--port): cannot listen on ${config.host}:${config.port}: ${(err as Error).message}`);
   }
@@ -74,6 +79,7 @@ export async function startAtlasHub(config: Config, onEngine?: (engine: Postgres
       const force = setTimeout(() => void server.stop(true), 10_000);
       await server.stop();
       clearTimeout(force);
+      await stopReconciler();
       await close();
     },
   };

@@ -34,6 +34,7 @@ export const errors = {
   routeNotFound: () => new ApiError(404, "route_not_found", "No such endpoint."),
   conflict: (message: string) => new ApiError(409, "conflict", message),
   payloadTooLarge: (limit: number) => new ApiError(413, "payload_too_large", `The request body is larger than ${limit} bytes.`, { limit }),
+  unprocessable: (message: string) => new ApiError(422, "unprocessable", message),
   rateLimited: (retryAfterSeconds: number) =>
     new ApiError(429, "rate_limited", `Too many attempts; try again in ${retryAfterSeconds} s.`, { retry_after: retryAfterSeconds }, { "Retry-After": String(retryAfterSeconds) }),
   unavailable: (message: string) => new ApiError(503, "unavailable", message),

@@ -35,6 +35,24 @@ export async function openControlPlane(superuser: PgConnectionInfo, name: string
   });
 }
 
+/** The pool provisioning uses: two connections to the control plane, 5-minute statement timeout. */
+export function openClusterPool(superuser: PgConnectionInfo, controlDb: string): Sql {
+  return postgres({
+    ...superuser,
+    database: controlDb,
+    max: 2,
+    idle_timeout: 60,
+    connect_timeout: 5,
+    connection: { application_name: "atlashub-provisioning", statement_timeout: 300_000 },
+    onnotice: () => {},
+  });
+}
+
+/** PUBLIC may not connect to the cluster's own databases, nor make temp tables in them. */
+export async function hardenClusterDatabases(sql: Sql) {
+  for (const db of ["postgres", "template1"]) await sql`revoke connect, temporary on database ${sql(db)} from public`;
+}
+
 /** Which optional extensions this Postgres can create; projects skip `vector` when it is missing. */
 export async function availableExtensions(sql: Sql): Promise<Record<string, boolean>> {
   const rows = await sql<{ name: string }[]>`

@@ -32,3 +32,13 @@ export type TestServer = Awaited<ReturnType<typeof startTestServer>>;
 export function jsonRequest(method: string, body: unknown, headers: Record<string, string> = {}): RequestInit {
   return { method, headers: { "content-type": "application/json", ...headers }, body: JSON.stringify(body) };
 }
+
+/** An admin and an API token for it: the headers an automation script would send. */
+export async function adminHeaders(server: TestServer): Promise<Record<string, string>> {
+  const { createAdmin, createToken } = await import("../admin/service");
+  const email = `admin-${randomBytes(4).toString("hex")}@example.com`;
+  const admin = await createAdmin(server.ctx.sql, email, randomBytes(16).toString("hex"));
+  const { token } = await createToken(server.ctx.sql, admin.id, { name: "tests" });
+  registerSecret(token);
+  return { authorization: `Bearer ${token}` };
+}

@@ -1,0 +1,196 @@
+import { afterAll, beforeAll, describe, expect, it } from "bun:test";
+import postgres from "postgres";
+import { adminHeaders, jsonRequest, startTestServer, type TestServer } from "../test/server";
+import { registerSecret } from "../test/harness";
+
+let server: TestServer;
+let auth: Record<string, string>;
+const clients: postgres.Sql[] = [];
+
+beforeAll(async () => {
+  server = await startTestServer();
+  auth = await adminHeaders(server);
+});
+afterAll(async () => {
+  await Promise.all(clients.map((c) => c.end({ timeout: 1 })));
+  await server.stop();
+});
+
+function connect(dsn: string) {
+  const client = postgres(dsn, { max: 1, onnotice: () => {}, connect_timeout: 5 });
+  clients.push(client);
+  return client;
+}
+
+async function createProject(name: string) {
+  const res = await server.fetch("/admin/api/projects", jsonRequest("POST", { name }, auth));
+  const body = await res.json();
+  if (res.status !== 201) throw new Error(`create ${name}: ${res.status} ${JSON.stringify(body)}`);
+  for (const c of Object.values(body.credentials) as { password: string }[]) registerSecret(c.password);
+  return body;
+}
+
+async function call(method: string, path: string, body?: unknown) {
+  const res = await server.fetch(path, body === undefined ? { method, headers: auth } : jsonRequest(method, body, auth));
+  return { status: res.status, body: await res.json().catch(() => undefined) };
+}
+
+describe("POST /admin/api/projects", () => {
+  it("provisions a ready database with three roles and returns their connection strings once", async () => {
+    const p = await createProject("shop-backend");
+    expect(p).toMatchObject({ name: "shop-backend", status: "ready", database: { name: `p_${p.id}`, host: "127.0.0.1", sslmode: "disable" } });
+    expect(p.id).toMatch(/^[a-z0-9]{10}$/);
+    expect(p.database.roles).toEqual({ owner: `p_${p.id}_owner`, app: `p_${p.id}_app`, ro: `p_${p.id}_ro` });
+    for (const kind of ["owner", "app", "ro"]) {
+      expect(p.credentials[kind].password.length).toBeGreaterThanOrEqual(24);
+      expect(p.credentials[kind].connection_string).toBe(
+        `postgresql://p_${p.id}_${kind}:${p.credentials[kind].password}@127.0.0.1:${p.database.port}/p_${p.id}?sslmode=disable`,
+      );
+    }
+    const again = await call("GET", `/admin/api/projects/${p.id}`);
+    expect(again.body).not.toHaveProperty("credentials");
+    expect(JSON.stringify(again.body)).not.toContain(p.credentials.app.password);
+  });
+
+  it("gives the owner DDL, the app DML, ro SELECT only, and vector to all", async () => {
+    const p = await createProject("roles-check");
+    const owner = connect(p.credentials.owner.connection_string);
+    const app = connect(p.credentials.app.connection_string);
+    const ro = connect(p.credentials.ro.connection_string);
+    await owner`create table items (id serial primary key, label text, embedding vector(3))`;
+    await app`insert into items (label, embedding) values ('a', '[1,2,3]')`;
+    await app`update items set label = 'b'`;
+    expect(await ro`select label, embedding <-> '[1,2,4]' as d from items`).toEqual([{ label: "b", d: 1 }]);
+    for (const [who, client, statement] of [
+      ["ro", ro, "insert into items (label) values ('x')"],
+      ["ro", ro, "delete from items"],
+      ["app", app, "create table nope (id int)"],
+      ["app", app, "drop table items"],
+      ["app", app, "alter table items add column x int"],
+      ["ro", ro, "create table nope (id int)"],
+      ["app", app, "create schema other"],
+    ] as const) {
+      const error = await client.unsafe(statement).catch((e) => e);
+      expect({ who, statement, code: error.code }).toEqual({ who, statement, code: "42501" });
+    }
+  });
+
+  it("hardens the roles", async () => {
+    const p = await createProject("hardened");
+    const roles = await server.ctx.sql`
+      select rolname, rolsuper, rolcreatedb, rolcreaterole, rolreplication, rolbypassrls, rolconnlimit, rolconfig
+      from pg_roles where rolname like ${`p\\_${p.id}\\_%`} order by rolname`;
+    expect(roles.map((r) => r.rolname)).toEqual([`p_${p.id}_app`, `p_${p.id}_owner`, `p_${p.id}_ro`]);
+    for (const r of roles) {
+      expect(r).toMatchObject({ rolsuper: false, rolcreatedb: false, rolcreaterole: false, rolreplication: false, rolbypassrls: false });
+      expect(r.rolconnlimit).toBeGreaterThan(0);
+      expect(r.rolconfig).toEqual(expect.arrayContaining(["statement_timeout=30s", "idle_in_transaction_session_timeout=60s"]));
+    }
+    const [db] = await server.ctx.sql`select datacl::text from pg_database where datname = ${`p_${p.id}`}`;
+    expect(db!.datacl).not.toMatch(/(^|[{,])=/); // no grant to PUBLIC
+  });
+
+  const badNames = ["ab", "x".repeat(41), "Upper", "with space", "dots.no", "ünï"];
+  for (const name of badNames) {
+    it(`rejects the name ${JSON.stringify(name)} with 400`, async () => {
+      const res = await call("POST", "/admin/api/projects", { name });
+      expect(res.status).toBe(400);
+      expect(res.body.error.code).toBe("validation_failed");
+    });
+  }
+
+  it("answers 409 for a name in use", async () => {
+    await createProject("taken-name");
+    const res = await call("POST", "/admin/api/projects", { name: "taken-name" });
+    expect(res.status).toBe(409);
+  });
+
+  it("needs an admin", async () => {
+    const res = await server.fetch("/admin/api/projects", jsonRequest("POST", { name: "anon-project" }));
+    expect(res.status).toBe(401);
+  });
+});
+
+describe("listing, reading and renaming", () => {
+  it("lists newest first with paging and a status filter; GET unknown is 404", async () => {
+    const a = await createProject("list-a");
+    const b = await createProject("list-b");
+    const page = await call("GET", "/admin/api/projects?limit=2");
+    expect(page.body.items.map((p: { id: string }) => p.id)).toEqual([b.id, a.id]);
+    const ready = await call("GET", "/admin/api/projects?status=ready&limit=1000");
+    expect(ready.body.items.every((p: { status: string }) => p.status === "ready")).toBe(true);
+    expect((await call("GET", "/admin/api/projects?status=bogus")).status).toBe(400);
+    expect((await call("GET", "/admin/api/projects/zzzzzzzzzz")).status).toBe(404);
+    expect((await call("GET", "/admin/api/projects/../etc")).status).toBe(404);
+  });
+
+  it("PATCH changes name and description, with the same name rules", async () => {
+    const p = await createProject("before-rename");
+    const res = await call("PATCH", `/admin/api/projects/${p.id}`, { name: "after-rename", description: "the shop" });
+    expect(res.body).toMatchObject({ name: "after-rename", description: "the shop", database: { name: `p_${p.id}` } });
+    await createProject("other-name");
+    expect((await call("PATCH", `/admin/api/projects/${p.id}`, { name: "other-name" })).status).toBe(409);
+    expect((await call("PATCH", `/admin/api/projects/${p.id}`, { name: "BAD" })).status).toBe(400);
+    expect((await call("PATCH", `/admin/api/projects/${p.id}`, {})).status).toBe(400);
+  });
+});
+
+describe("soft delete, restore and purge", () => {
+  it("soft delete refuses connections; restore brings them back with the data", async () => {
+    const p = await createProject("delete-me");
+    const owner = connect(p.credentials.owner.connection_string);
+    await owner`create table notes (body text)`;
+    await owner`insert into notes values ('kept')`;
+    const held = connect(p.credentials.app.connection_string);
+    await held`select 1`;
+
+    const deleted = await call("DELETE", `/admin/api/projects/${p.id}`);
+    expect(deleted.body).toMatchObject({ status: "deleted", deleted_at: expect.any(String) });
+    expect((await held`select 1`.catch((e) => e)).code).toBeDefined(); // its session was terminated
+    const refused = await connect(p.credentials.app.connection_string)`select 1`.catch((e) => e);
+    expect(refused.code).toBe("55000"); // database is not accepting connections (object_not_in_prerequisite_state)
+    expect((await call("DELETE", `/admin/api/projects/${p.id}`)).status).toBe(409);
+
+    const restored = await call("POST", `/admin/api/projects/${p.id}/restore`);
+    expect(restored.body).toMatchObject({ status: "ready", deleted_at: null });
+    const again = connect(p.credentials.app.connection_string);
+    expect(await again`select body from notes`).toEqual([{ body: "kept" }]);
+  });
+
+  it("purge needs the name echoed back, then drops database and roles for good", async () => {
+    const p = await createProject("purge-me");
+    expect((await call("DELETE", `/admin/api/projects/${p.id}?purge=true`, { confirm: "wrong" })).status).toBe(422);
+    expect((await call("DELETE", `/admin/api/projects/${p.id}?purge=true`, {})).status).toBe(400);
+    const purged = await call("DELETE", `/admin/api/projects/${p.id}?purge=true`, { confirm: "purge-me" });
+    expect(purged.body).toMatchObject({ status: "purged", purged_at: expect.any(String) });
+    expect(await server.ctx.sql`select 1 from pg_database where datname = ${`p_${p.id}`}`).toHaveLength(0);
+    expect(await server.ctx.sql`select 1 from pg_roles where rolname like ${`p\\_${p.id}%`}`).toHaveLength(0);
+    expect((await call("GET", `/admin/api/projects/${p.id}`)).body.status).toBe("purged");
+    expect((await call("POST", `/admin/api/projects/${p.id}/restore`)).status).toBe(404);
+    // The name is free again.
+    await createProject("purge-me");
+  });
+});
+
+describe("POST /admin/api/projects/:id/credentials/reveal", () => {
+  it("returns the current passwords and audits the reveal", async () => {
+    const p = await createProject("reveal-me");
+    const res = await server.fetch(`/admin/api/projects/${p.id}/credentials/reveal`, { method: "POST", headers: { ...auth, "x-request-id": "reveal-1" } });
+    const body = await res.json();
+    expect(body.credentials.app).toEqual(p.credentials.app);
+    const [entry] = await server.ctx.sql`select action, target_id from audit_log where request_id = 'reveal-1'`;
+    expect(entry).toEqual({ action: "project.credentials.reveal", target_id: p.id });
+    expect(JSON.stringify(await server.ctx.sql`select details from audit_log`)).not.toContain(p.credentials.app.password);
+  });
+});
+
+describe("audit", () => {
+  it("records create, delete, restore and purge", async () => {
+    const p = await createProject("audited");
+    await call("DELETE", `/admin/api/projects/${p.id}`);
+    await call("POST", `/admin/api/projects/${p.id}/restore`);
+    await call("DELETE", `/admin/api/projects/${p.id}?purge=true`, { confirm: "audited" });
+    const actions = await server.ctx.sql`select action from audit_log where target_id = ${p.id} order by id`;
+    expect(actions.map((a) => a.action)).toEqual(["project.create", "project.delete", "project.restore", "project.purge"]);
+  });
+});

@@ -1,0 +1,74 @@
+import { Hono, type Context } from "hono";
+import { z } from "zod";
+import type { AppContext, AppEnv } from "../context";
+import type { Db } from "../platform/db";
+import { errors, parseBody } from "../http/errors";
+import { audit } from "../http/auth";
+import * as projects from "./service";
+
+const purgeBody = z.object({ confirm: z.string() });
+
+export function projectRoutes(ctx: AppContext) {
+  const app = new Hono<AppEnv>();
+  const auditing = (c: Context<AppEnv>, action: string, details?: Record<string, unknown>) => (db: Db, p: projects.ProjectRow) =>
+    audit(db, c, { action, target: { type: "project", id: p.id }, details: { name: p.name, ...details } });
+
+  app.post("/", async (c) => {
+    const input = await parseBody(c, projects.createProjectSchema);
+    const { project, credentials } = await projects.createProject(ctx, input, auditing(c, "project.create"));
+    // Passwords are shown this once; later only through POST /:id/credentials/reveal (audited).
+    return c.json({ ...projects.presentProject(ctx, project), credentials }, 201);
+  });
+
+  app.get("/", async (c) => {
+    const q = projects.listProjectsQuery.parse(c.req.query());
+    const rows = await projects.listProjects(ctx, q);
+    return c.json({ items: rows.map((p) => projects.presentProject(ctx, p)), limit: q.limit, offset: q.offset });
+  });
+
+  app.get("/:id", async (c) => c.json(projects.presentProject(ctx, await projects.getProject(ctx, c.req.param("id")))));
+
+  app.patch("/:id", async (c) => {
+    const input = await parseBody(c, projects.updateProjectSchema);
+    await projects.getProject(ctx, c.req.param("id"));
+    const project = await ctx.sql.begin(async (tx) => {
+      const updated = await projects.updateProject(tx, c.req.param("id"), input);
+      await auditing(c, "project.update", { changed: Object.keys(input) })(tx, updated);
+      return updated;
+    });
+    return c.json(projects.presentProject(ctx, project));
+  });
+
+  app.delete("/:id", async (c) => {
+    const id = c.req.param("id");
+    if (c.req.query("purge") === "true") {
+      const { confirm } = await parseBody(c, purgeBody);
+      const current = await projects.getProject(ctx, id);
+      if (confirm !== current.name) throw errors.unprocessable("confirm must be the project's name.");
+      return c.json(projects.presentProject(ctx, await projects.startOperation(ctx, id, "purge", auditing(c, "project.purge"))));
+    }
+    return c.json(projects.presentProject(ctx, await projects.startOperation(ctx, id, "delete", auditing(c, "project.delete"))));
+  });
+
+  app.post("/:id/restore", async (c) => {
+    const project = await projects.startOperation(ctx, c.req.param("id"), "restore", auditing(c, "project.restore"));
+    return c.json(projects.presentProject(ctx, project));
+  });
+
+  app.post("/:id/retry", async (c) => {
+    const project = await projects.startOperation(ctx, c.req.param("id"), "retry", auditing(c, "project.retry"));
+    return c.json(projects.presentProject(ctx, project));
+  });
+
+  app.post("/:id/credentials/reveal", async (c) => {
+    const id = c.req.param("id");
+    const credentials = await ctx.sql.begin(async (tx) => {
+      const revealed = await projects.revealCredentials(ctx, id);
+      await audit(tx, c, { action: "project.credentials.reveal", target: { type: "project", id } });
+      return revealed;
+    });
+    return c.json({ credentials });
+  });
+
+  return app;
+}

@@ -1,0 +1,186 @@
+import { randomBytes } from "node:crypto";
+import { z } from "zod";
+import type { AppContext } from "../context";
+import type { Db } from "../platform/db";
+import { decryptSecret, encryptSecret, randomPassword } from "../platform/crypto";
+import { errors, ApiError } from "../http/errors";
+import { safeText } from "../http/schemas";
+import { advance, databaseName, FIRST_STATUS, ROLE_KINDS, roleName, type Operation, type ProjectStatus, type RoleKind } from "./provision";
+import { crashPoint } from "./crash";
+
+export const projectName = z
+  .string()
+  .regex(/^[a-z0-9_-]{3,40}$/, "must be 3–40 characters: lowercase letters, digits, - and _");
+
+export const createProjectSchema = z.object({ name: projectName, description: safeText(500).optional() });
+export const updateProjectSchema = z
+  .object({ name: projectName.optional(), description: z.union([safeText(500), z.literal("")]).optional() })
+  .refine((v) => v.name !== undefined || v.description !== undefined, "give name or description");
+
+export interface ProjectRow {
+  id: string;
+  name: string;
+  description: string;
+  status: ProjectStatus;
+  operation: Operation;
+  failure_reason: string | null;
+  has_vector: boolean;
+  created_at: Date;
+  updated_at: Date;
+  deleted_at: Date | null;
+  purged_at: Date | null;
+}
+
+const PROJECT_COLUMNS = ["id", "name", "description", "status", "operation", "failure_reason", "has_vector", "created_at", "updated_at", "deleted_at", "purged_at"];
+
+/** 10 characters of [a-z0-9]: short, opaque, never derived from the name (names show in pg_database). */
+function newProjectId() {
+  const alphabet = "abcdefghijklmnopqrstuvwxyz0123456789";
+  return [...randomBytes(10)].map((b) => alphabet[b % 36]).join("");
+}
+
+/** The public view of a project, with where and as whom to connect (never passwords). */
+export function presentProject(ctx: AppContext, p: ProjectRow) {
+  const engine = ctx.engine.superuser();
+  return {
+    id: p.id,
+    name: p.name,
+    description: p.description,
+    status: p.status,
+    failure_reason: p.failure_reason,
+    created_at: p.created_at,
+    updated_at: p.updated_at,
+    deleted_at: p.deleted_at,
+    ...(p.status === "purged" ? { purged_at: p.purged_at } : {}),
+    database: {
+      name: databaseName(p.id),
+      host: ctx.config.publicPgHost ?? engine.host,
+      port: ctx.config.publicPgPort ?? engine.port,
+      sslmode: engine.ssl ?? "disable",
+      roles: Object.fromEntries(ROLE_KINDS.map((k) => [k, roleName(p.id, k)])) as Record<RoleKind, string>,
+      extensions: p.has_vector ? ["vector"] : [],
+    },
+  };
+}
+
+export function connectionString(ctx: AppContext, projectId: string, role: string, password: string) {
+  const { database } = presentProject(ctx, { id: projectId } as ProjectRow);
+  const host = database.host.includes(":") ? `[${database.host}]` : database.host;
+  return `postgresql://${encodeURIComponent(role)}:${encodeURIComponent(password)}@${host}:${database.port}/${database.name}?sslmode=${database.sslmode}`;
+}
+
+/**
+ * Inserts the project and its encrypted role passwords (one transaction, with the audit entry via
+ * `record`), then provisions it. Returns the project and the plaintext passwords, shown this once.
+ */
+export async function createProject(ctx: AppContext, input: z.infer<typeof createProjectSchema>, record: (db: Db, p: ProjectRow) => Promise<unknown>) {
+  const id = newProjectId();
+  const passwords = Object.fromEntries(ROLE_KINDS.map((k) => [k, randomPassword(32)])) as Record<RoleKind, string>;
+  await ctx.sql
+    .begin(async (tx) => {
+      const [project] = await tx<ProjectRow[]>`
+        insert into projects (id, name, description, status, operation) values (${id}, ${input.name}, ${input.description ?? ""}, 'pending', 'create')
+        returning ${tx(PROJECT_COLUMNS)}`;
+      for (const kind of ROLE_KINDS) {
+        await tx`insert into project_roles (project_id, kind, role_name, password_enc)
+                 values (${id}, ${kind}, ${roleName(id, kind)}, ${encryptSecret(ctx.masterKey, passwords[kind])})`;
+      }
+      await record(tx, project!);
+    })
+    .catch(rethrowNameConflict(input.name));
+  crashPoint("created");
+  const status = await advance(ctx, id);
+  const project = await getProject(ctx, id);
+  if (status !== "ready") throw provisioningFailed(project);
+  return { project, credentials: credentials(ctx, id, passwords) };
+}
+
+export async function getProject(ctx: AppContext, id: string): Promise<ProjectRow> {
+  if (!/^[a-z0-9]{10}$/.test(id)) throw errors.notFound("project");
+  const [project] = await ctx.sql<ProjectRow[]>`select ${ctx.sql(PROJECT_COLUMNS)} from projects where id = ${id}`;
+  if (!project) throw errors.notFound("project");
+  return project;
+}
+
+export const listProjectsQuery = z.object({
+  status: z.enum(["pending", "creating_roles", "creating_db", "configuring", "ready", "failed", "deleting", "deleted", "restoring", "purging", "purged"]).optional(),
+  limit: z.coerce.number().int().min(1).max(1000).default(50),
+  offset: z.coerce.number().int().min(0).max(1_000_000_000).default(0),
+});
+
+/** Newest first; purged projects only when asked for by status. */
+export async function listProjects(ctx: AppContext, q: z.infer<typeof listProjectsQuery>) {
+  const sql = ctx.sql;
+  return sql<ProjectRow[]>`
+    select ${sql(PROJECT_COLUMNS)} from projects
+    where ${q.status ? sql`status = ${q.status}` : sql`status <> 'purged'`}
+    order by created_at desc, id limit ${q.limit} offset ${q.offset}`;
+}
+
+export async function updateProject(db: Db, id: string, input: z.infer<typeof updateProjectSchema>) {
+  const [project] = await db<ProjectRow[]>`
+    update projects set name = coalesce(${input.name ?? null}, name), description = coalesce(${input.description ?? null}, description), updated_at = now()
+    where id = ${id} and status <> 'purged' returning ${db(PROJECT_COLUMNS)}`.catch(rethrowNameConflict(input.name ?? ""));
+  if (!project) throw errors.notFound("project");
+  return project;
+}
+
+/**
+ * Starts an operation (delete, restore, purge, or a retry of a failed one) when the project's status
+ * allows it, then runs the state machine. The status change and its audit entry are one transaction.
+ */
+export async function startOperation(ctx: AppContext, id: string, operation: Operation | "retry", record: (db: Db, p: ProjectRow) => Promise<unknown>) {
+  const allowed: Record<Operation | "retry", ProjectStatus[]> = {
+    create: [],
+    delete: ["ready"],
+    restore: ["deleted"],
+    purge: ["ready", "deleted", "failed"],
+    retry: ["failed"],
+  };
+  await ctx.sql.begin(async (tx) => {
+    const [current] = await tx<ProjectRow[]>`select ${tx(PROJECT_COLUMNS)} from projects where id = ${id} for update`;
+    if (!current || current.status === "purged") throw errors.notFound("project");
+    if (!allowed[operation].includes(current.status)) {
+      throw errors.conflict(`The project is ${current.status}; it cannot be ${operation === "retry" ? "retried" : operation + "d"} now.`);
+    }
+    const op = operation === "retry" ? current.operation : operation;
+    await tx`update projects set status = ${FIRST_STATUS[op]}, operation = ${op}, failure_reason = null, updated_at = now() where id = ${id}`;
+    await record(tx, current);
+  });
+  await advance(ctx, id);
+  const project = await getProject(ctx, id);
+  if (project.status === "failed") throw provisioningFailed(project);
+  return project;
+}
+
+/** The passwords of the project's three roles, with their connection strings. */
+export async function revealCredentials(ctx: AppContext, id: string) {
+  const project = await getProject(ctx, id);
+  if (project.status !== "ready") throw errors.conflict(`The project is ${project.status}; credentials are shown for ready projects only.`);
+  const roles = await ctx.sql<{ kind: RoleKind; password_enc: string }[]>`
+    select kind, password_enc from project_roles where project_id = ${id}`;
+  return credentials(ctx, id, Object.fromEntries(roles.map((r) => [r.kind, decryptSecret(ctx.masterKey, r.password_enc)])) as Record<RoleKind, string>);
+}
+
+function credentials(ctx: AppContext, projectId: string, passwords: Record<RoleKind, string>) {
+  return Object.fromEntries(
+    ROLE_KINDS.map((kind) => {
+      const role = roleName(projectId, kind);
+      return [kind, { role, password: passwords[kind], connection_string: connectionString(ctx, projectId, role, passwords[kind]) }];
+    }),
+  ) as Record<RoleKind, { role: string; password: string; connection_string: string }>;
+}
+
+function provisioningFailed(project: ProjectRow) {
+  return new ApiError(500, "provisioning_failed", `Project ${project.id} failed during ${project.operation}: ${project.failure_reason ?? "unknown reason"}. Retry or purge it.`, {
+    project_id: project.id,
+    status: project.status,
+  });
+}
+
+function rethrowNameConflict(name: string) {
+  return (err: unknown) => {
+    if ((err as { code?: string }).code === "23505") throw errors.conflict(`A project named ${name} already exists.`);
+    throw err;
+  };
+}
