@@ -7,6 +7,7 @@ import { requireAdmin } from "./http/auth";
 import { healthRoutes } from "./health/routes";
 import { adminRoutes } from "./admin/routes";
 import { projectRoutes } from "./projects/routes";
+import { provisionRoutes } from "./projects/provisionRoute";
 
 export function buildApp(ctx: AppContext) {
   const app = new Hono<AppEnv>();
@@ -15,6 +16,7 @@ export function buildApp(ctx: AppContext) {
   app.notFound((c) => renderError(errors.routeNotFound(), c));
 
   app.route("/", healthRoutes(ctx));
+  app.route("/", provisionRoutes(ctx));
   app.use("/admin/api/*", sameOrigin(ctx.config.trustProxy), requireAdmin(ctx, ["/admin/api/login"]));
   app.route("/admin/api", adminRoutes(ctx));
   app.route("/admin/api/projects", projectRoutes(ctx));

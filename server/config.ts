@@ -59,6 +59,7 @@ export const settings = {
   pgMemoryMb: setting("ATLASHUB_PG_MEMORY_MB", positiveInt.optional(), undefined, "Memory to size the native Postgres for (default: the machine's total memory)."),
   publicPgHost: setting("ATLASHUB_PUBLIC_PG_HOST", address.optional(), undefined, "Host that project connection strings name (default: the engine's host)."),
   publicPgPort: setting("ATLASHUB_PUBLIC_PG_PORT", port.optional(), undefined, "Port that project connection strings name (default: the engine's port)."),
+  provisionKey: setting("ATLASHUB_PROVISION_KEY", z.string().min(24, "must be at least 24 characters").optional(), undefined, "Shared key for POST /provision (besides admin API tokens); unset and without tokens the endpoint is off."),
   deletedRetention: setting("ATLASHUB_DELETED_RETENTION", duration, "7d", "How long a soft-deleted project can be restored before it is purged for good (e.g. 7d, 12h, 30m)."),
   controlDb: setting("ATLASHUB_CONTROL_DB", z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, "must be a lowercase database name"), "atlashub", "Name of the control-plane database."),
   storage: setting("ATLASHUB_STORAGE", available(["fs"], ["s3"]), "fs", "Object storage driver: fs (local disk); s3 is planned."),
@@ -81,7 +82,7 @@ export function loadConfig(env: Record<string, string | undefined>, argv: string
     const raw = flags.get(s.flag) ?? emptyToUndefined(env[s.env]) ?? s.fallback;
     const parsed = s.schema.safeParse(raw);
     if (!parsed.success) {
-      const shown = s.env === "ATLASHUB_MASTER_KEY" || s.env === "ATLASHUB_DATABASE_URL" ? "(value hidden)" : JSON.stringify(raw);
+      const shown = ["ATLASHUB_MASTER_KEY", "ATLASHUB_DATABASE_URL", "ATLASHUB_PROVISION_KEY"].includes(s.env) ? "(value hidden)" : JSON.stringify(raw);
       throw new ConfigError(`invalid setting ${s.env} (${s.flag}): ${parsed.error.issues[0]?.message ?? "invalid"}, got ${shown}`);
     }
     out[key] = parsed.data;
