@@ -2,8 +2,10 @@
 // migrations.test.ts fails when a .sql file in this folder is missing from this list.
 import m0001 from "./0001_control_plane.sql" with { type: "text" };
 import m0002 from "./0002_projects.sql" with { type: "text" };
+import m0003 from "./0003_project_users.sql" with { type: "text" };
 
 export const migrations = [
   { name: "0001_control_plane", sql: m0001 },
   { name: "0002_projects", sql: m0002 },
+  { name: "0003_project_users", sql: m0003 },
 ];

@@ -166,6 +166,7 @@ async function dropEverything(_ctx: AppContext, conn: Sql, projectId: string): P
     await terminateBackends(conn, db);
     await conn`drop database if exists ${conn(db)}`;
   }
+  await conn`delete from project_users where project_id = ${projectId}`;
   const roles = await conn<{ rolname: string }[]>`select rolname from pg_roles where rolname like ${`p\\_${projectId}\\_%`}`;
   for (const { rolname } of roles) {
     await conn`select pg_terminate_backend(pid) from pg_stat_activity where usename = ${rolname}`;

@@ -5,6 +5,7 @@ import type { Db } from "../platform/db";
 import { errors, parseBody } from "../http/errors";
 import { audit } from "../http/auth";
 import * as projects from "./service";
+import * as users from "./users";
 
 const purgeBody = z.object({ confirm: z.string() });
 
@@ -58,6 +59,31 @@ export function projectRoutes(ctx: AppContext) {
   app.post("/:id/retry", async (c) => {
     const project = await projects.startOperation(ctx, c.req.param("id"), "retry", auditing(c, "project.retry"));
     return c.json(projects.presentProject(ctx, project));
+  });
+
+  app.post("/:id/users", async (c) => {
+    const input = await parseBody(c, users.createUserSchema);
+    const id = c.req.param("id");
+    const user = await users.createUser(ctx, id, input, (db) =>
+      audit(db, c, { action: "project.user.create", target: { type: "project", id }, details: { username: input.username, access: input.access } }),
+    );
+    return c.json(user, 201);
+  });
+
+  app.get("/:id/users", async (c) => c.json({ items: await users.listUsers(ctx, c.req.param("id")) }));
+
+  app.post("/:id/users/:username/regenerate-password", async (c) => {
+    const { id, username } = c.req.param();
+    const user = await users.regeneratePassword(ctx, id, username, (db) =>
+      audit(db, c, { action: "project.user.password_rotate", target: { type: "project", id }, details: { username } }),
+    );
+    return c.json(user);
+  });
+
+  app.delete("/:id/users/:username", async (c) => {
+    const { id, username } = c.req.param();
+    await users.deleteUser(ctx, id, username, (db) => audit(db, c, { action: "project.user.delete", target: { type: "project", id }, details: { username } }));
+    return c.body(null, 204);
   });
 
   app.post("/:id/credentials/reveal", async (c) => {
