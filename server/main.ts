@@ -1,10 +1,12 @@
 #!/usr/bin/env bun
+import { z } from "zod";
 import { ConfigError, loadConfig, settings, type Config } from "./config";
 import type { PostgresEngine } from "./engines/postgres/engine";
 import { log, setLogLevel } from "./platform/log";
 import { emailSchema, passwordSchema, createAdmin } from "./admin/service";
 import { recordAudit } from "./platform/audit";
 import { openPlatform, startAtlasHub, VERSION } from "./serve";
+import { projectFlags, projectUsage, runProjectCommand } from "./projects/cli";
 
 const usage: Record<string, string> = {
   main: `atlashub ${VERSION}: self-hosted Postgres projects, REST API, storage and scheduler in one binary.
@@ -15,12 +17,14 @@ Commands:
   serve          run the server (admin UI and APIs), starting Postgres when the engine is native
   migrate        apply control-plane migrations and exit
   admin create   create an admin account: atlashub admin create --email you@example.com
+  project        create, list, show, delete, restore or purge projects
   version        print the version
 
 Run 'atlashub <command> --help' for the flags of a command.`,
   serve: `Usage: atlashub serve [flags]\n\nRuns AtlasHub. Every flag has an environment variable twin:\n\n${settingsHelp()}`,
   migrate: `Usage: atlashub migrate [flags]\n\nApplies pending control-plane migrations (serve does this too) and exits. Uses a running serve's Postgres when there is one.\n\n${settingsHelp()}`,
   "admin create": `Usage: atlashub admin create --email EMAIL [flags]\n\nCreates an admin account. The password is read from standard input (first line) or prompted for on a terminal.\n\n${settingsHelp()}`,
+  project: projectUsage,
   version: "Usage: atlashub version\n\nPrints the version.",
 };
 
@@ -46,6 +50,24 @@ async function main(argv: string[]) {
     case "migrate":
       await migrate(configFrom(rest));
       return process.exit(0);
+    case "project": {
+      const [sub = "", ...args] = rest;
+      const arg = args[0] && !args[0].startsWith("--") ? args.shift() : undefined;
+      const flags: Partial<Record<(typeof projectFlags)[number], string>> = {};
+      let remaining = args;
+      for (const name of projectFlags) {
+        const taken = takeFlag(remaining, name);
+        if (taken.value !== undefined) flags[name] = taken.value;
+        remaining = taken.remaining;
+      }
+      const { ctx, close } = await openPlatform(configFrom(remaining), { serve: false });
+      try {
+        print(await runProjectCommand(ctx, sub, arg, flags));
+      } finally {
+        await close();
+      }
+      return process.exit(0);
+    }
     case "admin create": {
       const { value: email, remaining } = takeFlag(rest, "--email");
       if (!email) return fail("admin create needs --email", 2);
@@ -163,4 +185,7 @@ function fail(message: string, code = 1): never {
   process.exit(code);
 }
 
-main(Bun.argv.slice(2)).catch((err) => fail((err as Error).message, err instanceof ConfigError ? 2 : 1));
+main(Bun.argv.slice(2)).catch((err) => {
+  if (err instanceof z.ZodError) fail(err.issues.map((i) => `${i.path.join(".") || "input"}: ${i.message}`).join("; "), 2);
+  fail((err as Error).message, err instanceof ConfigError ? 2 : 1);
+});
