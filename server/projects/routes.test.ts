@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from "bun:test";
 import postgres from "postgres";
 import { adminHeaders, jsonRequest, startTestServer, type TestServer } from "../test/server";
 import { registerSecret } from "../test/harness";
+import { reconcileProjects } from "./reconciler";
 
 let server: TestServer;
 let auth: Record<string, string>;
@@ -192,5 +193,50 @@ describe("audit", () => {
     await call("DELETE", `/admin/api/projects/${p.id}?purge=true`, { confirm: "audited" });
     const actions = await server.ctx.sql`select action from audit_log where target_id = ${p.id} order by id`;
     expect(actions.map((a) => a.action)).toEqual(["project.create", "project.delete", "project.restore", "project.purge"]);
+  });
+});
+
+describe("failed projects", () => {
+  it("show the reason, and can be retried once the cause is gone", async () => {
+    await server.ctx.sql`alter function atlashub_set_role_password(text, text) rename to atlashub_set_role_password_off`;
+    let failed;
+    try {
+      failed = await call("POST", "/admin/api/projects", { name: "fails-once" });
+    } finally {
+      await server.ctx.sql`alter function atlashub_set_role_password_off(text, text) rename to atlashub_set_role_password`;
+    }
+    expect(failed.status).toBe(500);
+    expect(failed.body.error).toMatchObject({ code: "provisioning_failed", details: { status: "failed" } });
+    const id = failed.body.error.details.project_id;
+    expect((await call("GET", `/admin/api/projects/${id}`)).body).toMatchObject({ status: "failed", failure_reason: expect.stringContaining("atlashub_set_role_password") });
+
+    const retried = await call("POST", `/admin/api/projects/${id}/retry`);
+    expect(retried.body).toMatchObject({ status: "ready", failure_reason: null });
+    const creds = (await call("POST", `/admin/api/projects/${id}/credentials/reveal`)).body.credentials;
+    registerSecret(creds.app.password, creds.owner.password, creds.ro.password);
+    expect(await connect(creds.app.connection_string)`select 1 as ok`).toEqual([{ ok: 1 }]);
+    expect((await call("POST", `/admin/api/projects/${id}/retry`)).status).toBe(409);
+  });
+});
+
+describe("the reconciler", () => {
+  it("purges soft-deleted projects once ATLASHUB_DELETED_RETENTION has passed", async () => {
+    const short = await startTestServer({ ATLASHUB_DELETED_RETENTION: "1s" });
+    try {
+      const shortAuth = await adminHeaders(short);
+      const res = await short.fetch("/admin/api/projects", jsonRequest("POST", { name: "short-lived" }, shortAuth));
+      const p = await res.json();
+      for (const c of Object.values(p.credentials) as { password: string }[]) registerSecret(c.password);
+      await short.fetch(`/admin/api/projects/${p.id}`, { method: "DELETE", headers: shortAuth });
+      await short.ctx.sql`update projects set deleted_at = now() - interval '2 seconds' where id = ${p.id}`;
+      await reconcileProjects(short.ctx);
+      const [row] = await short.ctx.sql`select status from projects where id = ${p.id}`;
+      expect(row!.status).toBe("purged");
+      expect(await short.ctx.sql`select 1 from pg_database where datname = ${`p_${p.id}`}`).toHaveLength(0);
+      const [entry] = await short.ctx.sql`select actor_type, details from audit_log where action = 'project.purge' and target_id = ${p.id}`;
+      expect(entry).toEqual({ actor_type: "system", details: { reason: "retention" } });
+    } finally {
+      await short.stop();
+    }
   });
 });
