@@ -91,9 +91,9 @@ async function createdProject(name: string) {
 }
 
 describe("kill -9 during project creation", () => {
-  for (const point of ["created", "after:pending", "after:creating_roles", "after:creating_db", "after:configuring"]) {
+  for (const point of ["created", "after:pending", "during:creating_roles", "after:creating_roles", "after:creating_db", "after:configuring"]) {
     it(`at ${point}: the restarted reconciler finishes the project`, async () => {
-      const name = `crash-${point.replace(/[^a-z]/g, "")}`;
+      const name = `crash-${point.replace(/[^a-z]/g, "").slice(0, 30)}`;
       await crashDuring(point, "POST", "/admin/api/projects", { name });
       const hub = await restartAndSettle();
       expect((await projectNamed(name))?.status).toBe("ready");
@@ -105,6 +105,13 @@ describe("kill -9 during project creation", () => {
   }
 });
 
+async function createdProjectAfterRestart(name: string) {
+  const hub = await restartAndSettle();
+  const p = await createdProject(name);
+  await hub.stop();
+  return p;
+}
+
 describe("kill -9 during delete, restore and purge", () => {
   it("finishes each of them after a restart", async () => {
     const hub = await restartAndSettle();
@@ -112,7 +119,7 @@ describe("kill -9 during delete, restore and purge", () => {
     await hub.stop();
 
     await crashDuring("after:deleting", "DELETE", `/admin/api/projects/${p.id}`);
-    (await restartAndSettle()).kill("SIGTERM");
+    await (await restartAndSettle()).stop();
     expect((await projectNamed("crash-lifecycle"))?.status).toBe("deleted");
     await expectNoOrphans();
 
@@ -124,9 +131,16 @@ describe("kill -9 during delete, restore and purge", () => {
     await app.end();
     await afterRestore.stop();
 
-    await crashDuring("after:purging", "DELETE", `/admin/api/projects/${p.id}?purge=true`, { confirm: "crash-lifecycle" });
-    (await restartAndSettle()).kill("SIGTERM");
-    const [row] = await control`select status from projects where id = ${p.id}`;
+    await crashDuring("during:purging", "DELETE", `/admin/api/projects/${p.id}?purge=true`, { confirm: "crash-lifecycle" });
+    const midPurge = await restartAndSettle();
+    expect((await control`select status from projects where id = ${p.id}`)[0]!.status).toBe("purged");
+    await expectNoOrphans();
+    await midPurge.stop();
+
+    const q = await createdProjectAfterRestart("crash-purge-end");
+    await crashDuring("after:purging", "DELETE", `/admin/api/projects/${q.id}?purge=true`, { confirm: "crash-purge-end" });
+    await (await restartAndSettle()).stop();
+    const [row] = await control`select status from projects where id = ${q.id}`;
     expect(row!.status).toBe("purged");
     await expectNoOrphans();
   }, 120_000);

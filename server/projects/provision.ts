@@ -105,6 +105,7 @@ async function createRoles(ctx: AppContext, conn: Sql, projectId: string): Promi
     await conn`select atlashub_set_role_password(${name}, ${decryptSecret(ctx.masterKey, role.password_enc)})`;
     await conn`alter role ${conn(name)} set statement_timeout = ${conn.unsafe(`'${ROLE_STATEMENT_TIMEOUT}'`)}`;
     await conn`alter role ${conn(name)} set idle_in_transaction_session_timeout = ${conn.unsafe(`'${ROLE_IDLE_IN_TRANSACTION_TIMEOUT}'`)}`;
+    crashPoint("during:creating_roles");
   }
   return "creating_db";
 }
@@ -165,6 +166,7 @@ async function dropEverything(_ctx: AppContext, conn: Sql, projectId: string): P
     await conn`alter database ${conn(db)} allow_connections false`;
     await terminateBackends(conn, db);
     await conn`drop database if exists ${conn(db)}`;
+    crashPoint("during:purging");
   }
   await conn`delete from project_users where project_id = ${projectId}`;
   const roles = await conn<{ rolname: string }[]>`select rolname from pg_roles where rolname like ${`p\\_${projectId}\\_%`}`;
