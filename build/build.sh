@@ -23,7 +23,7 @@ mkdir -p build/out
 for target in "${targets[@]}"; do
   out=build/out/atlashub-$target
   # Sources only: tests do not go into the binary.
-  if $if_stale && [[ -x $out ]] && [[ -z $(find server migrations package.json -newer "$out" -not -name '*.test.ts' -not -path 'server/test/*' -not -path 'server/e2e/*' -print -quit) ]]; then
+  if $if_stale && [[ -x $out ]] && [[ -z $(find server migrations package.json -type f -newer "$out" -not -name '*.test.ts' -not -path 'server/test/*' -not -path 'server/e2e/*' -print -quit) ]]; then
     continue
   fi
   echo "build: $out"
