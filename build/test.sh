@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # npm test: prepare the machine, build the binaries, run the whole suite against a throwaway Postgres
 # cluster, then scan every log line the suite produced for secrets. Ends with "N passed, N failed".
+# ATLASHUB_KEEP_TEST_ROOT=1 keeps the temp root (suite log, secrets list) for a look afterwards.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 source build/lib.sh
@@ -18,7 +19,7 @@ cleanup() {
   # Postgres clusters started under $root (also ones orphaned by a crashed test process).
   pkill -KILL -f -- "-D $root/" 2>/dev/null
   pkill -KILL -f -- "$root/" 2>/dev/null
-  rm -rf "$root"
+  if [[ -n ${ATLASHUB_KEEP_TEST_ROOT:-} ]]; then echo "test: kept $root"; else rm -rf "$root"; fi
 }
 trap cleanup EXIT
 

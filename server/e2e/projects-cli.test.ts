@@ -26,7 +26,7 @@ beforeAll(async () => {
 afterAll(() => serve.stop());
 
 async function cli(...args: string[]) {
-  const h = spawnAtlasHub({ dataDir, env, args: ["project", ...args] });
+  const h = spawnAtlasHub({ dataDir, env, args: ["project", ...args], stdoutIsResult: true });
   const code = await h.exited;
   return { code, out: h.lines("stdout").join("\n"), err: h.lines("stderr").join("\n") };
 }

@@ -48,9 +48,16 @@ export function openClusterPool(superuser: PgConnectionInfo, controlDb: string):
   });
 }
 
-/** PUBLIC may not connect to the cluster's own databases, nor make temp tables in them. */
+/**
+ * PUBLIC may not connect to the cluster's own databases, nor make temp tables in them. An external
+ * engine's admin role that is not a superuser keeps its own CONNECT, or the next start would be locked out.
+ */
 export async function hardenClusterDatabases(sql: Sql) {
-  for (const db of ["postgres", "template1"]) await sql`revoke connect, temporary on database ${sql(db)} from public`;
+  const [me] = await sql<{ rolsuper: boolean }[]>`select rolsuper from pg_roles where rolname = current_user`;
+  for (const db of ["postgres", "template1"]) {
+    if (!me!.rolsuper) await sql`grant connect on database ${sql(db)} to current_user`;
+    await sql`revoke connect, temporary on database ${sql(db)} from public`;
+  }
 }
 
 /** Which optional extensions this Postgres can create; projects skip `vector` when it is missing. */

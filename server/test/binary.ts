@@ -27,6 +27,11 @@ export interface SpawnOptions {
   dataDir?: string;
   /** Run under qemu-aarch64-static with the arm64 C library (the arm64 binary on this x64 machine). */
   qemu?: boolean;
+  /**
+   * Standard output is the command's result, not log lines (`atlashub project create` prints the new
+   * credentials, once, by design): keep it out of the suite log that is scanned for secrets.
+   */
+  stdoutIsResult?: boolean;
   /** Written to standard input, which is then closed (e.g. the password for `admin create`). */
   stdin?: string;
   /**
@@ -115,7 +120,7 @@ export function spawnAtlasHub(options: SpawnOptions = {}) {
   let listeningUrl: string | undefined;
   const onLine = (stream: "stdout" | "stderr", line: string) => {
     lines.push({ stream, line });
-    appendToSuiteLog(line);
+    if (!(stream === "stdout" && options.stdoutIsResult)) appendToSuiteLog(line);
     if (!listeningUrl && line.includes('"atlashub listening"')) {
       try {
         listeningUrl = JSON.parse(line).url;

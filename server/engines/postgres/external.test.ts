@@ -26,8 +26,10 @@ describe("ExternalEngine", () => {
   it("says what is missing when the role is neither superuser nor CREATEDB + CREATEROLE", async () => {
     const password = "weak-role-password-123";
     registerSecret(password);
+    await admin.unsafe(`drop owned by ext_weak`).catch(() => {});
     await admin.unsafe(`drop role if exists ext_weak`);
     await admin.unsafe(`create role ext_weak login password '${password}' createdb`);
+    await admin.unsafe(`grant connect on database postgres to ext_weak`); // PUBLIC has none once AtlasHub hardened the cluster
     const error = await new ExternalEngine(withCredentials("ext_weak", password)).start().catch((e) => e);
     expect(error).toBeInstanceOf(EngineError);
     expect(error.message).toBe("ATLASHUB_DATABASE_URL user ext_weak is not a superuser and lacks CREATEROLE; grant them or use a superuser");
