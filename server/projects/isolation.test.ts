@@ -5,7 +5,7 @@
 // reason to relax the row.
 import { afterAll, beforeAll, describe, expect, it } from "bun:test";
 import postgres from "postgres";
-import { adminHeaders, jsonRequest, startTestServer, type TestServer } from "../test/server";
+import { adminHeaders, clientTracker, createTestProject, jsonRequest, startTestServer, type TestServer } from "../test/server";
 import { registerSecret } from "../test/harness";
 
 type Kind = "owner" | "app" | "ro";
@@ -18,7 +18,7 @@ let server: TestServer;
 let auth: Record<string, string>;
 let a: Project;
 let b: Project;
-const clients: postgres.Sql[] = [];
+const clients = clientTracker();
 
 beforeAll(async () => {
   server = await startTestServer();
@@ -32,32 +32,22 @@ beforeAll(async () => {
   await asA("owner", (sql) => sql`create table items (id int primary key, label text)`);
 });
 afterAll(async () => {
-  await Promise.all(clients.map((c) => c.end({ timeout: 1 })));
+  await clients.endAll();
   await server.stop();
 });
 
-async function createProject(name: string): Promise<Project> {
-  const res = await server.fetch("/admin/api/projects", jsonRequest("POST", { name }, auth));
-  const body = await res.json();
-  if (res.status !== 201) throw new Error(`create ${name}: ${res.status} ${JSON.stringify(body)}`);
-  for (const c of Object.values(body.credentials) as Credential[]) registerSecret(c.password);
-  return body;
-}
+const createProject = (name: string): Promise<Project> => createTestProject(server, auth, name);
 
 /** A session as one of a project's roles, to its own database unless another is named. */
 function connect(project: Project, kind: Kind, database = project.database.name, notices: postgres.Notice[] = []) {
-  const client = postgres({
+  return clients.connect({
     host: project.database.host,
     port: project.database.port,
     user: project.credentials[kind].role,
     password: project.credentials[kind].password,
     database,
-    max: 1,
-    connect_timeout: 5,
     onnotice: (n) => notices.push(n),
   });
-  clients.push(client);
-  return client;
 }
 
 /** Runs `run` on a fresh session of A's role and ends it, so a statement that wrongly succeeds (SET ROLE) cannot leak into the next row. */
@@ -195,8 +185,7 @@ describe("cannot block CREATE DATABASE by sitting on template1", () => {
 
   it("creating a project succeeds even while a session sits on template1 (projects are copied from template0)", async () => {
     const su = server.ctx.engine.superuser();
-    const squatter = postgres({ ...su, database: "template1", max: 1, connect_timeout: 5, onnotice: () => {} });
-    clients.push(squatter);
+    const squatter = clients.connect({ ...su, database: "template1" });
     try {
       await squatter`select 1`;
       const d = await createProject("isolation-d");

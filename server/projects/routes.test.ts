@@ -1,35 +1,24 @@
 import { afterAll, beforeAll, describe, expect, it } from "bun:test";
 import postgres from "postgres";
-import { adminHeaders, jsonRequest, startTestServer, type TestServer } from "../test/server";
+import { adminHeaders, clientTracker, createTestProject, jsonRequest, startTestServer, type TestServer } from "../test/server";
 import { registerSecret } from "../test/harness";
 import { reconcileProjects } from "./reconciler";
 
 let server: TestServer;
 let auth: Record<string, string>;
-const clients: postgres.Sql[] = [];
+const clients = clientTracker();
 
 beforeAll(async () => {
   server = await startTestServer();
   auth = await adminHeaders(server);
 });
 afterAll(async () => {
-  await Promise.all(clients.map((c) => c.end({ timeout: 1 })));
+  await clients.endAll();
   await server.stop();
 });
 
-function connect(dsn: string) {
-  const client = postgres(dsn, { max: 1, onnotice: () => {}, connect_timeout: 5 });
-  clients.push(client);
-  return client;
-}
-
-async function createProject(name: string) {
-  const res = await server.fetch("/admin/api/projects", jsonRequest("POST", { name }, auth));
-  const body = await res.json();
-  if (res.status !== 201) throw new Error(`create ${name}: ${res.status} ${JSON.stringify(body)}`);
-  for (const c of Object.values(body.credentials) as { password: string }[]) registerSecret(c.password);
-  return body;
-}
+const connect = (dsn: string) => clients.connect(dsn);
+const createProject = (name: string) => createTestProject(server, auth, name);
 
 async function call(method: string, path: string, body?: unknown) {
   const res = await server.fetch(path, body === undefined ? { method, headers: auth } : jsonRequest(method, body, auth));

@@ -1,30 +1,24 @@
 import { afterAll, beforeAll, describe, expect, it } from "bun:test";
 import postgres from "postgres";
-import { adminHeaders, jsonRequest, startTestServer, type TestServer } from "../test/server";
+import { adminHeaders, clientTracker, createTestProject, jsonRequest, startTestServer, type TestServer } from "../test/server";
 import { registerSecret } from "../test/harness";
 
 let server: TestServer;
 let auth: Record<string, string>;
 let project: { id: string; credentials: Record<string, { connection_string: string; password: string }> };
-const clients: postgres.Sql[] = [];
+const clients = clientTracker();
 
 beforeAll(async () => {
   server = await startTestServer();
   auth = await adminHeaders(server);
-  const res = await server.fetch("/admin/api/projects", jsonRequest("POST", { name: "with-users" }, auth));
-  project = await res.json();
-  for (const c of Object.values(project.credentials)) registerSecret(c.password);
+  project = await createTestProject(server, auth, "with-users");
 });
 afterAll(async () => {
-  await Promise.all(clients.map((c) => c.end({ timeout: 1 })));
+  await clients.endAll();
   await server.stop();
 });
 
-function connect(dsn: string) {
-  const client = postgres(dsn, { max: 1, onnotice: () => {}, connect_timeout: 5 });
-  clients.push(client);
-  return client;
-}
+const connect = (dsn: string) => clients.connect(dsn);
 
 async function call(method: string, path: string, body?: unknown, headers: Record<string, string> = {}) {
   const res = await server.fetch(`/admin/api/projects/${project.id}${path}`, body === undefined ? { method, headers: { ...auth, ...headers } } : jsonRequest(method, body, { ...auth, ...headers }));
@@ -95,9 +89,7 @@ describe("database users", () => {
   });
 
   it("are dropped with the project when it is purged", async () => {
-    const res = await server.fetch("/admin/api/projects", jsonRequest("POST", { name: "purge-users" }, auth));
-    const p = await res.json();
-    for (const c of Object.values(p.credentials) as { password: string }[]) registerSecret(c.password);
+    const p = await createTestProject(server, auth, "purge-users");
     const u = await server.fetch(`/admin/api/projects/${p.id}/users`, jsonRequest("POST", { username: "temp", access: "read" }, auth));
     registerSecret((await u.json()).password);
     await server.fetch(`/admin/api/projects/${p.id}?purge=true`, jsonRequest("DELETE", { confirm: "purge-users" }, auth));

@@ -1,4 +1,5 @@
 import { randomBytes } from "node:crypto";
+import postgres from "postgres";
 import { loadConfig } from "../config";
 import { startAtlasHub } from "../serve";
 import { registerSecret, tempDir } from "./harness";
@@ -41,4 +42,27 @@ export async function adminHeaders(server: TestServer): Promise<Record<string, s
   const { token } = await createToken(server.ctx.sql, admin.id, { name: "tests" });
   registerSecret(token);
   return { authorization: `Bearer ${token}` };
+}
+
+/** Creates a project through the admin API; its passwords are registered as secrets. Throws unless 201. */
+export async function createTestProject(server: TestServer, auth: Record<string, string>, name: string) {
+  const res = await server.fetch("/admin/api/projects", jsonRequest("POST", { name }, auth));
+  const body = (await res.json()) as any;
+  if (res.status !== 201) throw new Error(`create ${name}: ${res.status} ${JSON.stringify(body)}`);
+  for (const c of Object.values(body.credentials) as { password: string }[]) registerSecret(c.password);
+  return body;
+}
+
+/** The postgres.js clients a test file opens; `endAll()` in afterAll closes every one. */
+export function clientTracker() {
+  const clients: postgres.Sql[] = [];
+  return {
+    connect(dsnOrOptions: string | postgres.Options<{}>) {
+      const options = { max: 1, connect_timeout: 5, onnotice: () => {} };
+      const client = typeof dsnOrOptions === "string" ? postgres(dsnOrOptions, options) : postgres({ ...options, ...dsnOrOptions });
+      clients.push(client);
+      return client;
+    },
+    endAll: () => Promise.all(clients.map((c) => c.end({ timeout: 1 }))),
+  };
 }
