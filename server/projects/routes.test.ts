@@ -229,3 +229,16 @@ describe("the reconciler", () => {
     }
   });
 });
+
+describe("connection strings", () => {
+  it("name ATLASHUB_PUBLIC_PG_HOST/_PORT when set (what apps elsewhere use to reach Postgres)", async () => {
+    const pub = await startTestServer({ ATLASHUB_PUBLIC_PG_HOST: "db.example.internal", ATLASHUB_PUBLIC_PG_PORT: "6543" });
+    try {
+      const p = await createTestProject(pub, await adminHeaders(pub), "public-host");
+      expect(p.database).toMatchObject({ host: "db.example.internal", port: 6543 });
+      expect(p.credentials.app.connection_string).toContain("@db.example.internal:6543/");
+    } finally {
+      await pub.stop();
+    }
+  });
+});
