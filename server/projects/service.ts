@@ -39,9 +39,19 @@ function newProjectId() {
   return [...randomBytes(10)].map((b) => alphabet[b % 36]).join("");
 }
 
+/** Where apps reach a project's database: the public host/port when configured, else the engine's. */
+function endpoint(ctx: AppContext, projectId: string) {
+  const engine = ctx.engine.superuser();
+  return {
+    name: databaseName(projectId),
+    host: ctx.config.publicPgHost ?? engine.host,
+    port: ctx.config.publicPgPort ?? engine.port,
+    sslmode: engine.ssl ?? "disable",
+  };
+}
+
 /** The public view of a project, with where and as whom to connect (never passwords). */
 export function presentProject(ctx: AppContext, p: ProjectRow) {
-  const engine = ctx.engine.superuser();
   return {
     id: p.id,
     name: p.name,
@@ -53,10 +63,7 @@ export function presentProject(ctx: AppContext, p: ProjectRow) {
     deleted_at: p.deleted_at,
     ...(p.status === "purged" ? { purged_at: p.purged_at } : {}),
     database: {
-      name: databaseName(p.id),
-      host: ctx.config.publicPgHost ?? engine.host,
-      port: ctx.config.publicPgPort ?? engine.port,
-      sslmode: engine.ssl ?? "disable",
+      ...endpoint(ctx, p.id),
       roles: Object.fromEntries(ROLE_KINDS.map((k) => [k, roleName(p.id, k)])) as Record<RoleKind, string>,
       extensions: p.has_vector ? ["vector"] : [],
     },
@@ -64,9 +71,9 @@ export function presentProject(ctx: AppContext, p: ProjectRow) {
 }
 
 export function connectionString(ctx: AppContext, projectId: string, role: string, password: string) {
-  const { database } = presentProject(ctx, { id: projectId } as ProjectRow);
-  const host = database.host.includes(":") ? `[${database.host}]` : database.host;
-  return `postgresql://${encodeURIComponent(role)}:${encodeURIComponent(password)}@${host}:${database.port}/${database.name}?sslmode=${database.sslmode}`;
+  const db = endpoint(ctx, projectId);
+  const host = db.host.includes(":") ? `[${db.host}]` : db.host;
+  return `postgresql://${encodeURIComponent(role)}:${encodeURIComponent(password)}@${host}:${db.port}/${db.name}?sslmode=${db.sslmode}`;
 }
 
 /**
