@@ -62,7 +62,9 @@ export async function startAtlasHub(config: Config, onEngine?: (engine: Postgres
   const app = buildApp(ctx);
   let server: ReturnType<typeof Bun.serve>;
   try {
-    server = Bun.serve({ hostname: config.host, port: config.port, fetch: app.fetch });
+    // idleTimeout at Bun's maximum: creating a project on a busy Pi can take longer than the 10 s default,
+    // and a closed socket would lose credentials that are shown only once.
+    server = Bun.serve({ hostname: config.host, port: config.port, fetch: app.fetch, idleTimeout: 255 });
   } catch (err) {
     await stopReconciler();
     await close();

@@ -35,7 +35,10 @@ export async function openControlPlane(superuser: PgConnectionInfo, name: string
   });
 }
 
-/** The pool provisioning uses: two connections to the control plane, 5-minute statement timeout. */
+/**
+ * The pool provisioning uses: two connections to the control plane, 5-minute statement timeout, and a
+ * 60 s lock timeout so a request waiting for a busy project gives up (503) instead of hanging.
+ */
 export function openClusterPool(superuser: PgConnectionInfo, controlDb: string): Sql {
   return postgres({
     ...superuser,
@@ -43,7 +46,7 @@ export function openClusterPool(superuser: PgConnectionInfo, controlDb: string):
     max: 2,
     idle_timeout: 60,
     connect_timeout: 5,
-    connection: { application_name: "atlashub-provisioning", statement_timeout: 300_000 },
+    connection: { application_name: "atlashub-provisioning", statement_timeout: 300_000, lock_timeout: 60_000, idle_in_transaction_session_timeout: 60_000 },
     onnotice: () => {},
   });
 }

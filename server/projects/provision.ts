@@ -28,16 +28,38 @@ const CONNECTION_LIMITS: Record<RoleKind, number> = { owner: 5, app: 20, ro: 10 
 const ROLE_STATEMENT_TIMEOUT = "30s";
 const ROLE_IDLE_IN_TRANSACTION_TIMEOUT = "60s";
 
+const LARGE_OBJECT_WRITERS = ["lo_creat(integer)", "lo_create(oid)", "lo_from_bytea(oid, bytea)", "lo_put(oid, bigint, bytea)", "lo_import(text)", "lo_import(text, oid)"];
+
 export const databaseName = (projectId: string) => `p_${projectId}`;
+
+/** A superuser connection into a project's database, for work only a superuser can do there. */
+export function connectInside(ctx: AppContext, database: string) {
+  return postgres({
+    ...ctx.engine.superuser(),
+    database,
+    max: 1,
+    connect_timeout: 10,
+    connection: { application_name: "atlashub-provisioning", statement_timeout: 60_000, lock_timeout: 10_000 },
+    onnotice: () => {},
+  });
+}
 export const roleName = (projectId: string, kind: string) => `p_${projectId}_${kind}`;
 
 /**
  * Moves a project through its state machine until it is ready, deleted, purged or failed, holding
  * the project's advisory lock so that a request and the reconciler never work on it at once.
+ * `start` runs once the lock is held (a request records the new project or status there), so the
+ * reconciler cannot pick up an operation whose request is still running it.
  * Returns the final status, or undefined when another process holds the lock (mode "try").
- * A step that throws marks the project failed with the reason.
+ * A step that throws marks the project failed with the reason, unless the error is transient
+ * (connections exhausted, lock timeout…): then the status stays for the reconciler to retry.
  */
-export async function advance(ctx: AppContext, projectId: string, mode: "wait" | "try" = "wait"): Promise<ProjectStatus | undefined> {
+export async function advance(
+  ctx: AppContext,
+  projectId: string,
+  mode: "wait" | "try",
+  start: () => Promise<unknown> = async () => {},
+): Promise<ProjectStatus | undefined> {
   const conn = await ctx.clusterSql.reserve();
   try {
     const [locked] = await (mode === "wait"
@@ -45,6 +67,7 @@ export async function advance(ctx: AppContext, projectId: string, mode: "wait" |
       : conn`select pg_try_advisory_lock(hashtext('atlashub.project'), hashtext(${projectId})) as ok`);
     if (!locked!.ok) return undefined;
     try {
+      await start();
       return await runSteps(ctx, conn, projectId);
     } finally {
       await conn`select pg_advisory_unlock(hashtext('atlashub.project'), hashtext(${projectId}))`;
@@ -64,6 +87,7 @@ async function runSteps(ctx: AppContext, conn: Sql, projectId: string): Promise<
     try {
       next = await step(ctx, conn, projectId);
     } catch (err) {
+      if (isTransient(err)) throw err;
       const reason = describe(err);
       log.warn("project step failed", { project: projectId, status: project.status, reason });
       await conn`update projects set status = 'failed', failure_reason = ${reason}, updated_at = now() where id = ${projectId}`;
@@ -125,7 +149,7 @@ async function configureDatabase(ctx: AppContext, conn: Sql, projectId: string):
   await conn`revoke all on database ${conn(db)} from public`;
   await conn`grant connect on database ${conn(db)} to ${conn(owner)}, ${conn(app)}, ${conn(ro)}`;
   await conn`grant create on database ${conn(db)} to ${conn(owner)}`;
-  const inside = postgres({ ...ctx.engine.superuser(), database: db, max: 1, connect_timeout: 10, onnotice: () => {} });
+  const inside = connectInside(ctx, db);
   try {
     await inside.begin(async (tx) => {
       await tx`alter schema public owner to ${tx(owner)}`;
@@ -137,6 +161,12 @@ async function configureDatabase(ctx: AppContext, conn: Sql, projectId: string):
       await tx`alter default privileges for role ${tx(owner)} in schema public grant select, insert, update, delete on tables to ${tx(app)}`;
       await tx`alter default privileges for role ${tx(owner)} in schema public grant usage, select on sequences to ${tx(app)}`;
       await tx`alter default privileges for role ${tx(owner)} in schema public grant select on tables to ${tx(ro)}`;
+      // Large objects are written through functions PUBLIC may execute: a read-only role could write
+      // data (and fill the disk) through them. Only the owner role keeps them.
+      for (const fn of LARGE_OBJECT_WRITERS) {
+        await tx`revoke execute on function ${tx.unsafe(fn)} from public`;
+        await tx`grant execute on function ${tx.unsafe(fn)} to ${tx(owner)}`;
+      }
       if (ctx.extensions.vector) await tx`create extension if not exists vector with schema public`;
     });
   } finally {
@@ -169,6 +199,7 @@ async function dropEverything(_ctx: AppContext, conn: Sql, projectId: string): P
     crashPoint("during:purging");
   }
   await conn`delete from project_users where project_id = ${projectId}`;
+  await conn`delete from project_roles where project_id = ${projectId}`;
   const roles = await conn<{ rolname: string }[]>`select rolname from pg_roles where rolname like ${`p\\_${projectId}\\_%`}`;
   for (const { rolname } of roles) {
     await conn`select pg_terminate_backend(pid) from pg_stat_activity where usename = ${rolname}`;
@@ -179,6 +210,12 @@ async function dropEverything(_ctx: AppContext, conn: Sql, projectId: string): P
 
 async function terminateBackends(conn: Sql, db: string) {
   await conn`select pg_terminate_backend(pid) from pg_stat_activity where datname = ${db} and pid <> pg_backend_pid()`;
+}
+
+/** Errors worth retrying later rather than failing the project for: the cluster was busy, not wrong. */
+export function isTransient(err: unknown) {
+  const code = (err as { code?: string }).code ?? "";
+  return /^(08|53|57P0)/.test(code) || ["55006", "55P03", "40001", "40P01", "57014"].includes(code);
 }
 
 function describe(err: unknown) {

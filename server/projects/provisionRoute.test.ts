@@ -45,6 +45,11 @@ describe("POST /provision", () => {
     });
   }
 
+  it("answers 401 to a caller without a key whatever its body is", async () => {
+    const res = await server.fetch("/provision", { method: "POST", headers: { "content-type": "text/plain" }, body: "hello" });
+    expect(res.status).toBe(401);
+  });
+
   it("answers 401 for a missing or wrong key, before looking at the name", async () => {
     for (const body of [{ app_name: "no_key" }, { app_name: "bad_key", admin_key: "wrong" }, { app_name: "x", admin_key: PROVISION_KEY + "x" }]) {
       const res = await provision(body);

@@ -21,11 +21,14 @@ export function provisionRoutes(ctx: AppContext) {
   const app = new Hono<AppEnv>();
   app.post("/provision", async (c) => {
     if (!ctx.config.provisionKey && !(await anyActiveToken(ctx))) throw errors.routeNotFound();
-    const body = await parseBody(c, z.object({ admin_key: z.unknown().optional() }).loose());
-    const key = c.req.header("x-admin-key") ?? (typeof body.admin_key === "string" ? body.admin_key : undefined);
+    // The key first: a caller without one hears 401 whatever its body looks like.
+    const body: unknown = await parseBody(c, z.unknown()).catch(() => undefined);
+    const bodyKey = (body as { admin_key?: unknown } | undefined)?.admin_key;
+    const key = c.req.header("x-admin-key") ?? (typeof bodyKey === "string" ? bodyKey : undefined);
     const actor = key ? await actorForKey(ctx, key) : undefined;
     if (!actor) throw errors.unauthorized("Send a valid admin key as X-Admin-Key or admin_key.");
     c.set("actor", actor);
+    if (body === undefined) await parseBody(c, z.unknown()); // the precise 400/415 for an authorised caller
     const input = provisionBody.safeParse(body);
     if (!input.success) throw errors.validation(input.error.issues);
 

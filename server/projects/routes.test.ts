@@ -51,6 +51,9 @@ describe("POST /admin/api/projects", () => {
     await app`insert into items (label, embedding) values ('a', '[1,2,3]')`;
     await app`update items set label = 'b'`;
     expect(await ro`select label, embedding <-> '[1,2,4]' as d from items`).toEqual([{ label: "b", d: 1 }]);
+    // Large objects are the one way to write without table privileges: only the owner keeps them.
+    for (const client of [app, ro]) expect((await client`select lo_from_bytea(0, 'x')`.catch((e) => e)).code).toBe("42501");
+    expect((await owner`select lo_from_bytea(0, 'x') > 0 as ok`)[0]).toEqual({ ok: true });
     for (const [who, client, statement] of [
       ["ro", ro, "insert into items (label) values ('x')"],
       ["ro", ro, "delete from items"],
@@ -151,6 +154,7 @@ describe("soft delete, restore and purge", () => {
     const p = await createProject("purge-me");
     expect((await call("DELETE", `/admin/api/projects/${p.id}?purge=true`, { confirm: "wrong" })).status).toBe(422);
     expect((await call("DELETE", `/admin/api/projects/${p.id}?purge=true`, {})).status).toBe(400);
+    expect((await call("DELETE", `/admin/api/projects/${p.id}?purge=1`, { confirm: "purge-me" })).status).toBe(400);
     const purged = await call("DELETE", `/admin/api/projects/${p.id}?purge=true`, { confirm: "purge-me" });
     expect(purged.body).toMatchObject({ status: "purged", purged_at: expect.any(String) });
     expect(await server.ctx.sql`select 1 from pg_database where datname = ${`p_${p.id}`}`).toHaveLength(0);
@@ -171,6 +175,16 @@ describe("POST /admin/api/projects/:id/credentials/reveal", () => {
     const [entry] = await server.ctx.sql`select action, target_id from audit_log where request_id = 'reveal-1'`;
     expect(entry).toEqual({ action: "project.credentials.reveal", target_id: p.id });
     expect(JSON.stringify(await server.ctx.sql`select details from audit_log`)).not.toContain(p.credentials.app.password);
+  });
+});
+
+describe("many reveals at once", () => {
+  it("all complete: a reveal holds one pool connection at a time", async () => {
+    const p = await createProject("reveal-many");
+    const statuses = await Promise.all(
+      Array.from({ length: 8 }, () => server.fetch(`/admin/api/projects/${p.id}/credentials/reveal`, { method: "POST", headers: auth }).then((r) => r.status)),
+    );
+    expect(statuses).toEqual(Array(8).fill(200));
   });
 });
 

@@ -8,6 +8,7 @@ import * as projects from "./service";
 import * as users from "./users";
 
 const purgeBody = z.object({ confirm: z.string() });
+const deleteQuery = z.object({ purge: z.enum(["true", "false"]).optional().transform((v) => v === "true") });
 
 export function projectRoutes(ctx: AppContext) {
   const app = new Hono<AppEnv>();
@@ -42,7 +43,8 @@ export function projectRoutes(ctx: AppContext) {
 
   app.delete("/:id", async (c) => {
     const id = c.req.param("id");
-    if (c.req.query("purge") === "true") {
+    const { purge } = deleteQuery.parse(c.req.query());
+    if (purge) {
       const { confirm } = await parseBody(c, purgeBody);
       const current = await projects.getProject(ctx, id);
       if (confirm !== current.name) throw errors.unprocessable("confirm must be the project's name.");
@@ -88,11 +90,9 @@ export function projectRoutes(ctx: AppContext) {
 
   app.post("/:id/credentials/reveal", async (c) => {
     const id = c.req.param("id");
-    const credentials = await ctx.sql.begin(async (tx) => {
-      const revealed = await projects.revealCredentials(ctx, id);
-      await audit(tx, c, { action: "project.credentials.reveal", target: { type: "project", id } });
-      return revealed;
-    });
+    const credentials = await projects.revealCredentials(ctx, id);
+    // Shown only once the reveal is on record.
+    await audit(ctx.sql, c, { action: "project.credentials.reveal", target: { type: "project", id } });
     return c.json({ credentials });
   });
 

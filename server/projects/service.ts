@@ -5,7 +5,7 @@ import type { Db } from "../platform/db";
 import { decryptSecret, encryptSecret, randomPassword } from "../platform/crypto";
 import { errors, ApiError } from "../http/errors";
 import { safeText } from "../http/schemas";
-import { advance, databaseName, FIRST_STATUS, ROLE_KINDS, roleName, type Operation, type ProjectStatus, type RoleKind } from "./provision";
+import { advance, databaseName, FIRST_STATUS, isTransient, ROLE_KINDS, roleName, type Operation, type ProjectStatus, type RoleKind } from "./provision";
 import { crashPoint } from "./crash";
 
 export const projectName = z
@@ -83,20 +83,22 @@ export function connectionString(ctx: AppContext, projectId: string, role: strin
 export async function createProject(ctx: AppContext, input: z.infer<typeof createProjectSchema>, record: (db: Db, p: ProjectRow) => Promise<unknown>) {
   const id = newProjectId();
   const passwords = Object.fromEntries(ROLE_KINDS.map((k) => [k, randomPassword(32)])) as Record<RoleKind, string>;
-  await ctx.sql
-    .begin(async (tx) => {
-      const [project] = await tx<ProjectRow[]>`
-        insert into projects (id, name, description, status, operation) values (${id}, ${input.name}, ${input.description ?? ""}, 'pending', 'create')
-        returning ${tx(PROJECT_COLUMNS)}`;
-      for (const kind of ROLE_KINDS) {
-        await tx`insert into project_roles (project_id, kind, role_name, password_enc)
-                 values (${id}, ${kind}, ${roleName(id, kind)}, ${encryptSecret(ctx.masterKey, passwords[kind])})`;
-      }
-      await record(tx, project!);
-    })
-    .catch(rethrowNameConflict(input.name));
-  crashPoint("created");
-  const status = await advance(ctx, id);
+  const insert = async () => {
+    await ctx.sql
+      .begin(async (tx) => {
+        const [project] = await tx<ProjectRow[]>`
+          insert into projects (id, name, description, status, operation) values (${id}, ${input.name}, ${input.description ?? ""}, 'pending', 'create')
+          returning ${tx(PROJECT_COLUMNS)}`;
+        for (const kind of ROLE_KINDS) {
+          await tx`insert into project_roles (project_id, kind, role_name, password_enc)
+                   values (${id}, ${kind}, ${roleName(id, kind)}, ${encryptSecret(ctx.masterKey, passwords[kind])})`;
+        }
+        await record(tx, project!);
+      })
+      .catch(rethrowNameConflict(input.name));
+    crashPoint("created");
+  };
+  const status = await runOperation(ctx, id, insert);
   const project = await getProject(ctx, id);
   if (status !== "ready") throw provisioningFailed(project);
   return { project, credentials: credentials(ctx, id, passwords) };
@@ -144,17 +146,19 @@ export async function startOperation(ctx: AppContext, id: string, operation: Ope
     purge: ["ready", "deleted", "failed"],
     retry: ["failed"],
   };
-  await ctx.sql.begin(async (tx) => {
-    const [current] = await tx<ProjectRow[]>`select ${tx(PROJECT_COLUMNS)} from projects where id = ${id} for update`;
-    if (!current || current.status === "purged") throw errors.notFound("project");
-    if (!allowed[operation].includes(current.status)) {
-      throw errors.conflict(`The project is ${current.status}; it cannot be ${operation === "retry" ? "retried" : operation + "d"} now.`);
-    }
-    const op = operation === "retry" ? current.operation : operation;
-    await tx`update projects set status = ${FIRST_STATUS[op]}, operation = ${op}, failure_reason = null, updated_at = now() where id = ${id}`;
-    await record(tx, current);
-  });
-  await advance(ctx, id);
+  await getProject(ctx, id); // 404 for malformed and unknown ids before taking any lock
+  const changeStatus = () =>
+    ctx.sql.begin(async (tx) => {
+      const [current] = await tx<ProjectRow[]>`select ${tx(PROJECT_COLUMNS)} from projects where id = ${id} for update`;
+      if (!current || current.status === "purged") throw errors.notFound("project");
+      if (!allowed[operation].includes(current.status)) {
+        throw errors.conflict(`The project is ${current.status}; it cannot be ${operation === "retry" ? "retried" : operation + "d"} now.`);
+      }
+      const op = operation === "retry" ? current.operation : operation;
+      await tx`update projects set status = ${FIRST_STATUS[op]}, operation = ${op}, failure_reason = null, updated_at = now() where id = ${id}`;
+      await record(tx, current);
+    });
+  await runOperation(ctx, id, changeStatus);
   const project = await getProject(ctx, id);
   if (project.status === "failed") throw provisioningFailed(project);
   return project;
@@ -178,8 +182,22 @@ function credentials(ctx: AppContext, projectId: string, passwords: Record<RoleK
   ) as Record<RoleKind, { role: string; password: string; connection_string: string }>;
 }
 
+/**
+ * Runs the state machine for a request. A transient database error (the cluster busy, a lock wait
+ * timing out) leaves the operation under way; the reconciler finishes it, and the client hears 503.
+ */
+async function runOperation(ctx: AppContext, id: string, start: () => Promise<unknown>) {
+  try {
+    return await advance(ctx, id, "wait", start);
+  } catch (err) {
+    if (!isTransient(err)) throw err;
+    throw new ApiError(503, "operation_pending", `The database is busy; project ${id} will be finished by the reconciler within a minute.`, { project_id: id }, { "Retry-After": "60" });
+  }
+}
+
+/** The reason stays on the project (GET shows failure_reason); the answer names the project only. */
 function provisioningFailed(project: ProjectRow) {
-  return new ApiError(500, "provisioning_failed", `Project ${project.id} failed during ${project.operation}: ${project.failure_reason ?? "unknown reason"}. Retry or purge it.`, {
+  return new ApiError(500, "provisioning_failed", `Project ${project.id} failed during ${project.operation}; see its failure_reason, then retry or purge it.`, {
     project_id: project.id,
     status: project.status,
   });

@@ -38,6 +38,11 @@ describe("database users", () => {
 
     const m = connect(migrator.body.connection_string);
     await m`create table posts (id serial primary key, title text)`;
+    // Switching back to itself gives it nothing: a migrate user can never own a table of its own.
+    const self = connect(migrator.body.connection_string);
+    await self`set role ${self(migrator.body.role_name)}`;
+    expect((await self`create table public.mine (id int)`.catch((e) => e)).code).toBe("42501");
+    expect((await self`select lo_from_bytea(0, 'x')`.catch((e) => e)).code).toBe("42501");
     const [owner] = await m`select tableowner from pg_tables where tablename = 'posts'`;
     expect(owner!.tableowner).toBe(`p_${project.id}_owner`);
 
@@ -86,6 +91,19 @@ describe("database users", () => {
     expect((await open`select 1`.catch((e) => e)) instanceof Error).toBe(true);
     expect(await server.ctx.sql`select 1 from pg_roles where rolname = ${created.role_name}`).toHaveLength(0);
     expect((await call("DELETE", "/users/leaving")).status).toBe(404);
+  });
+
+  it("cannot be created on a project being purged: the purge waits, then takes the new user with it", async () => {
+    const p = await createTestProject(server, auth, "race-users");
+    const [created, purged] = await Promise.all([
+      server.fetch(`/admin/api/projects/${p.id}/users`, jsonRequest("POST", { username: "racer", access: "read" }, auth)).then(async (r) => ({ status: r.status, body: await r.json() })),
+      server.fetch(`/admin/api/projects/${p.id}?purge=true`, jsonRequest("DELETE", { confirm: "race-users" }, auth)).then((r) => r.status),
+    ]);
+    if (created.body.password) registerSecret(created.body.password);
+    expect(purged).toBe(200);
+    expect([201, 404, 409]).toContain(created.status);
+    expect(await server.ctx.sql`select 1 from pg_roles where rolname like ${`p\\_${p.id}%`}`).toHaveLength(0);
+    expect(await server.ctx.sql`select 1 from project_users where project_id = ${p.id}`).toHaveLength(0);
   });
 
   it("are dropped with the project when it is purged", async () => {

@@ -2,7 +2,6 @@
 // ro (read), app (write) or owner (migrate) role. Creating, re-keying and dropping a user is one
 // transaction with its control-plane row and audit entry: roles live in the same cluster, and
 // CREATE/DROP ROLE are transactional, so a crash leaves either all of it or none.
-import postgres from "postgres";
 import { z } from "zod";
 import type { AppContext } from "../context";
 import type { Db } from "../platform/db";
@@ -29,28 +28,36 @@ export interface ProjectUser {
 
 const userRole = (projectId: string, username: string) => roleName(projectId, `u_${username}`);
 
-async function readyProject(ctx: AppContext, projectId: string) {
-  const project = await getProject(ctx, projectId);
+/**
+ * Inside a user operation's transaction: the project must be ready, and stays so until commit (FOR
+ * SHARE conflicts with the FOR UPDATE that starts a delete or purge), so a purge cannot slip in
+ * between and leave an orphan user role behind.
+ */
+async function lockReadyProject(tx: Db, projectId: string) {
+  const [project] = await tx<{ status: string }[]>`select status from projects where id = ${projectId} for share`;
+  if (!project || project.status === "purged") throw errors.notFound("project");
   if (project.status !== "ready") throw errors.conflict(`The project is ${project.status}; database users can be managed on ready projects only.`);
-  return project;
 }
 
 /** Returns the user and its password, shown this once. `record` writes the audit entry in the same transaction. */
 export async function createUser(ctx: AppContext, projectId: string, input: z.infer<typeof createUserSchema>, record: (db: Db) => Promise<unknown>) {
-  await readyProject(ctx, projectId);
+  await getProject(ctx, projectId);
   const role = userRole(projectId, input.username);
+  const projectRole = roleName(projectId, ROLE_FOR_ACCESS[input.access]);
   const password = randomPassword(32);
   const user = await ctx.clusterSql
     .begin(async (tx) => {
+      await lockReadyProject(tx, projectId);
       const [row] = await tx<ProjectUser[]>`
         insert into project_users (project_id, username, access, role_name) values (${projectId}, ${input.username}, ${input.access}, ${role})
         returning username, access, role_name, created_at, password_changed_at`;
-      await tx`create role ${tx(role)} with login nosuperuser nocreatedb nocreaterole noreplication nobypassrls
+      // NOINHERIT: the user has no privileges of its own, only those of the project role it switches to
+      // at login (SET role below). Even after RESET ROLE it can create nothing, so it never owns anything.
+      await tx`create role ${tx(role)} with login noinherit nosuperuser nocreatedb nocreaterole noreplication nobypassrls
                connection limit ${tx.unsafe(String(USER_CONNECTION_LIMIT))}`;
-      await tx`grant ${tx(roleName(projectId, ROLE_FOR_ACCESS[input.access]))} to ${tx(role)}`;
-      // Sessions act as the project role, so a migrate user's tables belong to the owner role (and so
-      // get the app/ro default privileges) rather than to the user.
-      await tx`alter role ${tx(role)} set role = ${tx.unsafe(`'${roleName(projectId, ROLE_FOR_ACCESS[input.access])}'`)}`;
+      await tx`grant ${tx(projectRole)} to ${tx(role)}`;
+      await tx`grant connect on database ${tx(databaseName(projectId))} to ${tx(role)}`;
+      await tx`alter role ${tx(role)} set role = ${tx.unsafe(`'${projectRole}'`)}`;
       await tx`alter role ${tx(role)} set statement_timeout = '30s'`;
       await tx`alter role ${tx(role)} set idle_in_transaction_session_timeout = '60s'`;
       await tx`select atlashub_set_role_password(${role}, ${password})`;
@@ -58,7 +65,7 @@ export async function createUser(ctx: AppContext, projectId: string, input: z.in
       return row!;
     })
     .catch((err) => {
-      if ((err as { code?: string }).code === "23505") throw errors.conflict(`The project already has a user named ${input.username}.`);
+      if (["23505", "42710"].includes((err as { code?: string }).code ?? "")) throw errors.conflict(`The project already has a user named ${input.username}.`);
       throw err;
     });
   return { ...user, password, connection_string: connectionString(ctx, projectId, role, password) };
@@ -73,9 +80,10 @@ export async function listUsers(ctx: AppContext, projectId: string) {
 
 /** A new password, shown once; the old one stops working at once and the user's sessions are ended. */
 export async function regeneratePassword(ctx: AppContext, projectId: string, username: string, record: (db: Db) => Promise<unknown>) {
-  await readyProject(ctx, projectId);
+  await getProject(ctx, projectId);
   const password = randomPassword(32);
   const user = await ctx.clusterSql.begin(async (tx) => {
+    await lockReadyProject(tx, projectId);
     const [row] = await tx<ProjectUser[]>`
       update project_users set password_changed_at = now() where project_id = ${projectId} and username = ${username}
       returning username, access, role_name, created_at, password_changed_at`;
@@ -88,26 +96,21 @@ export async function regeneratePassword(ctx: AppContext, projectId: string, use
   return { ...user, password, connection_string: connectionString(ctx, projectId, user.role_name, password) };
 }
 
-/** Ends the user's sessions, hands anything it owns to the owner role, and drops it. */
+/** Drops the user (it owns nothing: see createUser) with its row and audit entry, then ends its sessions. */
 export async function deleteUser(ctx: AppContext, projectId: string, username: string, record: (db: Db) => Promise<unknown>) {
-  await readyProject(ctx, projectId);
-  const [user] = await ctx.sql<ProjectUser[]>`select role_name from project_users where project_id = ${projectId} and username = ${username}`;
-  if (!user) throw errors.notFound("database user");
-  await ctx.clusterSql`alter role ${ctx.clusterSql(user.role_name)} nologin`;
-  await terminateSessions(ctx, user.role_name);
-  // Ownership is per database: reassign inside the project's database (a user could RESET ROLE and create objects).
-  const inside = postgres({ ...ctx.engine.superuser(), database: databaseName(projectId), max: 1, connect_timeout: 10, onnotice: () => {} });
-  try {
-    await inside`reassign owned by ${inside(user.role_name)} to ${inside(roleName(projectId, "owner"))}`;
-    await inside`drop owned by ${inside(user.role_name)}`;
-  } finally {
-    await inside.end({ timeout: 5 });
-  }
-  await ctx.clusterSql.begin(async (tx) => {
-    await tx`delete from project_users where project_id = ${projectId} and username = ${username}`;
-    await tx`drop role if exists ${tx(user.role_name)}`;
+  await getProject(ctx, projectId);
+  await terminateSessions(ctx, userRole(projectId, username));
+  const role = await ctx.clusterSql.begin(async (tx) => {
+    await lockReadyProject(tx, projectId);
+    const [row] = await tx<{ role_name: string }[]>`
+      delete from project_users where project_id = ${projectId} and username = ${username} returning role_name`;
+    if (!row) throw errors.notFound("database user");
+    await tx`revoke connect on database ${tx(databaseName(projectId))} from ${tx(row.role_name)}`;
+    await tx`drop role ${tx(row.role_name)}`;
     await record(tx);
+    return row.role_name;
   });
+  await terminateSessions(ctx, role);
 }
 
 async function terminateSessions(ctx: AppContext, role: string) {
