@@ -178,6 +178,29 @@ describe("POST /admin/api/projects/:id/credentials/reveal", () => {
   });
 });
 
+describe("POST /admin/api/projects/:id/credentials/rotate", () => {
+  it("gives a role a new password: the old one fails at once, the new one works, reveal shows it", async () => {
+    const p = await createProject("rotate-me");
+    const open = connect(p.credentials.app.connection_string);
+    await open`select 1`;
+    const res = await server.fetch(`/admin/api/projects/${p.id}/credentials/rotate`, jsonRequest("POST", { role: "app" }, { ...auth, "x-request-id": "rotate-app" }));
+    const rotated = await res.json();
+    registerSecret(rotated.password);
+    expect(rotated.role).toBe(`p_${p.id}_app`);
+    expect(rotated.connection_string).toContain(`:${rotated.password}@`);
+    expect(rotated.password).not.toBe(p.credentials.app.password);
+    expect((await open`select 1`.catch((e) => e)) instanceof Error).toBe(true);
+    expect((await connect(p.credentials.app.connection_string)`select 1`.catch((e) => e)).code).toBe("28P01");
+    expect(await connect(rotated.connection_string)`select 1 as ok`).toEqual([{ ok: 1 }]);
+    const revealed = (await call("POST", `/admin/api/projects/${p.id}/credentials/reveal`)).body.credentials;
+    expect(revealed.app.password).toBe(rotated.password);
+    expect(revealed.owner.password).toBe(p.credentials.owner.password);
+    const [entry] = await server.ctx.sql`select action, details from audit_log where request_id = 'rotate-app'`;
+    expect(entry).toEqual({ action: "project.credentials.rotate", details: { role: "app" } });
+    expect((await call("POST", `/admin/api/projects/${p.id}/credentials/rotate`, { role: "admin" })).status).toBe(400);
+  });
+});
+
 describe("many reveals at once", () => {
   it("all complete: a reveal holds one pool connection at a time", async () => {
     const p = await createProject("reveal-many");

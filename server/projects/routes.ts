@@ -8,6 +8,7 @@ import * as projects from "./service";
 import * as users from "./users";
 
 const purgeBody = z.object({ confirm: z.string() });
+const rotateBody = z.object({ role: z.enum(["owner", "app", "ro"]) });
 const deleteQuery = z.object({ purge: z.enum(["true", "false"]).optional().transform((v) => v === "true") });
 
 export function projectRoutes(ctx: AppContext) {
@@ -86,6 +87,15 @@ export function projectRoutes(ctx: AppContext) {
     const { id, username } = c.req.param();
     await users.deleteUser(ctx, id, username, (db) => audit(db, c, { action: "project.user.delete", target: { type: "project", id }, details: { username } }));
     return c.body(null, 204);
+  });
+
+  app.post("/:id/credentials/rotate", async (c) => {
+    const id = c.req.param("id");
+    const { role } = await parseBody(c, rotateBody);
+    const rotated = await projects.rotateRolePassword(ctx, id, role, (db) =>
+      audit(db, c, { action: "project.credentials.rotate", target: { type: "project", id }, details: { role } }),
+    );
+    return c.json(rotated);
   });
 
   app.post("/:id/credentials/reveal", async (c) => {

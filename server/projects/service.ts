@@ -173,6 +173,25 @@ export async function revealCredentials(ctx: AppContext, id: string) {
   return credentials(ctx, id, Object.fromEntries(roles.map((r) => [r.kind, decryptSecret(ctx.masterKey, r.password_enc)])) as Record<RoleKind, string>);
 }
 
+/**
+ * A new password for one of the project's roles: stored (encrypted), set in Postgres and audited in
+ * one transaction; then the role's sessions are ended. Returns the role's new credentials, shown once.
+ */
+export async function rotateRolePassword(ctx: AppContext, id: string, kind: RoleKind, record: (db: Db) => Promise<unknown>) {
+  await getProject(ctx, id);
+  const password = randomPassword(32);
+  const role = roleName(id, kind);
+  await ctx.clusterSql.begin(async (tx) => {
+    const [project] = await tx<{ status: string }[]>`select status from projects where id = ${id} for share`;
+    if (project!.status !== "ready") throw errors.conflict(`The project is ${project!.status}; passwords are rotated on ready projects only.`);
+    await tx`update project_roles set password_enc = ${encryptSecret(ctx.masterKey, password)} where project_id = ${id} and kind = ${kind}`;
+    await tx`select atlashub_set_role_password(${role}, ${password})`;
+    await record(tx);
+  });
+  await ctx.clusterSql`select pg_terminate_backend(pid) from pg_stat_activity where usename = ${role}`;
+  return { role, password, connection_string: connectionString(ctx, id, role, password) };
+}
+
 function credentials(ctx: AppContext, projectId: string, passwords: Record<RoleKind, string>) {
   return Object.fromEntries(
     ROLE_KINDS.map((kind) => {
