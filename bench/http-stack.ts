@@ -3,14 +3,7 @@
 //   node_modules/.bin/bun bench/http-stack.ts [--seconds 10] [--connections 50]
 import { Hono } from "hono";
 import postgres from "postgres";
-import { randomBytes } from "node:crypto";
-import { mkdtempSync, rmSync, chmodSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { NativeEngine } from "../server/engines/postgres/native";
-import { loadConfig } from "../server/config";
-import { startAtlasHub } from "../server/serve";
-import { setLogSink } from "../server/platform/log";
+import { withBenchAtlasHub } from "./setup";
 
 const arg = (name: string, fallback: number) => {
   const at = Bun.argv.indexOf(name);
@@ -19,20 +12,7 @@ const arg = (name: string, fallback: number) => {
 const seconds = arg("--seconds", 10);
 const connections = arg("--connections", 50);
 
-setLogSink(() => {}); // an access log line per request would measure the terminal, not us
-const root = mkdtempSync(join(tmpdir(), "atlashub-bench."));
-chmodSync(root, 0o755);
-const cluster = new NativeEngine({ dataDir: join(root, "pg"), listen: "127.0.0.1", port: 55000 + Math.floor(Math.random() * 5000), masterKey: randomBytes(32), attach: false, initialise: true });
-
-try {
-  await cluster.start();
-  const su = cluster.superuser();
-  const url = `postgres://${su.user}:${encodeURIComponent(su.password)}@${su.host}:${su.port}/postgres`;
-
-  const atlashub = await startAtlasHub(
-    loadConfig({ ATLASHUB_DATA_DIR: join(root, "data"), ATLASHUB_PORT: "0", ATLASHUB_PG_ENGINE: "external", ATLASHUB_DATABASE_URL: url, ATLASHUB_MASTER_KEY: randomBytes(32).toString("hex") }),
-  );
-
+await withBenchAtlasHub(async (atlashub, su) => {
   const sql = postgres({ ...su, database: atlashub.ctx.config.controlDb, max: 5, onnotice: () => {} });
   const floor = new Hono();
   floor.get("/health", async (c) => {
@@ -49,11 +29,7 @@ try {
 
   floorServer.stop(true);
   await sql.end();
-  await atlashub.stop();
-} finally {
-  await cluster.stop();
-  rmSync(root, { recursive: true, force: true });
-}
+});
 
 async function load(target: string) {
   const proc = Bun.spawn(["node_modules/.bin/autocannon", "--json", "-c", String(connections), "-d", String(seconds), target], { stdout: "pipe", stderr: "ignore" });

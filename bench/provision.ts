@@ -7,13 +7,8 @@
 //   node_modules/.bin/bun bench/provision.ts [--n 200] [--no-purge]
 import postgres from "postgres";
 import { randomBytes } from "node:crypto";
-import { mkdtempSync, rmSync, chmodSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { NativeEngine } from "../server/engines/postgres/native";
-import { loadConfig } from "../server/config";
-import { startAtlasHub } from "../server/serve";
-import { setLogSink } from "../server/platform/log";
+import type { PgConnectionInfo } from "../server/engines/postgres/engine";
+import { withBenchAtlasHub } from "./setup";
 import { createAdmin, createToken } from "../server/admin/service";
 
 const at = Bun.argv.indexOf("--n");
@@ -22,18 +17,7 @@ const purge = !Bun.argv.includes("--no-purge");
 if (!Number.isInteger(n) || n < 10) throw new Error("--n must be an integer ≥ 10");
 const tenth = Math.ceil(n / 10);
 
-setLogSink(() => {}); // one access-log line per request would measure the terminal, not us
-const root = mkdtempSync(join(tmpdir(), "atlashub-bench."));
-chmodSync(root, 0o755);
-const cluster = new NativeEngine({ dataDir: join(root, "pg"), listen: "127.0.0.1", port: 55000 + Math.floor(Math.random() * 5000), masterKey: randomBytes(32), attach: false, initialise: true });
-
-try {
-  await cluster.start();
-  const su = cluster.superuser();
-  const url = `postgres://${su.user}:${encodeURIComponent(su.password)}@${su.host}:${su.port}/postgres`;
-  const atlashub = await startAtlasHub(
-    loadConfig({ ATLASHUB_DATA_DIR: join(root, "data"), ATLASHUB_PORT: "0", ATLASHUB_PG_ENGINE: "external", ATLASHUB_DATABASE_URL: url, ATLASHUB_MASTER_KEY: randomBytes(32).toString("hex") }),
-  );
+await withBenchAtlasHub(async (atlashub, su) => {
   const admin = await createAdmin(atlashub.ctx.sql, "bench@example.com", randomBytes(16).toString("hex"));
   const { token } = await createToken(atlashub.ctx.sql, admin.id, { name: "bench" });
   const headers = { authorization: `Bearer ${token}`, "content-type": "application/json" };
@@ -115,14 +99,10 @@ try {
   if (backendsPurged) console.log(`backends after purging:    ${backendsPurged}`);
 
   await observer.end();
-  await atlashub.stop();
-} finally {
-  await cluster.stop();
-  rmSync(root, { recursive: true, force: true });
-}
+});
 
 /** The floor: what Postgres itself needs for a project's database and roles, nothing else. */
-function floorRunner(su: ReturnType<NativeEngine["superuser"]>) {
+function floorRunner(su: PgConnectionInfo) {
   const sql = postgres({ ...su, database: "postgres", max: 1, onnotice: () => {}, connection: { application_name: "bench-floor" } });
   const ids: string[] = [];
   return {
