@@ -7,6 +7,7 @@ import { requireAdmin } from "./http/auth";
 import { healthRoutes } from "./health/routes";
 import { adminRoutes } from "./admin/routes";
 import { projectRoutes } from "./projects/routes";
+import { keyRoutes } from "./keys/routes";
 import { provisionRoutes } from "./projects/provisionRoute";
 
 export function buildApp(ctx: AppContext) {
@@ -20,5 +21,6 @@ export function buildApp(ctx: AppContext) {
   app.use("/admin/api/*", sameOrigin(ctx.config.trustProxy), requireAdmin(ctx, ["/admin/api/login"]));
   app.route("/admin/api", adminRoutes(ctx));
   app.route("/admin/api/projects", projectRoutes(ctx));
+  app.route("/admin/api/projects", keyRoutes(ctx));
   return app;
 }

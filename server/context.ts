@@ -2,6 +2,7 @@ import type { Config } from "./config";
 import type { PostgresEngine } from "./engines/postgres/engine";
 import type { Sql } from "./platform/db";
 import type { Actor } from "./platform/audit";
+import type { VerifiedKey } from "./keys/service";
 
 /** What every router gets: built once in startAtlasHub, passed down as a plain object. */
 export interface AppContext {
@@ -21,5 +22,6 @@ export type AppEnv = {
     requestId: string;
     clientIp: string;
     actor: Actor;
+    apiKey: VerifiedKey;
   };
 };

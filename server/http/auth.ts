@@ -2,6 +2,7 @@ import type { Context, MiddlewareHandler } from "hono";
 import { getCookie } from "hono/cookie";
 import type { AppContext, AppEnv } from "../context";
 import { actorFromSession, actorFromToken } from "../admin/service";
+import { verifyKey } from "../keys/service";
 import { recordAudit, type AuditEntry } from "../platform/audit";
 import type { Db } from "../platform/db";
 import { errors } from "./errors";
@@ -17,6 +18,22 @@ export const requireAdmin = (ctx: AppContext, publicPaths: string[]): Middleware
     const actor = bearer ? await actorFromToken(ctx.sql, bearer) : session ? await actorFromSession(ctx.sql, session) : undefined;
     if (!actor) throw errors.unauthorized();
     c.set("actor", actor);
+    await next();
+  };
+
+/**
+ * /v1: an API key in `x-api-key`, `apikey` (what supabase-js sends) or `Authorization: Bearer`.
+ * Publishable keys may only read; writes need a secret key.
+ */
+export const requireApiKey = (ctx: AppContext): MiddlewareHandler<AppEnv> =>
+  async function requireApiKey(c, next) {
+    const key = c.req.header("x-api-key") ?? c.req.header("apikey") ?? c.req.header("authorization")?.match(/^Bearer\s+(\S+)$/i)?.[1];
+    const verified = key ? await verifyKey(ctx.sql, key) : undefined;
+    if (!verified) throw errors.unauthorized("Send a valid API key as x-api-key.");
+    if (verified.kind === "publishable" && !["GET", "HEAD", "OPTIONS"].includes(c.req.method)) {
+      throw errors.forbidden("A publishable key can only read; use a secret key to write.");
+    }
+    c.set("apiKey", verified);
     await next();
   };
 

@@ -1,0 +1,143 @@
+import { z } from "zod";
+import type { AppContext } from "../context";
+import type { Db, Sql } from "../platform/db";
+import { sha256Hex } from "../platform/crypto";
+import { errors } from "../http/errors";
+import { futureTimestamp, safeText } from "../http/schemas";
+import { getProject } from "../projects/service";
+import { keyPrefix, newKey, parseKey, type KeyKind } from "./format";
+
+export const createKeySchema = z.object({
+  name: safeText(100),
+  kind: z.enum(["publishable", "secret"]),
+  expires_at: futureTimestamp.optional(),
+});
+
+export const rotateKeySchema = z.object({
+  // How long the old key keeps working; default a day, at most 30 days.
+  grace_hours: z.number().int().min(0).max(720).default(24),
+});
+
+interface KeyRow {
+  id: string;
+  name: string;
+  kind: KeyKind;
+  prefix: string;
+  created_at: Date;
+  last_used_at: Date | null;
+  expires_at: Date | null;
+  revoked_at: Date | null;
+  replaced_by: string | null;
+}
+
+const KEY_COLUMNS = ["id", "name", "kind", "prefix", "created_at", "last_used_at", "expires_at", "revoked_at", "replaced_by"];
+
+/** The list view of a key: never the key itself. */
+export function presentKey(k: KeyRow) {
+  const now = Date.now();
+  const status = k.revoked_at ? "revoked" : k.expires_at && k.expires_at.getTime() <= now ? "expired" : k.replaced_by ? "rotating" : "active";
+  return { ...k, status };
+}
+
+async function readyProject(ctx: AppContext, projectId: string) {
+  const project = await getProject(ctx, projectId);
+  if (project.status !== "ready") throw errors.conflict(`The project is ${project.status}; keys are managed on ready projects only.`);
+}
+
+async function insertKey(db: Db, projectId: string, input: { name: string; kind: KeyKind; expires_at?: string | null }) {
+  const key = newKey(input.kind);
+  const [row] = await db<KeyRow[]>`
+    insert into api_keys (project_id, name, kind, prefix, key_hash, expires_at)
+    values (${projectId}, ${input.name}, ${input.kind}, ${keyPrefix(key)}, ${sha256Hex(key)}, ${input.expires_at ?? null})
+    returning ${db(KEY_COLUMNS)}`;
+  return { ...presentKey(row!), key };
+}
+
+/** Returns the key row and the full key, shown this once. `record` audits in the same transaction. */
+export async function createKey(ctx: AppContext, projectId: string, input: z.infer<typeof createKeySchema>, record: (db: Db, keyId: string) => Promise<unknown>) {
+  await readyProject(ctx, projectId);
+  return ctx.sql.begin(async (tx) => {
+    const created = await insertKey(tx, projectId, input);
+    await record(tx, created.id);
+    return created;
+  });
+}
+
+export async function listKeys(ctx: AppContext, projectId: string, page: { limit: number; offset: number }) {
+  await getProject(ctx, projectId);
+  const rows = await ctx.sql<KeyRow[]>`
+    select ${ctx.sql(KEY_COLUMNS)} from api_keys where project_id = ${projectId}
+    order by created_at desc limit ${page.limit} offset ${page.offset}`;
+  return rows.map(presentKey);
+}
+
+/** A new key with the same name and kind; the old one keeps working for the grace period, then stops. */
+export async function rotateKey(ctx: AppContext, projectId: string, keyId: string, graceHours: number, record: (db: Db, newKeyId: string) => Promise<unknown>) {
+  await readyProject(ctx, projectId);
+  return ctx.sql.begin(async (tx) => {
+    const [old] = await tx<KeyRow[]>`
+      select ${tx(KEY_COLUMNS)} from api_keys where id = ${keyId} and project_id = ${projectId} for update`;
+    if (!old) throw errors.notFound("key");
+    if (presentKey(old).status !== "active") throw errors.conflict(`The key is ${presentKey(old).status}; only active keys can be rotated.`);
+    const created = await insertKey(tx, projectId, { name: old.name, kind: old.kind, expires_at: old.expires_at?.toISOString() });
+    await tx`
+      update api_keys set replaced_by = ${created.id},
+        expires_at = least(coalesce(expires_at, 'infinity'), now() + make_interval(hours => ${graceHours}))
+      where id = ${keyId}`;
+    await record(tx, created.id);
+    return created;
+  });
+}
+
+export async function revokeKey(ctx: AppContext, projectId: string, keyId: string, record: (db: Db) => Promise<unknown>) {
+  await getProject(ctx, projectId);
+  await ctx.sql.begin(async (tx) => {
+    const [row] = await tx`update api_keys set revoked_at = coalesce(revoked_at, now()) where id = ${keyId} and project_id = ${projectId} returning id`;
+    if (!row) throw errors.notFound("key");
+    await record(tx);
+  });
+}
+
+export interface VerifiedKey {
+  id: string;
+  projectId: string;
+  kind: KeyKind;
+}
+
+// Verified keys (and unknown ones) are remembered this long: revocation, expiry and project
+// deletion take effect within it on every instance, and a busy app costs one lookup per key per 5 s.
+const CACHE_MS = 5_000;
+const CACHE_MAX = 10_000;
+const LAST_USED_EVERY_MS = 60_000;
+const cache = new Map<string, { key: VerifiedKey | undefined; until: number }>();
+const lastUsedWritten = new Map<string, number>();
+
+/**
+ * The key's project and kind, or undefined for a malformed, unknown, revoked or expired key, or one
+ * whose project is not ready. A malformed key or a wrong checksum never reaches the database.
+ * The lookup is by SHA-256 of the key, so no stored secret is compared as text.
+ */
+export async function verifyKey(sql: Sql, key: string): Promise<VerifiedKey | undefined> {
+  if (!parseKey(key)) return undefined;
+  const hash = sha256Hex(key);
+  const now = Date.now();
+  const cached = cache.get(hash);
+  if (cached && cached.until > now) return touch(sql, cached.key, now);
+  const [row] = await sql<{ id: string; project_id: string; kind: KeyKind }[]>`
+    select k.id, k.project_id, k.kind from api_keys k join projects p on p.id = k.project_id
+    where k.key_hash = ${hash} and k.revoked_at is null and (k.expires_at is null or k.expires_at > now()) and p.status = 'ready'`;
+  const verified = row ? { id: row.id, projectId: row.project_id, kind: row.kind } : undefined;
+  if (cache.size >= CACHE_MAX) cache.delete(cache.keys().next().value!);
+  cache.set(hash, { key: verified, until: now + CACHE_MS });
+  return touch(sql, verified, now);
+}
+
+/** last_used_at, written at most once a minute per key (per instance), off the request's path. */
+function touch(sql: Sql, key: VerifiedKey | undefined, now: number) {
+  if (key && now - (lastUsedWritten.get(key.id) ?? 0) >= LAST_USED_EVERY_MS) {
+    lastUsedWritten.set(key.id, now);
+    if (lastUsedWritten.size > CACHE_MAX) lastUsedWritten.delete(lastUsedWritten.keys().next().value!);
+    void sql`update api_keys set last_used_at = now() where id = ${key.id}`.catch(() => {});
+  }
+  return key;
+}
