@@ -8,9 +8,11 @@ import { healthRoutes } from "./health/routes";
 import { adminRoutes } from "./admin/routes";
 import { projectRoutes } from "./projects/routes";
 import { keyRoutes } from "./keys/routes";
+import { dataRoutes } from "./data/routes";
+import type { ProjectPools } from "./data/pools";
 import { provisionRoutes } from "./projects/provisionRoute";
 
-export function buildApp(ctx: AppContext) {
+export function buildApp(ctx: AppContext, pools: ProjectPools) {
   const app = new Hono<AppEnv>();
   app.use(requestId(), accessLog(), secureHeaders(), clientIp(ctx.config.trustProxy), bodyLimit(ctx.config.bodyLimit));
   app.onError(renderError);
@@ -22,5 +24,6 @@ export function buildApp(ctx: AppContext) {
   app.route("/admin/api", adminRoutes(ctx));
   app.route("/admin/api/projects", projectRoutes(ctx));
   app.route("/admin/api/projects", keyRoutes(ctx));
+  app.route("/v1/db", dataRoutes(ctx, pools));
   return app;
 }

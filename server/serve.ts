@@ -9,6 +9,7 @@ import { loadMasterKey } from "./platform/masterKey";
 import { lockDataDir, prepareDataDir } from "./platform/dataDir";
 import { log } from "./platform/log";
 import { startReconciler } from "./projects/reconciler";
+import { ProjectPools } from "./data/pools";
 import { migrations } from "../migrations";
 import pkg from "../package.json";
 
@@ -59,7 +60,8 @@ export async function startAtlasHub(config: Config, onEngine?: (engine: Postgres
     log.warn("pgvector is not installed: projects will be created without the vector extension (run build/setup-postgres.sh as root to add it)");
   }
   const stopReconciler = startReconciler(ctx);
-  const app = buildApp(ctx);
+  const pools = new ProjectPools(ctx);
+  const app = buildApp(ctx, pools);
   let server: ReturnType<typeof Bun.serve>;
   try {
     // idleTimeout at Bun's maximum: creating a project on a busy Pi can take longer than the 10 s default,
@@ -67,6 +69,7 @@ export async function startAtlasHub(config: Config, onEngine?: (engine: Postgres
     server = Bun.serve({ hostname: config.host, port: config.port, fetch: app.fetch, idleTimeout: 255 });
   } catch (err) {
     await stopReconciler();
+    await pools.closeAll();
     await close();
     throw new ConfigError(`invalid setting ATLASHUB_HOST/ATLASHUB_PORT (--host/--port): cannot listen on ${config.host}:${config.port}: ${(err as Error).message}`);
   }
@@ -82,6 +85,7 @@ export async function startAtlasHub(config: Config, onEngine?: (engine: Postgres
       await server.stop();
       clearTimeout(force);
       await stopReconciler();
+      await pools.closeAll();
       await close();
     },
   };

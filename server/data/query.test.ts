@@ -1,0 +1,79 @@
+// parse → plan → render, without a database.
+import { describe, expect, it } from "bun:test";
+import { parseReadRequest } from "./parse";
+import { planRead } from "./plan";
+import { quoteIdent, renderCount, renderRead } from "./render";
+import type { Schema } from "./schema";
+
+const schema: Schema = new Map([
+  ["items", { name: "items", kind: "table", primaryKey: ["id"], columns: [
+    { name: "id", type: "integer", nullable: false },
+    { name: "Label Text", type: "text", nullable: true },
+    { name: 'we"ird', type: "text", nullable: true },
+  ] }],
+]);
+
+const render = (qs: string) => renderRead(planRead(schema, "items", parseReadRequest(new URLSearchParams(qs))));
+const error = (fn: () => unknown) => {
+  try {
+    fn();
+  } catch (err) {
+    return err as { status: number; code: string; message: string };
+  }
+  throw new Error("expected an error");
+};
+
+describe("parse → plan → render", () => {
+  it("selects every column by default with limit 100 offset 0 as parameters", () => {
+    expect(render("")).toEqual({
+      text: `select coalesce(json_agg(r), '[]')::text as body from (select "id", "Label Text", "we""ird" from "items" limit $1::bigint offset $2::bigint) r`,
+      params: ["100", "0"],
+    });
+  });
+
+  it("renders every operator with values as parameters, never as text", () => {
+    const qs = new URLSearchParams({ id: "gte.5", "Label Text": "ilike.*x*", 'we"ird': 'not.in.(a,"b,c",d)' }).toString();
+    const r = render(qs + "&order=id.desc.nullslast,Label Text&limit=10&offset=20");
+    expect(r.text).toContain(`where "id" >= $1 and "Label Text"::text ilike $2 and not ("we""ird" in ($3, $4, $5)) order by "id" desc nulls last, "Label Text" asc limit $6::bigint offset $7::bigint`);
+    expect(r.params).toEqual(["5", "%x%", "a", "b,c", "d", "10", "20"]);
+  });
+
+  it("supports is, eq/neq/lt/lte/gt and like", () => {
+    const r = render("id=is.null&Label%20Text=not.is.true&we%22ird=like.a*&select=id");
+    expect(r.text).toContain(`where "id" is null and not ("Label Text" is true) and "we""ird"::text like $1`);
+    for (const [op, sym] of [["eq", "="], ["neq", "<>"], ["lt", "<"], ["lte", "<="], ["gt", ">"]]) {
+      expect(render(`id=${op}.1`).text).toContain(`"id" ${sym} $1`);
+    }
+    expect(render("id=in.()").text).toContain("where false");
+  });
+
+  it("counts with the same filters", () => {
+    const plan = planRead(schema, "items", parseReadRequest(new URLSearchParams("id=gt.3&limit=5")));
+    expect(renderCount(plan)).toEqual({ text: `select count(*)::text as total from "items" where "id" > $1`, params: ["3"] });
+  });
+
+  const bad: [string, string, string][] = [
+    ["an unknown table", "", "unknown_table"],
+    ["an unknown column in select", "select=id,nope", "unknown_column"],
+    ["an unknown column in a filter", "nope=eq.1", "unknown_column"],
+    ["an unknown column in order", "order=nope.desc", "unknown_column"],
+    ["an unknown operator", "id=between.1", "unknown_operator"],
+    ["a filter without a value", "id=eq", "invalid_filter"],
+    ["is with another value", "id=is.maybe", "invalid_filter"],
+    ["in without parentheses", "id=in.1,2", "invalid_filter"],
+    ["a bad order modifier", "order=id.sideways", "invalid_order"],
+    ["a limit over 1000", "limit=1001", "invalid_limit"],
+    ["a negative offset", "offset=-1", "invalid_offset"],
+  ];
+  for (const [what, qs, code] of bad) {
+    it(`answers 400 ${code} for ${what}`, () => {
+      const table = what === "an unknown table" ? "ghosts" : "items";
+      const err = error(() => planRead(schema, table, parseReadRequest(new URLSearchParams(qs))));
+      expect({ status: err.status, code: err.code }).toEqual({ status: 400, code });
+    });
+  }
+
+  it("quotes identifiers so no name can end the identifier", () => {
+    expect(quoteIdent('a"; drop table x; --')).toBe('"a""; drop table x; --"');
+  });
+});
