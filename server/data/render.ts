@@ -32,7 +32,7 @@ export function renderCount(plan: ReadPlan): Rendered {
   return { text: `select count(*)::text as total from ${quoteIdent(plan.table.name)}${where}`, params };
 }
 
-function renderWhere(filters: Filter[], params: string[]) {
+export function renderWhere(filters: Filter[], params: string[]) {
   if (!filters.length) return "";
   return " where " + filters.map((f) => renderFilter(f, params)).join(" and ");
 }

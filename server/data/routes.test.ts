@@ -85,3 +85,61 @@ describe("GET /v1/db", () => {
     expect(res.status).toBe(401);
   });
 });
+
+describe("writes to /v1/db", () => {
+  const send = async (method: string, path: string, body?: unknown, headers: Record<string, string> = {}) => {
+    const res = await server.fetch(`/v1/db${path}`, body === undefined ? { method, headers: { "x-api-key": key, ...headers } } : jsonRequest(method, body, { "x-api-key": key, ...headers }));
+    return { status: res.status, body: await res.json() };
+  };
+  const notes = "/notes";
+
+  beforeAll(async () => {
+    const auth = await adminHeaders(server);
+    const p = await (await server.fetch("/admin/api/projects?limit=1000", { headers: auth })).json();
+    const project = p.items.find((x: { name: string }) => x.name === "data-a");
+    const creds = (await (await server.fetch(`/admin/api/projects/${project.id}/credentials/reveal`, { method: "POST", headers: auth })).json()).credentials;
+    const owner = clients.connect(creds.owner.connection_string);
+    await owner`create table notes (id int primary key, body text not null, n int check (n >= 0), meta jsonb)`;
+  });
+
+  it("inserts one row or many, returning the count or the rows", async () => {
+    expect(await send("POST", notes, { id: 1, body: "one", meta: { a: 1 } })).toEqual({ status: 201, body: { count: 1 } });
+    const many = await send("POST", notes, [{ id: 2, body: "two" }, { id: 3, body: "three", n: 3 }], { prefer: "return=representation" });
+    expect(many).toEqual({ status: 201, body: [{ id: 2, body: "two", n: null, meta: null }, { id: 3, body: "three", n: 3, meta: null }] });
+    expect((await get(`${notes}?id=eq.1`)).body).toEqual([{ id: 1, body: "one", n: null, meta: { a: 1 } }]);
+  });
+
+  it("upserts with Prefer: resolution=merge-duplicates, or skips with ignore-duplicates", async () => {
+    const merged = await send("POST", `${notes}?on_conflict=id`, { id: 1, body: "uno" }, { prefer: "resolution=merge-duplicates,return=representation" });
+    expect(merged.body).toEqual([{ id: 1, body: "uno", n: null, meta: { a: 1 } }]);
+    const ignored = await send("POST", notes, { id: 1, body: "ignored" }, { prefer: "resolution=ignore-duplicates" });
+    expect(ignored.body).toEqual({ count: 0 });
+  });
+
+  it("updates and deletes only with a filter (422 otherwise)", async () => {
+    expect((await send("PATCH", notes, { body: "all" })).status).toBe(422);
+    expect((await send("DELETE", notes)).body.error.code).toBe("filter_required");
+    expect(await send("PATCH", `${notes}?id=eq.2`, { body: "deux" }, { prefer: "return=representation" })).toEqual({ status: 200, body: [{ id: 2, body: "deux", n: null, meta: null }] });
+    expect(await send("DELETE", `${notes}?id=in.(2,3)`)).toEqual({ status: 200, body: { count: 2 } });
+  });
+
+  it("maps constraint errors to clear API errors", async () => {
+    expect((await send("POST", notes, { id: 1, body: "dup" })).body.error).toMatchObject({ code: "unique_violation", details: { constraint: "notes_pkey" } });
+    expect((await send("POST", notes, { id: 9 })).body.error).toMatchObject({ code: "not_null_violation", details: { column: "body" } });
+    expect((await send("POST", notes, { id: 9, body: "x", n: -1 })).status).toBe(400);
+    expect((await send("POST", notes, { id: "nine", body: "x" })).status).toBe(400);
+    expect((await send("POST", notes, { id: 9, body: "x", nope: 1 })).body.error.code).toBe("unknown_column");
+    expect((await send("POST", notes, [])).status).toBe(400);
+    expect((await send("POST", notes, Array.from({ length: 1001 }, (_, i) => ({ id: 100 + i, body: "x" })))).status).toBe(400);
+  });
+
+  it("refuses writes with a publishable key", async () => {
+    const auth = await adminHeaders(server);
+    const p = await (await server.fetch("/admin/api/projects?limit=1000", { headers: auth })).json();
+    const project = p.items.find((x: { name: string }) => x.name === "data-a");
+    const pk = await keyFor(auth, project.id, "publishable");
+    const res = await server.fetch(`/v1/db${notes}`, jsonRequest("POST", { id: 50, body: "x" }, { "x-api-key": pk }));
+    expect(res.status).toBe(403);
+    expect((await server.fetch(`/v1/db${notes}?id=eq.1`, { headers: { "x-api-key": pk } })).status).toBe(200);
+  });
+});

@@ -1,16 +1,49 @@
 import { Hono } from "hono";
 import type { AppContext, AppEnv } from "../context";
 import { requireApiKey } from "../http/auth";
-import { ApiError } from "../http/errors";
+import { ApiError, parseBody } from "../http/errors";
+import { z } from "zod";
+import postgres from "postgres";
+import type { Context } from "hono";
+import type { ContentfulStatusCode } from "hono/utils/http-status";
+import { badRequest } from "./parse";
+import type { Table } from "./schema";
+import type { Rendered } from "./render";
+import { renderDelete, renderInsert, renderUpdate, type WriteOptions } from "./write";
 import { parseReadRequest } from "./parse";
 import { planRead } from "./plan";
 import { renderCount, renderRead } from "./render";
 import type { ProjectPools } from "./pools";
 
-/** /v1/db: read access to a project's public tables (GET); writes are a later slice. */
+/** /v1/db: a project's public tables over HTTP, as its app role. */
 export function dataRoutes(ctx: AppContext, pools: ProjectPools) {
   const app = new Hono<AppEnv>();
   app.use("*", requireApiKey(ctx));
+
+  /** The table, looked up once more if the cache does not know it (it may be a moment old). */
+  const tableOf = async (projectId: string, name: string) => {
+    const known = (await pools.schema(projectId)).get(name) ?? (await pools.schema(projectId, true)).get(name);
+    if (!known) throw badRequest("unknown_table", `No table or view named "${name}" in this project.`, { table: name });
+    return known;
+  };
+  const write = async (c: Context<AppEnv>, status: ContentfulStatusCode, render: (table: Table, params: URLSearchParams, options: WriteOptions) => Rendered) => {
+    const projectId = c.get("apiKey").projectId;
+    const table = await tableOf(projectId, c.req.param("table")!);
+    const rendered = render(table, new URL(c.req.url).searchParams, { returnRows: /return=representation/.test(c.req.header("prefer") ?? "") });
+    const { sql } = await pools.get(projectId);
+    const [row] = await sql.unsafe<{ body: string }[]>(rendered.text, rendered.params).catch(rethrowAsApiError);
+    return c.body(row!.body, status, { "content-type": "application/json" });
+  };
+
+  app.post("/:table", async (c) => {
+    const body = await parseBody(c, z.unknown());
+    return write(c, 201, (table, params, options) => renderInsert(table, body, params, c.req.header("prefer") ?? "", options));
+  });
+  app.patch("/:table", async (c) => {
+    const body = await parseBody(c, z.unknown());
+    return write(c, 200, (table, params, options) => renderUpdate(table, body, params, options));
+  });
+  app.delete("/:table", (c) => write(c, 200, renderDelete));
 
   app.get("/tables", async (c) => {
     const schema = await pools.schema(c.get("apiKey").projectId);
@@ -28,7 +61,7 @@ export function dataRoutes(ctx: AppContext, pools: ProjectPools) {
     });
     const { sql } = await pools.get(projectId);
     const read = renderRead(plan);
-    const [rows] = await sql.unsafe<{ body: string }[]>(read.text, read.params);
+    const [rows] = await sql.unsafe<{ body: string }[]>(read.text, read.params).catch(rethrowAsApiError);
     if (/count=exact/.test(c.req.header("prefer") ?? "")) {
       const count = renderCount(plan);
       const [total] = await sql.unsafe<{ total: string }[]>(count.text, count.params);
@@ -39,4 +72,29 @@ export function dataRoutes(ctx: AppContext, pools: ProjectPools) {
   });
 
   return app;
+}
+
+/**
+ * Postgres errors as API errors: the constraint or column involved, never the SQL. Data exceptions
+ * (class 22) are left to the shared handler (400 invalid_input).
+ */
+function rethrowAsApiError(err: unknown): never {
+  if (!(err instanceof postgres.PostgresError)) throw err;
+  const names = { constraint: err.constraint_name, column: err.column_name };
+  switch (err.code) {
+    case "23505":
+      throw new ApiError(409, "unique_violation", "A row with the same unique values already exists.", names);
+    case "23503":
+      throw new ApiError(409, "foreign_key_violation", "The row refers to a row that does not exist, or is referred to by another.", names);
+    case "23502":
+      throw new ApiError(400, "not_null_violation", `Column "${err.column_name}" may not be null.`, names);
+    case "23514":
+      throw new ApiError(400, "check_violation", `A check on the table refused the row (${err.constraint_name}).`, names);
+    case "42501":
+      throw new ApiError(403, "permission_denied", "The project's app role may not do this.");
+    case "57014":
+      throw new ApiError(504, "statement_timeout", "The query ran longer than the statement timeout.");
+    default:
+      throw err;
+  }
 }

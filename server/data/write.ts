@@ -1,0 +1,83 @@
+// Writes for /v1/db: insert (with upsert), update and delete, each rendered from checked names with
+// the values in one JSON parameter that Postgres turns into typed rows (json_populate_recordset), so
+// types come from the table itself. The parameter is sent as text (::text::json): typed as json,
+// the driver would encode the JSON string once more. Pure.
+import { badRequest, parseFilters, type Filter } from "./parse";
+import type { Table } from "./schema";
+import { quoteIdent, renderWhere, type Rendered } from "./render";
+import { ApiError } from "../http/errors";
+
+export const MAX_ROWS = 1000;
+
+export interface WriteOptions {
+  returnRows: boolean;
+}
+
+function checkColumns(table: Table, columns: Iterable<string>) {
+  const known = new Set(table.columns.map((c) => c.name));
+  for (const column of columns) {
+    if (!known.has(column)) throw badRequest("unknown_column", `Table "${table.name}" has no column "${column}".`, { table: table.name, column });
+  }
+}
+
+function rowsOf(body: unknown): Record<string, unknown>[] {
+  const rows = Array.isArray(body) ? body : [body];
+  if (rows.length === 0 || rows.length > MAX_ROWS) throw badRequest("invalid_body", `Send an object or an array of 1 to ${MAX_ROWS} objects.`);
+  if (!rows.every((r) => r !== null && typeof r === "object" && !Array.isArray(r))) throw badRequest("invalid_body", "Every row must be a JSON object.");
+  return rows as Record<string, unknown>[];
+}
+
+/** `returnRows`: the affected rows as JSON; otherwise only their count. */
+function finish(statement: string, options: WriteOptions) {
+  const out = options.returnRows ? `coalesce(json_agg(w), '[]')::text` : `json_build_object('count', count(*))::text`;
+  return `with w as (${statement} returning *) select ${out} as body from w`;
+}
+
+export function renderInsert(table: Table, body: unknown, params: URLSearchParams, prefer: string, options: WriteOptions): Rendered {
+  const rows = rowsOf(body);
+  const columns = [...new Set(rows.flatMap((r) => Object.keys(r)))];
+  if (!columns.length) throw badRequest("invalid_body", "The rows have no columns.");
+  checkColumns(table, columns);
+  const list = columns.map(quoteIdent).join(", ");
+  let statement = `insert into ${quoteIdent(table.name)} (${list}) select ${list} from json_populate_recordset(null::${quoteIdent(table.name)}, $1::text::json)`;
+  const onConflict = params.get("on_conflict");
+  const resolution = /resolution=(merge|ignore)-duplicates/.exec(prefer)?.[1];
+  if (resolution) {
+    const target = onConflict ? onConflict.split(",").map((c) => c.trim()) : table.primaryKey;
+    if (!target.length) throw badRequest("invalid_on_conflict", "Name the conflict columns with on_conflict=col1,col2 (the table has no primary key).");
+    checkColumns(table, target);
+    const updates = columns.filter((c) => !target.includes(c));
+    statement +=
+      resolution === "ignore" || !updates.length
+        ? ` on conflict (${target.map(quoteIdent).join(", ")}) do nothing`
+        : ` on conflict (${target.map(quoteIdent).join(", ")}) do update set ${updates.map((c) => `${quoteIdent(c)} = excluded.${quoteIdent(c)}`).join(", ")}`;
+  }
+  return { text: finish(statement, options), params: [JSON.stringify(rows)] };
+}
+
+export function renderUpdate(table: Table, body: unknown, params: URLSearchParams, options: WriteOptions): Rendered {
+  if (body === null || typeof body !== "object" || Array.isArray(body)) throw badRequest("invalid_body", "Send the new values as one JSON object.");
+  const columns = Object.keys(body);
+  if (!columns.length) throw badRequest("invalid_body", "Name at least one column to change.");
+  checkColumns(table, columns);
+  const filters = requiredFilters(table, params);
+  const values: string[] = [JSON.stringify(body)];
+  const where = renderWhere(filters, values);
+  const list = columns.map(quoteIdent).join(", ");
+  const statement = `update ${quoteIdent(table.name)} set (${list}) = (select ${list} from json_populate_record(null::${quoteIdent(table.name)}, $1::text::json))${where}`;
+  return { text: finish(statement, options), params: values };
+}
+
+export function renderDelete(table: Table, params: URLSearchParams, options: WriteOptions): Rendered {
+  const filters = requiredFilters(table, params);
+  const values: string[] = [];
+  return { text: finish(`delete from ${quoteIdent(table.name)}${renderWhere(filters, values)}`, options), params: values };
+}
+
+/** PATCH and DELETE must say which rows: without a filter they would touch every row of the table. */
+function requiredFilters(table: Table, params: URLSearchParams): Filter[] {
+  const filters = parseFilters(params);
+  if (!filters.length) throw new ApiError(422, "filter_required", "PATCH and DELETE need at least one filter, e.g. ?id=eq.1.");
+  checkColumns(table, filters.map((f) => f.column));
+  return filters;
+}
