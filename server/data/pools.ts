@@ -22,30 +22,38 @@ export class ProjectPools {
 
   constructor(private readonly ctx: AppContext) {}
 
+  /** The project's pool, made on first use; concurrent first requests share the one being made. */
   async get(projectId: string): Promise<Entry> {
     let entry = this.pools.get(projectId);
     if (!entry) {
-      const [row] = await this.ctx.sql<{ password_enc: string }[]>`
-        select password_enc from project_roles where project_id = ${projectId} and kind = 'app'`;
-      const su = this.ctx.engine.superuser();
-      const sql = postgres({
-        host: su.host,
-        port: su.port,
-        ssl: su.ssl,
-        database: databaseName(projectId),
-        user: roleName(projectId, "app"),
-        password: decryptSecret(this.ctx.masterKey, row!.password_enc),
-        max: POOL_MAX,
-        idle_timeout: 60,
-        connect_timeout: 5,
-        onnotice: () => {},
-      });
-      entry = { sql, usedAt: Date.now() };
+      entry = { sql: this.connect(projectId), usedAt: Date.now() };
       this.pools.set(projectId, entry);
       this.evictBeyondCap();
     }
     entry.usedAt = Date.now();
     return entry;
+  }
+
+  /** A lazy pool: postgres.js connects on the first query, so the password is fetched just before. */
+  private connect(projectId: string): Sql {
+    const su = this.ctx.engine.superuser();
+    const password = async () => {
+      const [row] = await this.ctx.sql<{ password_enc: string }[]>`
+        select password_enc from project_roles where project_id = ${projectId} and kind = 'app'`;
+      return decryptSecret(this.ctx.masterKey, row!.password_enc);
+    };
+    return postgres({
+      host: su.host,
+      port: su.port,
+      ssl: su.ssl,
+      database: databaseName(projectId),
+      user: roleName(projectId, "app"),
+      password,
+      max: POOL_MAX,
+      idle_timeout: 60,
+      connect_timeout: 5,
+      onnotice: () => {},
+    });
   }
 
   /** The project's schema, re-read when older than a few seconds or when `stale` says a name was missing. */

@@ -15,6 +15,9 @@ import { planRead } from "./plan";
 import { renderCount, renderRead } from "./render";
 import type { ProjectPools } from "./pools";
 
+// Requests of one shape render the same text, so each connection prepares it once and reuses it.
+const PREPARED = { prepare: true };
+
 /** /v1/db: a project's public tables over HTTP, as its app role. */
 export function dataRoutes(ctx: AppContext, pools: ProjectPools) {
   const app = new Hono<AppEnv>();
@@ -31,7 +34,7 @@ export function dataRoutes(ctx: AppContext, pools: ProjectPools) {
     const table = await tableOf(projectId, c.req.param("table")!);
     const rendered = render(table, new URL(c.req.url).searchParams, { returnRows: /return=representation/.test(c.req.header("prefer") ?? "") });
     const { sql } = await pools.get(projectId);
-    const [row] = await sql.unsafe<{ body: string }[]>(rendered.text, rendered.params).catch(rethrowAsApiError);
+    const [row] = await sql.unsafe<{ body: string }[]>(rendered.text, rendered.params, PREPARED).catch(rethrowAsApiError);
     return c.body(row!.body, status, { "content-type": "application/json" });
   };
 
@@ -61,10 +64,10 @@ export function dataRoutes(ctx: AppContext, pools: ProjectPools) {
     });
     const { sql } = await pools.get(projectId);
     const read = renderRead(plan);
-    const [rows] = await sql.unsafe<{ body: string }[]>(read.text, read.params).catch(rethrowAsApiError);
+    const [rows] = await sql.unsafe<{ body: string }[]>(read.text, read.params, PREPARED).catch(rethrowAsApiError);
     if (/count=exact/.test(c.req.header("prefer") ?? "")) {
       const count = renderCount(plan);
-      const [total] = await sql.unsafe<{ total: string }[]>(count.text, count.params);
+      const [total] = await sql.unsafe<{ total: string }[]>(count.text, count.params, PREPARED).catch(rethrowAsApiError);
       const shown = (JSON.parse(rows!.body) as unknown[]).length;
       c.header("Content-Range", shown ? `${plan.offset}-${plan.offset + shown - 1}/${total!.total}` : `*/${total!.total}`);
     }

@@ -1,0 +1,64 @@
+// /v1/db against its floor, in one run with one load generator (bench/load.ts, 50 connections):
+//   (a) floor: a bare Hono route, same runtime, running `select * from items where id = $1` with the
+//       same driver and pool size, no auth;
+//   (b) GET /v1/db/items?id=eq.N with an API key;
+//   (c) POST /v1/db/items, one row per request.
+// Usage: node_modules/.bin/bun bench/crud.ts [--seconds 10] [--connections 50]
+import { Hono } from "hono";
+import postgres from "postgres";
+import { randomBytes } from "node:crypto";
+import { createAdmin, createToken } from "../server/admin/service";
+import { withBenchAtlasHub } from "./setup";
+
+const arg = (name: string, fallback: number) => {
+  const at = Bun.argv.indexOf(name);
+  return at > 0 ? Number(Bun.argv[at + 1]) : fallback;
+};
+const seconds = arg("--seconds", 10);
+const connections = arg("--connections", 50);
+const ROWS = 10_000;
+
+await withBenchAtlasHub(async (atlashub) => {
+  const admin = await createAdmin(atlashub.ctx.sql, "bench@example.com", randomBytes(16).toString("hex"));
+  const { token } = await createToken(atlashub.ctx.sql, admin.id, { name: "bench" });
+  const adminHeaders = { authorization: `Bearer ${token}`, "content-type": "application/json" };
+  const created: any = await (await fetch(`${atlashub.url}/admin/api/projects`, { method: "POST", headers: adminHeaders, body: JSON.stringify({ name: "crud-bench" }) })).json();
+  const owner = postgres(created.credentials.owner.connection_string, { max: 1, onnotice: () => {} });
+  await owner`create table items (id bigserial primary key, name text not null, qty int not null default 0)`;
+  await owner`insert into items (name, qty) select 'item ' || g, g from generate_series(1, ${ROWS}) g`;
+  await owner.end();
+  const key: string = ((await (await fetch(`${atlashub.url}/admin/api/projects/${created.id}/keys`, { method: "POST", headers: adminHeaders, body: JSON.stringify({ name: "bench", kind: "secret" }) })).json()) as any).key;
+
+  // The floor: same driver, same pool size (5), same role, same query; no auth, no parsing.
+  const app = postgres(created.credentials.app.connection_string, { max: 5, onnotice: () => {} });
+  const floor = new Hono();
+  floor.get("/items/:id", async (c) => c.json(await app`select * from items where id = ${c.req.param("id")}`));
+  const floorServer = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: floor.fetch });
+
+  const idUrl = (base: string) => `${base}{n}`;
+  const a = await load({ url: idUrl(`http://127.0.0.1:${floorServer.port}/items/`) });
+  const b = await load({ url: `${atlashub.url}/v1/db/items?id=eq.{n}`.replace("{n}", "{n}"), headers: { "x-api-key": key } });
+  const c = await load({
+    url: `${atlashub.url}/v1/db/items`,
+    method: "POST",
+    headers: { "x-api-key": key, "content-type": "application/json" },
+    body: JSON.stringify({ name: "new", qty: 1 }),
+  });
+  floorServer.stop(true);
+  await app.end();
+
+  const line = (label: string, r: Awaited<ReturnType<typeof load>>) =>
+    console.log(`${label.padEnd(44)} ${String(r.rps).padStart(6)} req/s  p50 ${r.p50} ms  p99 ${r.p99} ms  errors ${r.errors}`);
+  console.log(`${connections} connections, ${seconds} s each, ${ROWS} rows`);
+  line("(a) floor: Hono + postgres.js, no auth", a);
+  line("(b) GET /v1/db/items?id=eq.N with a key", b);
+  line("(c) POST /v1/db/items, one row", c);
+  console.log(`ratio (b)/(a): ${(b.rps / a.rps).toFixed(2)}   targets: (b) ≥ 0.7×(a) and ≥ 5000 req/s; (c) ≥ 2000 req/s; p99 < 15 ms`);
+});
+
+async function load(spec: { url: string; method?: string; headers?: Record<string, string>; body?: string }) {
+  const proc = Bun.spawn([process.execPath, "bench/load.ts", JSON.stringify({ ...spec, connections, seconds })], { stdout: "pipe", stderr: "inherit" });
+  const out = await new Response(proc.stdout).text();
+  await proc.exited;
+  return JSON.parse(out) as { requests: number; rps: number; p50: number; p99: number; errors: number };
+}
