@@ -35,9 +35,9 @@ await withBenchAtlasHub(async (atlashub) => {
   floor.get("/items/:id", async (c) => c.json(await app`select * from items where id = ${c.req.param("id")}`));
   const floorServer = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: floor.fetch });
 
-  const idUrl = (base: string) => `${base}{n}`;
-  const a = await load({ url: idUrl(`http://127.0.0.1:${floorServer.port}/items/`) });
-  const b = await load({ url: `${atlashub.url}/v1/db/items?id=eq.{n}`.replace("{n}", "{n}"), headers: { "x-api-key": key } });
+  // load.ts puts a running number where {n} stands: ids 1…ROWS and beyond (those answer []).
+  const a = await load({ url: `http://127.0.0.1:${floorServer.port}/items/{n}` });
+  const b = await load({ url: `${atlashub.url}/v1/db/items?id=eq.{n}`, headers: { "x-api-key": key } });
   const c = await load({
     url: `${atlashub.url}/v1/db/items`,
     method: "POST",

@@ -1,7 +1,8 @@
 // A small HTTP load generator in Bun, run as its own process so it does not share the server's
 // event loop: `bun bench/load.ts '<json spec>'` → one JSON line {requests, rps, p50, p99, errors}.
-// spec: {url, method?, headers?, body?, connections, seconds}. Only ever aimed at 127.0.0.1.
-const spec = JSON.parse(Bun.argv[2]!) as { url: string; method?: string; headers?: Record<string, string>; body?: string | string[]; connections: number; seconds: number };
+// spec: {url, method?, headers?, body?, connections, seconds}; "{n}" in the url becomes a running
+// number. Only ever aimed at 127.0.0.1.
+const spec = JSON.parse(Bun.argv[2]!) as { url: string; method?: string; headers?: Record<string, string>; body?: string; connections: number; seconds: number };
 if (!/^http:\/\/127\.0\.0\.1:\d+\//.test(spec.url)) throw new Error("load.ts only targets 127.0.0.1");
 
 const latencies: number[] = [];
@@ -11,10 +12,8 @@ const deadline = performance.now() + spec.seconds * 1000;
 
 async function worker() {
   while (performance.now() < deadline) {
-    // A list of bodies is used round-robin (e.g. distinct rows to insert).
-    const body = Array.isArray(spec.body) ? spec.body[counter++ % spec.body.length] : spec.body;
     const started = performance.now();
-    const res = await fetch(spec.url.replace("{n}", String(counter++)), { method: spec.method ?? "GET", headers: spec.headers, body });
+    const res = await fetch(spec.url.replace("{n}", String(++counter)), { method: spec.method ?? "GET", headers: spec.headers, body: spec.body });
     const text = await res.text();
     latencies.push(performance.now() - started);
     if (res.status >= 400 && errors++ < 2 && process.env.LOAD_DEBUG) console.error(res.status, text.slice(0, 300));
