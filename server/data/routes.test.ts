@@ -73,6 +73,16 @@ describe("GET /v1/db", () => {
     expect((await get(`${table}?qty=eq.notanumber`)).status).toBe(400);
   });
 
+  it("sees a table or column created a moment ago, without waiting for the schema cache", async () => {
+    expect((await get("/tables")).status).toBe(200); // the cache is fresh now
+    const auth = await adminHeaders(server);
+    const list = await (await server.fetch("/admin/api/projects?limit=1000", { headers: auth })).json();
+    const project = list.items.find((x: { name: string }) => x.name === "data-a");
+    const creds = (await (await server.fetch(`/admin/api/projects/${project.id}/credentials/reveal`, { method: "POST", headers: auth })).json()).credentials;
+    await clients.connect(creds.owner.connection_string)`create table fresh (id int, note text)`;
+    expect(await get("/fresh?select=id,note")).toMatchObject({ status: 200, body: [] });
+  });
+
   it("only shows a key its own project's data", async () => {
     const r = await get(table, { "x-api-key": otherKey });
     expect(r.status).toBe(400);

@@ -57,11 +57,14 @@ export function dataRoutes(ctx: AppContext, pools: ProjectPools) {
     const projectId = c.get("apiKey").projectId;
     const request = parseReadRequest(new URL(c.req.url).searchParams);
     const table = c.req.param("table");
-    // A name the cache does not know may be a table created a moment ago: look once more before saying no.
-    const plan = await Promise.resolve(planRead(await pools.schema(projectId), table, request)).catch(async (err) => {
+    // A name the cache does not know may be a table or column created a moment ago: look once more before saying no.
+    let plan;
+    try {
+      plan = planRead(await pools.schema(projectId), table, request);
+    } catch (err) {
       if (!(err instanceof ApiError)) throw err;
-      return planRead(await pools.schema(projectId, true), table, request);
-    });
+      plan = planRead(await pools.schema(projectId, true), table, request);
+    }
     const { sql } = await pools.get(projectId);
     const read = renderRead(plan);
     const [rows] = await sql.unsafe<{ body: string }[]>(read.text, read.params, PREPARED).catch(rethrowAsApiError);
