@@ -9,16 +9,22 @@ export interface ReadPlan extends ReadRequest {
   columns: string[];
 }
 
-export function planRead(schema: Schema, tableName: string, request: ReadRequest): ReadPlan {
-  const table = schema.get(tableName);
-  if (!table) throw badRequest("unknown_table", `No table or view named "${tableName}" in this project.`, { table: tableName });
+export function findTable(schema: Schema, name: string): Table {
+  const table = schema.get(name);
+  if (!table) throw badRequest("unknown_table", `No table or view named "${name}" in this project.`, { table: name });
+  return table;
+}
+
+export function checkColumns(table: Table, columns: Iterable<string>) {
   const known = new Set(table.columns.map((c) => c.name));
-  const check = (column: string) => {
-    if (!known.has(column)) throw badRequest("unknown_column", `Table "${tableName}" has no column "${column}".`, { table: tableName, column });
-  };
+  for (const column of columns) {
+    if (!known.has(column)) throw badRequest("unknown_column", `Table "${table.name}" has no column "${column}".`, { table: table.name, column });
+  }
+}
+
+export function planRead(schema: Schema, tableName: string, request: ReadRequest): ReadPlan {
+  const table = findTable(schema, tableName);
   const columns = request.select === "*" ? table.columns.map((c) => c.name) : request.select;
-  columns.forEach(check);
-  request.order.forEach((o) => check(o.column));
-  request.filters.forEach((f) => check(f.column));
+  checkColumns(table, [...columns, ...request.order.map((o) => o.column), ...request.filters.map((f) => f.column)]);
   return { ...request, table, columns };
 }

@@ -1,18 +1,15 @@
-import { Hono } from "hono";
+import { Hono, type Context } from "hono";
+import type { ContentfulStatusCode } from "hono/utils/http-status";
+import postgres from "postgres";
+import { z } from "zod";
 import type { AppContext, AppEnv } from "../context";
 import { requireApiKey } from "../http/auth";
 import { ApiError, parseBody } from "../http/errors";
-import { z } from "zod";
-import postgres from "postgres";
-import type { Context } from "hono";
-import type { ContentfulStatusCode } from "hono/utils/http-status";
-import { badRequest } from "./parse";
-import type { Table } from "./schema";
-import type { Rendered } from "./render";
-import { renderDelete, renderInsert, renderUpdate, type WriteOptions } from "./write";
 import { parseReadRequest } from "./parse";
-import { planRead } from "./plan";
-import { renderCount, renderRead } from "./render";
+import { findTable, planRead } from "./plan";
+import { renderCount, renderRead, type Rendered } from "./render";
+import { renderDelete, renderInsert, renderUpdate, type WriteOptions } from "./write";
+import type { Schema, Table } from "./schema";
 import type { ProjectPools } from "./pools";
 
 // Requests of one shape render the same text, so each connection prepares it once and reuses it.
@@ -23,16 +20,23 @@ export function dataRoutes(ctx: AppContext, pools: ProjectPools) {
   const app = new Hono<AppEnv>();
   app.use("*", requireApiKey(ctx));
 
-  /** The table, looked up once more if the cache does not know it (it may be a moment old). */
-  const tableOf = async (projectId: string, name: string) => {
-    const known = (await pools.schema(projectId)).get(name) ?? (await pools.schema(projectId, true)).get(name);
-    if (!known) throw badRequest("unknown_table", `No table or view named "${name}" in this project.`, { table: name });
-    return known;
+  /**
+   * Runs `use` against the cached schema. A name the cache does not know may be a table or column
+   * created a moment ago, so on unknown_table/unknown_column it runs once more on a fresh read.
+   */
+  const withSchema = async <T>(projectId: string, use: (schema: Schema) => T): Promise<T> => {
+    try {
+      return use(await pools.schema(projectId));
+    } catch (err) {
+      if (!(err instanceof ApiError) || !["unknown_table", "unknown_column"].includes(err.code)) throw err;
+      return use(await pools.schema(projectId, true));
+    }
   };
   const write = async (c: Context<AppEnv>, status: ContentfulStatusCode, render: (table: Table, params: URLSearchParams, options: WriteOptions) => Rendered) => {
     const projectId = c.get("apiKey").projectId;
-    const table = await tableOf(projectId, c.req.param("table")!);
-    const rendered = render(table, new URL(c.req.url).searchParams, { returnRows: /return=representation/.test(c.req.header("prefer") ?? "") });
+    const options = { returnRows: /return=representation/.test(c.req.header("prefer") ?? "") };
+    const params = new URL(c.req.url).searchParams;
+    const rendered = await withSchema(projectId, (schema) => render(findTable(schema, c.req.param("table")!), params, options));
     const { sql } = await pools.get(projectId);
     const [row] = await sql.unsafe<{ body: string }[]>(rendered.text, rendered.params, PREPARED).catch(rethrowAsApiError);
     return c.body(row!.body, status, { "content-type": "application/json" });
@@ -56,15 +60,7 @@ export function dataRoutes(ctx: AppContext, pools: ProjectPools) {
   app.get("/:table", async (c) => {
     const projectId = c.get("apiKey").projectId;
     const request = parseReadRequest(new URL(c.req.url).searchParams);
-    const table = c.req.param("table");
-    // A name the cache does not know may be a table or column created a moment ago: look once more before saying no.
-    let plan;
-    try {
-      plan = planRead(await pools.schema(projectId), table, request);
-    } catch (err) {
-      if (!(err instanceof ApiError)) throw err;
-      plan = planRead(await pools.schema(projectId, true), table, request);
-    }
+    const plan = await withSchema(projectId, (schema) => planRead(schema, c.req.param("table"), request));
     const { sql } = await pools.get(projectId);
     const read = renderRead(plan);
     const [rows] = await sql.unsafe<{ body: string }[]>(read.text, read.params, PREPARED).catch(rethrowAsApiError);

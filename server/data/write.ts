@@ -5,19 +5,13 @@
 import { badRequest, parseFilters, type Filter } from "./parse";
 import type { Table } from "./schema";
 import { quoteIdent, renderWhere, type Rendered } from "./render";
+import { checkColumns } from "./plan";
 import { ApiError } from "../http/errors";
 
 export const MAX_ROWS = 1000;
 
 export interface WriteOptions {
   returnRows: boolean;
-}
-
-function checkColumns(table: Table, columns: Iterable<string>) {
-  const known = new Set(table.columns.map((c) => c.name));
-  for (const column of columns) {
-    if (!known.has(column)) throw badRequest("unknown_column", `Table "${table.name}" has no column "${column}".`, { table: table.name, column });
-  }
 }
 
 function rowsOf(body: unknown): Record<string, unknown>[] {
