@@ -4,7 +4,7 @@ import type { Db, Sql } from "../platform/db";
 import { sha256Hex } from "../platform/crypto";
 import { errors } from "../http/errors";
 import { futureTimestamp, safeText } from "../http/schemas";
-import { getProject } from "../projects/service";
+import { getProject, lockReadyProject } from "../projects/service";
 import { keyPrefix, newKey, parseKey, type KeyKind } from "./format";
 
 export const createKeySchema = z.object({
@@ -39,11 +39,6 @@ export function presentKey(k: KeyRow) {
   return { ...k, status };
 }
 
-async function readyProject(ctx: AppContext, projectId: string) {
-  const project = await getProject(ctx, projectId);
-  if (project.status !== "ready") throw errors.conflict(`The project is ${project.status}; keys are managed on ready projects only.`);
-}
-
 async function insertKey(db: Db, projectId: string, input: { name: string; kind: KeyKind; expires_at?: string | null }) {
   const key = newKey(input.kind);
   const [row] = await db<KeyRow[]>`
@@ -55,8 +50,9 @@ async function insertKey(db: Db, projectId: string, input: { name: string; kind:
 
 /** Returns the key row and the full key, shown this once. `record` audits in the same transaction. */
 export async function createKey(ctx: AppContext, projectId: string, input: z.infer<typeof createKeySchema>, record: (db: Db, keyId: string) => Promise<unknown>) {
-  await readyProject(ctx, projectId);
+  await getProject(ctx, projectId);
   return ctx.sql.begin(async (tx) => {
+    await lockReadyProject(tx, projectId, "keys are managed");
     const created = await insertKey(tx, projectId, input);
     await record(tx, created.id);
     return created;
@@ -73,8 +69,9 @@ export async function listKeys(ctx: AppContext, projectId: string, page: { limit
 
 /** A new key with the same name and kind; the old one keeps working for the grace period, then stops. */
 export async function rotateKey(ctx: AppContext, projectId: string, keyId: string, graceHours: number, record: (db: Db, newKeyId: string) => Promise<unknown>) {
-  await readyProject(ctx, projectId);
+  await getProject(ctx, projectId);
   return ctx.sql.begin(async (tx) => {
+    await lockReadyProject(tx, projectId, "keys are managed");
     const [old] = await tx<KeyRow[]>`
       select ${tx(KEY_COLUMNS)} from api_keys where id = ${keyId} and project_id = ${projectId} for update`;
     if (!old) throw errors.notFound("key");

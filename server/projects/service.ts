@@ -174,6 +174,17 @@ export async function revealCredentials(ctx: AppContext, id: string) {
 }
 
 /**
+ * Inside the transaction of an operation on a ready project (users, keys, passwords): the project
+ * must be ready and stays so until commit (FOR SHARE conflicts with the FOR UPDATE that starts a
+ * delete or purge), so a purge cannot slip in between and leave something behind.
+ */
+export async function lockReadyProject(tx: Db, projectId: string, what: string) {
+  const [project] = await tx<{ status: string }[]>`select status from projects where id = ${projectId} for share`;
+  if (!project || project.status === "purged") throw errors.notFound("project");
+  if (project.status !== "ready") throw errors.conflict(`The project is ${project.status}; ${what} on ready projects only.`);
+}
+
+/**
  * A new password for one of the project's roles: stored (encrypted), set in Postgres and audited in
  * one transaction; then the role's sessions are ended. Returns the role's new credentials, shown once.
  */
@@ -182,8 +193,7 @@ export async function rotateRolePassword(ctx: AppContext, id: string, kind: Role
   const password = randomPassword(32);
   const role = roleName(id, kind);
   await ctx.clusterSql.begin(async (tx) => {
-    const [project] = await tx<{ status: string }[]>`select status from projects where id = ${id} for share`;
-    if (project!.status !== "ready") throw errors.conflict(`The project is ${project!.status}; passwords are rotated on ready projects only.`);
+    await lockReadyProject(tx, id, "passwords are rotated");
     await tx`update project_roles set password_enc = ${encryptSecret(ctx.masterKey, password)} where project_id = ${id} and kind = ${kind}`;
     await tx`select atlashub_set_role_password(${role}, ${password})`;
     await record(tx);

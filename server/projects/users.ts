@@ -7,7 +7,7 @@ import type { AppContext } from "../context";
 import type { Db } from "../platform/db";
 import { randomPassword } from "../platform/crypto";
 import { errors } from "../http/errors";
-import { connectionString, getProject } from "./service";
+import { connectionString, getProject, lockReadyProject } from "./service";
 import { databaseName, roleName, type RoleKind } from "./provision";
 
 export const createUserSchema = z.object({
@@ -28,17 +28,6 @@ export interface ProjectUser {
 
 const userRole = (projectId: string, username: string) => roleName(projectId, `u_${username}`);
 
-/**
- * Inside a user operation's transaction: the project must be ready, and stays so until commit (FOR
- * SHARE conflicts with the FOR UPDATE that starts a delete or purge), so a purge cannot slip in
- * between and leave an orphan user role behind.
- */
-async function lockReadyProject(tx: Db, projectId: string) {
-  const [project] = await tx<{ status: string }[]>`select status from projects where id = ${projectId} for share`;
-  if (!project || project.status === "purged") throw errors.notFound("project");
-  if (project.status !== "ready") throw errors.conflict(`The project is ${project.status}; database users can be managed on ready projects only.`);
-}
-
 /** Returns the user and its password, shown this once. `record` writes the audit entry in the same transaction. */
 export async function createUser(ctx: AppContext, projectId: string, input: z.infer<typeof createUserSchema>, record: (db: Db) => Promise<unknown>) {
   await getProject(ctx, projectId);
@@ -47,7 +36,7 @@ export async function createUser(ctx: AppContext, projectId: string, input: z.in
   const password = randomPassword(32);
   const user = await ctx.clusterSql
     .begin(async (tx) => {
-      await lockReadyProject(tx, projectId);
+      await lockReadyProject(tx, projectId, "database users can be managed");
       const [row] = await tx<ProjectUser[]>`
         insert into project_users (project_id, username, access, role_name) values (${projectId}, ${input.username}, ${input.access}, ${role})
         returning username, access, role_name, created_at, password_changed_at`;
@@ -83,7 +72,7 @@ export async function regeneratePassword(ctx: AppContext, projectId: string, use
   await getProject(ctx, projectId);
   const password = randomPassword(32);
   const user = await ctx.clusterSql.begin(async (tx) => {
-    await lockReadyProject(tx, projectId);
+    await lockReadyProject(tx, projectId, "database users can be managed");
     const [row] = await tx<ProjectUser[]>`
       update project_users set password_changed_at = now() where project_id = ${projectId} and username = ${username}
       returning username, access, role_name, created_at, password_changed_at`;
@@ -101,7 +90,7 @@ export async function deleteUser(ctx: AppContext, projectId: string, username: s
   await getProject(ctx, projectId);
   await terminateSessions(ctx, userRole(projectId, username));
   const role = await ctx.clusterSql.begin(async (tx) => {
-    await lockReadyProject(tx, projectId);
+    await lockReadyProject(tx, projectId, "database users can be managed");
     const [row] = await tx<{ role_name: string }[]>`
       delete from project_users where project_id = ${projectId} and username = ${username} returning role_name`;
     if (!row) throw errors.notFound("database user");
