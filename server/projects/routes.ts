@@ -33,7 +33,6 @@ export function projectRoutes(ctx: AppContext) {
 
   app.patch("/:id", async (c) => {
     const input = await parseBody(c, projects.updateProjectSchema);
-    await projects.getProject(ctx, c.req.param("id"));
     const project = await ctx.sql.begin(async (tx) => {
       const updated = await projects.updateProject(tx, c.req.param("id"), input);
       await auditing(c, "project.update", { changed: Object.keys(input) })(tx, updated);
