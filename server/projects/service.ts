@@ -4,7 +4,7 @@ import type { AppContext } from "../context";
 import type { Db } from "../platform/db";
 import { decryptSecret, encryptSecret, randomPassword } from "../platform/crypto";
 import { errors, ApiError } from "../http/errors";
-import { safeText } from "../http/schemas";
+import { pageSchema, safeText } from "../http/schemas";
 import { advance, databaseName, FIRST_STATUS, isTransient, ROLE_KINDS, roleName, type Operation, type ProjectStatus, type RoleKind } from "./provision";
 import { crashPoint } from "./crash";
 
@@ -111,10 +111,8 @@ export async function getProject(ctx: AppContext, id: string): Promise<ProjectRo
   return project;
 }
 
-export const listProjectsQuery = z.object({
+export const listProjectsQuery = pageSchema.extend({
   status: z.enum(["pending", "creating_roles", "creating_db", "configuring", "ready", "failed", "deleting", "deleted", "restoring", "purging", "purged"]).optional(),
-  limit: z.coerce.number().int().min(1).max(1000).default(50),
-  offset: z.coerce.number().int().min(0).max(1_000_000_000).default(0),
 });
 
 /** Newest first; purged projects only when asked for by status. */
