@@ -56,6 +56,12 @@ export class ProjectPools {
     });
   }
 
+  /** Runs `use` on the project's pool. Every query of /v1 goes through here, so the pool knows when it is busy. */
+  async run<T>(projectId: string, use: (sql: Sql) => Promise<T>): Promise<T> {
+    const entry = await this.get(projectId);
+    return use(entry.sql);
+  }
+
   /** The project's schema, re-read when older than a few seconds or when `stale` says a name was missing. */
   async schema(projectId: string, stale = false): Promise<Schema> {
     const entry = await this.get(projectId);

@@ -37,8 +37,7 @@ export function dataRoutes(ctx: AppContext, pools: ProjectPools) {
     const options = { returnRows: /return=representation/.test(c.req.header("prefer") ?? "") };
     const params = new URL(c.req.url).searchParams;
     const rendered = await withSchema(projectId, (schema) => render(findTable(schema, c.req.param("table")!), params, options));
-    const { sql } = await pools.get(projectId);
-    const [row] = await sql.unsafe<{ body: string }[]>(rendered.text, rendered.params, PREPARED).catch(rethrowAsApiError);
+    const [row] = await pools.run(projectId, (sql) => sql.unsafe<{ body: string }[]>(rendered.text, rendered.params, PREPARED)).catch(rethrowAsApiError);
     return c.body(row!.body, status, { "content-type": "application/json" });
   };
 
@@ -61,12 +60,11 @@ export function dataRoutes(ctx: AppContext, pools: ProjectPools) {
     const projectId = c.get("apiKey").projectId;
     const request = parseReadRequest(new URL(c.req.url).searchParams);
     const plan = await withSchema(projectId, (schema) => planRead(schema, c.req.param("table"), request));
-    const { sql } = await pools.get(projectId);
     const read = renderRead(plan);
-    const [rows] = await sql.unsafe<{ body: string }[]>(read.text, read.params, PREPARED).catch(rethrowAsApiError);
+    const [rows] = await pools.run(projectId, (sql) => sql.unsafe<{ body: string }[]>(read.text, read.params, PREPARED)).catch(rethrowAsApiError);
     if (/count=exact/.test(c.req.header("prefer") ?? "")) {
       const count = renderCount(plan);
-      const [total] = await sql.unsafe<{ total: string }[]>(count.text, count.params, PREPARED).catch(rethrowAsApiError);
+      const [total] = await pools.run(projectId, (sql) => sql.unsafe<{ total: string }[]>(count.text, count.params, PREPARED)).catch(rethrowAsApiError);
       const shown = (JSON.parse(rows!.body) as unknown[]).length;
       c.header("Content-Range", shown ? `${plan.offset}-${plan.offset + shown - 1}/${total!.total}` : `*/${total!.total}`);
     }
