@@ -2,7 +2,7 @@ import { Hono } from "hono";
 import { secureHeaders } from "hono/secure-headers";
 import type { AppContext, AppEnv } from "./context";
 import { errors, renderError } from "./http/errors";
-import { accessLog, bodyLimit, clientIp, requestId, sameOrigin } from "./http/middleware";
+import { accessLog, bodyLimit, clientIp, publicApiCors, requestId, sameOrigin } from "./http/middleware";
 import { requireAdmin } from "./http/auth";
 import { healthRoutes } from "./health/routes";
 import { adminRoutes } from "./admin/routes";
@@ -10,6 +10,7 @@ import { projectRoutes } from "./projects/routes";
 import { keyRoutes } from "./keys/routes";
 import { dataRoutes } from "./data/routes";
 import type { ProjectPools } from "./data/pools";
+import { postgrestErrors } from "./data/postgrest";
 import { provisionRoutes } from "./projects/provisionRoute";
 
 export function buildApp(ctx: AppContext, pools: ProjectPools) {
@@ -24,6 +25,9 @@ export function buildApp(ctx: AppContext, pools: ProjectPools) {
   app.route("/admin/api", adminRoutes(ctx));
   app.route("/admin/api/projects", projectRoutes(ctx));
   app.route("/admin/api/projects", keyRoutes(ctx));
-  app.route("/v1/db", dataRoutes(ctx, pools));
+  app.use("/v1/*", publicApiCors());
+  app.use("/rest/v1/*", publicApiCors(), postgrestErrors());
+  app.route("/v1/db", dataRoutes(ctx, pools, { postgrest: false }));
+  app.route("/rest/v1", dataRoutes(ctx, pools, { postgrest: true }));
   return app;
 }

@@ -29,17 +29,26 @@ export interface ReadRequest {
 
 export const DEFAULT_LIMIT = 100;
 export const MAX_LIMIT = 1000;
-const RESERVED = new Set(["select", "order", "limit", "offset", "on_conflict"]);
+// `columns` is what postgrest-js sends with an array insert (the union of the rows' keys); the
+// rows' own keys say the same, so it is accepted and not needed.
+const RESERVED = new Set(["select", "order", "limit", "offset", "on_conflict", "columns"]);
 
 export function badRequest(code: string, message: string, details?: Record<string, unknown>) {
   return new ApiError(400, code, message, details);
 }
 
-export function parseReadRequest(params: URLSearchParams): ReadRequest {
+export interface LimitRule {
+  defaultLimit: number;
+  /** Past MAX_LIMIT: a 400 (AtlasHub's /v1/db, explicit), or quietly MAX_LIMIT rows (PostgREST's max-rows, as Supabase does). */
+  overMax: "reject" | "cap";
+}
+const V1_LIMITS: LimitRule = { defaultLimit: DEFAULT_LIMIT, overMax: "reject" };
+
+export function parseReadRequest(params: URLSearchParams, limits = V1_LIMITS): ReadRequest {
   return {
     select: parseSelect(params.get("select")),
     order: parseOrder(params.get("order")),
-    limit: parseCount("limit", params.get("limit"), DEFAULT_LIMIT, MAX_LIMIT),
+    limit: parseLimit(params.get("limit"), limits),
     offset: parseCount("offset", params.get("offset"), 0, Number.MAX_SAFE_INTEGER),
     filters: parseFilters(params),
   };
@@ -54,11 +63,68 @@ export function parseFilters(params: URLSearchParams): Filter[] {
   return filters;
 }
 
+/** What the client asked for in `Prefer` (several values, comma-separated, possibly in several headers). */
+export interface Prefer {
+  returnRows: boolean;
+  count: boolean;
+  resolution?: "merge" | "ignore";
+}
+
+export function parsePrefer(header: string | undefined): Prefer {
+  const words = new Set((header ?? "").split(",").map((w) => w.trim()));
+  return {
+    returnRows: words.has("return=representation"),
+    // PostgREST's planned and estimated counts are answered with the exact one.
+    count: words.has("count=exact") || words.has("count=planned") || words.has("count=estimated"),
+    resolution: words.has("resolution=merge-duplicates") ? "merge" : words.has("resolution=ignore-duplicates") ? "ignore" : undefined,
+  };
+}
+
+/** select=a,b,"Mixed, Case" → ["a", "b", "Mixed, Case"]; "*" for all columns. */
 function parseSelect(raw: string | null): string[] | "*" {
   if (raw === null || raw.trim() === "*") return "*";
-  const columns = raw.split(",").map((c) => c.trim());
-  if (columns.some((c) => c === "")) throw badRequest("invalid_select", "select must be a comma-separated list of columns.");
-  return columns;
+  return splitNames(raw);
+}
+
+/**
+ * Splits on commas outside double quotes and removes the quotes, so a quoted name may hold commas,
+ * dots, parentheses or (doubled or backslashed) quotes. Unquoted, PostgREST's embedding, JSON paths, aliases and casts are refused.
+ */
+function splitNames(raw: string): string[] {
+  const names: string[] = [];
+  let name = ""; // the name with whitespace outside quotes dropped (as postgrest-js sends it)
+  let plain = ""; // the name as written, for an unquoted name, which may hold inner spaces
+  let outside = ""; // what was written outside quotes
+  let quoted = false;
+  let sawQuote = false;
+  const finish = () => {
+    const done = sawQuote ? name : plain.trim();
+    if (done === "") throw badRequest("invalid_select", "select must be a comma-separated list of columns.");
+    if (/[():]|->/.test(outside)) {
+      throw badRequest("unsupported_select", `select takes plain column names (no embedding, JSON paths, aliases or casts): "${done}".`, { column: done });
+    }
+    names.push(done);
+    name = plain = outside = "";
+    sawQuote = false;
+  };
+  for (let i = 0; i < raw.length; i++) {
+    let ch = raw[i]!;
+    if (quoted && i + 1 < raw.length && (ch === "\\" || (ch === '"' && raw[i + 1] === '"'))) ch = raw[++i]!; // "" and \" inside quotes
+    else if (ch === '"') {
+      quoted = !quoted;
+      sawQuote = true;
+      continue;
+    } else if (ch === "," && !quoted) {
+      finish();
+      continue;
+    }
+    plain += ch;
+    if (quoted || !/\s/.test(ch)) name += ch;
+    if (!quoted) outside += ch;
+  }
+  if (quoted) throw badRequest("invalid_select", "select has an unterminated quote.");
+  finish();
+  return names;
 }
 
 function parseOrder(raw: string | null): Order[] {
@@ -74,6 +140,11 @@ function parseOrder(raw: string | null): Order[] {
     }
     return order;
   });
+}
+
+function parseLimit(raw: string | null, rule: LimitRule) {
+  if (raw === null) return rule.defaultLimit;
+  return rule.overMax === "cap" ? Math.min(parseCount("limit", raw, 0, Number.MAX_SAFE_INTEGER), MAX_LIMIT) : parseCount("limit", raw, 0, MAX_LIMIT);
 }
 
 function parseCount(name: string, raw: string | null, fallback: number, max: number) {

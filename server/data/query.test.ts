@@ -1,6 +1,6 @@
 // parse → plan → render, without a database.
 import { describe, expect, it } from "bun:test";
-import { parseReadRequest } from "./parse";
+import { parsePrefer, parseReadRequest } from "./parse";
 import { planRead } from "./plan";
 import { quoteIdent, renderCount, renderRead } from "./render";
 import type { Schema } from "./schema";
@@ -72,6 +72,27 @@ describe("parse → plan → render", () => {
       expect({ status: err.status, code: err.code }).toEqual({ status: 400, code });
     });
   }
+
+  it("takes quoted names in select, so a name may hold commas, and refuses embedding and casts", () => {
+    expect(render('select="Label Text",id,"we""ird"').text).toContain(`select "Label Text", "id", "we""ird" from`);
+    expect(render('select= id , "Label Text"').text).toContain(`select "id", "Label Text" from`);
+    for (const qs of ["select=id,other(*)", "select=alias:id", "select=id::text", "select=id->a", 'select="id'] as const) {
+      expect(error(() => render(qs)).status).toBe(400);
+    }
+  });
+
+  it("caps the limit quietly under PostgREST's rule, with 1000 rows by default", () => {
+    const limits = { defaultLimit: 1000, overMax: "cap" } as const;
+    expect(parseReadRequest(new URLSearchParams(""), limits).limit).toBe(1000);
+    expect(parseReadRequest(new URLSearchParams("limit=5000"), limits).limit).toBe(1000);
+    expect(parseReadRequest(new URLSearchParams("limit=7"), limits).limit).toBe(7);
+  });
+
+  it("reads Prefer values from one or several comma-separated headers", () => {
+    expect(parsePrefer("return=representation, count=exact")).toEqual({ returnRows: true, count: true, resolution: undefined });
+    expect(parsePrefer("resolution=ignore-duplicates,count=planned")).toEqual({ returnRows: false, count: true, resolution: "ignore" });
+    expect(parsePrefer(undefined)).toEqual({ returnRows: false, count: false, resolution: undefined });
+  });
 
   it("quotes identifiers so no name can end the identifier", () => {
     expect(quoteIdent('a"; drop table x; --')).toBe('"a""; drop table x; --"');

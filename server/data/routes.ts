@@ -5,7 +5,8 @@ import { z } from "zod";
 import type { AppContext, AppEnv } from "../context";
 import { requireApiKey } from "../http/auth";
 import { ApiError, parseBody } from "../http/errors";
-import { parseReadRequest } from "./parse";
+import { MAX_LIMIT, parsePrefer, parseReadRequest, type LimitRule } from "./parse";
+import { publicSchemaOnly } from "./postgrest";
 import { findTable, planRead } from "./plan";
 import { renderCount, renderRead, type Rendered } from "./render";
 import { renderDelete, renderInsert, renderUpdate, type WriteOptions } from "./write";
@@ -15,10 +16,19 @@ import type { ProjectPools } from "./pools";
 // Requests of one shape render the same text, so each connection prepares it once and reuses it.
 const PREPARED = { prepare: true };
 
-/** /v1/db: a project's public tables over HTTP, as its app role. */
-export function dataRoutes(ctx: AppContext, pools: ProjectPools) {
+// Supabase answers at most 1000 rows (PostgREST's max-rows) and cuts longer limits quietly.
+const POSTGREST_LIMITS: LimitRule = { defaultLimit: MAX_LIMIT, overMax: "cap" };
+
+export interface DataApiOptions {
+  /** PostgREST's conventions (for supabase-js at /rest/v1) instead of AtlasHub's own (/v1/db). */
+  postgrest: boolean;
+}
+
+/** /v1/db and /rest/v1: a project's public tables over HTTP, as its app role. */
+export function dataRoutes(ctx: AppContext, pools: ProjectPools, { postgrest }: DataApiOptions) {
   const app = new Hono<AppEnv>();
   app.use("*", requireApiKey(ctx));
+  if (postgrest) app.use("*", publicSchemaOnly());
 
   /**
    * Runs `use` against the cached schema. A name the cache does not know may be a table or column
@@ -32,46 +42,72 @@ export function dataRoutes(ctx: AppContext, pools: ProjectPools) {
       return use(await pools.schema(projectId, true));
     }
   };
-  const write = async (c: Context<AppEnv>, status: ContentfulStatusCode, render: (table: Table, params: URLSearchParams, options: WriteOptions) => Rendered) => {
+  const query = <T>(projectId: string, { text, params }: Rendered) =>
+    pools.run(projectId, (sql) => sql.unsafe<T[]>(text, params, PREPARED)).catch(rethrowAsApiError);
+
+  const write = async (c: Context<AppEnv>, render: (table: Table, params: URLSearchParams, options: WriteOptions) => Rendered) => {
     const projectId = c.get("apiKey").projectId;
-    const options = { returnRows: /return=representation/.test(c.req.header("prefer") ?? "") };
+    const prefer = parsePrefer(c.req.header("prefer"));
     const params = new URL(c.req.url).searchParams;
-    const rendered = await withSchema(projectId, (schema) => render(findTable(schema, c.req.param("table")!), params, options));
-    const [row] = await pools.run(projectId, (sql) => sql.unsafe<{ body: string }[]>(rendered.text, rendered.params, PREPARED)).catch(rethrowAsApiError);
-    return c.body(row!.body, status, { "content-type": "application/json" });
+    const rendered = await withSchema(projectId, (schema) => render(findTable(schema, c.req.param("table")!), params, { returnRows: prefer.returnRows }));
+    const [row] = await query<{ body: string }>(projectId, rendered);
+    const status = c.req.method === "POST" ? 201 : 200;
+    if (prefer.returnRows) {
+      if (prefer.count) c.header("Content-Range", `*/${(JSON.parse(row!.body) as unknown[]).length}`);
+      return sendRows(c, row!.body, status);
+    }
+    if (!postgrest) return c.body(row!.body, status, { "content-type": "application/json" });
+    // PostgREST's return=minimal: no body; the count only when asked for.
+    if (prefer.count) c.header("Content-Range", `*/${(JSON.parse(row!.body) as { count: number }).count}`);
+    return c.body(null, status === 201 ? 201 : 204);
   };
 
   app.post("/:table", async (c) => {
     const body = await parseBody(c, z.unknown());
-    return write(c, 201, (table, params, options) => renderInsert(table, body, params, c.req.header("prefer") ?? "", options));
+    return write(c, (table, params, options) => renderInsert(table, body, params, c.req.header("prefer") ?? "", options));
   });
   app.patch("/:table", async (c) => {
     const body = await parseBody(c, z.unknown());
-    return write(c, 200, (table, params, options) => renderUpdate(table, body, params, options));
+    return write(c, (table, params, options) => renderUpdate(table, body, params, options));
   });
-  app.delete("/:table", (c) => write(c, 200, renderDelete));
+  app.delete("/:table", (c) => write(c, renderDelete));
 
-  app.get("/tables", async (c) => {
-    const schema = await pools.schema(c.get("apiKey").projectId);
-    return c.json({ items: [...schema.values()].map((t) => ({ name: t.name, kind: t.kind, primary_key: t.primaryKey, columns: t.columns })) });
-  });
+  // In PostgREST's namespace every path segment is a table, "tables" too.
+  if (!postgrest) {
+    app.get("/tables", async (c) => {
+      const schema = await pools.schema(c.get("apiKey").projectId);
+      return c.json({ items: [...schema.values()].map((t) => ({ name: t.name, kind: t.kind, primary_key: t.primaryKey, columns: t.columns })) });
+    });
+  }
 
   app.get("/:table", async (c) => {
     const projectId = c.get("apiKey").projectId;
-    const request = parseReadRequest(new URL(c.req.url).searchParams);
+    const request = parseReadRequest(new URL(c.req.url).searchParams, postgrest ? POSTGREST_LIMITS : undefined);
     const plan = await withSchema(projectId, (schema) => planRead(schema, c.req.param("table"), request));
-    const read = renderRead(plan);
-    const [rows] = await pools.run(projectId, (sql) => sql.unsafe<{ body: string }[]>(read.text, read.params, PREPARED)).catch(rethrowAsApiError);
-    if (/count=exact/.test(c.req.header("prefer") ?? "")) {
-      const count = renderCount(plan);
-      const [total] = await pools.run(projectId, (sql) => sql.unsafe<{ total: string }[]>(count.text, count.params, PREPARED)).catch(rethrowAsApiError);
+    const prefer = parsePrefer(c.req.header("prefer"));
+    const [rows] = await query<{ body: string }>(projectId, renderRead(plan));
+    if (prefer.count || postgrest) {
+      const total = prefer.count ? (await query<{ total: string }>(projectId, renderCount(plan)))[0]!.total : "*";
       const shown = (JSON.parse(rows!.body) as unknown[]).length;
-      c.header("Content-Range", shown ? `${plan.offset}-${plan.offset + shown - 1}/${total!.total}` : `*/${total!.total}`);
+      c.header("Content-Range", shown ? `${plan.offset}-${plan.offset + shown - 1}/${total}` : `*/${total}`);
     }
-    return c.body(rows!.body, 200, { "content-type": "application/json" });
+    return sendRows(c, rows!.body, 200);
   });
 
   return app;
+}
+
+/**
+ * The rows as the JSON array Postgres built, or, when the client asked for one object
+ * (`Accept: application/vnd.pgrst.object+json`, supabase-js `.single()`), that object — 406 unless exactly one row.
+ */
+function sendRows(c: Context<AppEnv>, body: string, status: ContentfulStatusCode) {
+  if (!c.req.header("accept")?.includes("application/vnd.pgrst.object+json")) return c.body(body, status, { "content-type": "application/json" });
+  const rows = JSON.parse(body) as unknown[];
+  if (rows.length !== 1) {
+    throw new ApiError(406, "not_single", "One row was asked for, but the result has " + rows.length + ".", { rows: rows.length });
+  }
+  return c.body(JSON.stringify(rows[0]), status, { "content-type": "application/vnd.pgrst.object+json; charset=utf-8" });
 }
 
 /**

@@ -1,6 +1,7 @@
 import type { Context, MiddlewareHandler } from "hono";
 import { isIP } from "node:net";
 import { bodyLimit as honoBodyLimit } from "hono/body-limit";
+import { cors } from "hono/cors";
 import { getConnInfo } from "hono/bun";
 import { randomUUID } from "node:crypto";
 import { errors } from "./errors";
@@ -80,3 +81,16 @@ function originHost(origin: string) {
     return undefined;
   }
 }
+
+/**
+ * The public APIs are called from browsers on any origin (a supabase-js app, a static site). They
+ * authenticate with a key in a header, never a cookie, so any origin may call them.
+ */
+export const publicApiCors = (): MiddlewareHandler =>
+  cors({
+    origin: "*",
+    allowMethods: ["GET", "HEAD", "POST", "PATCH", "DELETE", "OPTIONS"],
+    allowHeaders: ["apikey", "x-api-key", "authorization", "content-type", "prefer", "accept-profile", "content-profile", "x-client-info", "range", "x-request-id"],
+    exposeHeaders: ["Content-Range", "X-Request-Id", "Retry-After"],
+    maxAge: 600,
+  });
