@@ -3,6 +3,7 @@
 // client without being parsed and re-serialised in JS. Pure.
 import type { Filter } from "./parse";
 import type { ReadPlan } from "./plan";
+import type { JsonForm, Table } from "./schema";
 
 export interface Rendered {
   text: string;
@@ -22,8 +23,55 @@ export function renderRead(plan: ReadPlan): Rendered {
     ? " order by " + plan.order.map((o) => `${quoteIdent(o.column)} ${o.descending ? "desc" : "asc"}${o.nulls ? ` nulls ${o.nulls}` : ""}`).join(", ")
     : "";
   params.push(String(plan.limit), String(plan.offset));
-  const inner = `select ${plan.columns.map(quoteIdent).join(", ")} from ${quoteIdent(plan.table.name)}${where}${order} limit $${params.length - 1}::bigint offset $${params.length}::bigint`;
-  return { text: `select coalesce(json_agg(r), '[]')::text as body from (${inner}) r`, params };
+  const columns = [...new Set(plan.columns)];
+  const inner = `select ${columns.map(quoteIdent).join(", ")} from ${quoteIdent(plan.table.name)}${where}${order} limit $${params.length - 1}::bigint offset $${params.length}::bigint`;
+  return { text: `select coalesce(json_agg(r), '[]')::text as body from (${inJsonForm(plan.table, columns, inner)}) r`, params };
+}
+
+/**
+ * `rows`, a select of `columns` (each once), with every column that has a JSON form of its own
+ * converted to it under its own name. The conversion is a projection over `rows` rather than part of
+ * it because `order by "c"` would otherwise sort by the converted output column. When no column
+ * needs converting, `rows` comes back unchanged: plain reads stay one flat select.
+ */
+export function inJsonForm(table: Table, columns: string[], rows: string): string {
+  const forms = table.jsonForms;
+  if (!forms || !columns.some((c) => forms.has(c))) return rows;
+  const list = columns.map((c) => {
+    const form = forms.get(c);
+    return form ? `${jsonValue(quoteIdent(c), form)} as ${quoteIdent(c)}` : quoteIdent(c);
+  });
+  return `select ${list.join(", ")} from (${rows}) v`;
+}
+
+// 2^53 − 1: past it, JSON.parse (an IEEE double) no longer reads an integer back exactly.
+const MAX_SAFE_INTEGER = "9007199254740991";
+
+/**
+ * One value in its JSON form:
+ * - int8: a number when |v| ≤ 2^53 − 1, else its digits as a string.
+ * - numeric: a number when it has at most 15 significant digits and 1e-300 ≤ |v| ≤ 1e300 (or is 0),
+ *   because every such decimal survives the trip through a double unchanged; else its exact text as
+ *   a string (so are NaN and ±Infinity). Postgres turns a float8 into numeric with 15 significant
+ *   digits, so `v::float8::numeric = v` holds exactly when v has at most 15; the range test comes
+ *   first because the cast fails outside a double's range.
+ * - bytea: base64, without the line break encode() puts every 76 characters.
+ * - vector: its text, "[1,2.5,3]", is already a JSON array of numbers.
+ */
+function jsonValue(column: string, form: JsonForm): string {
+  switch (form) {
+    case "int8":
+      return `case when ${column} between -${MAX_SAFE_INTEGER} and ${MAX_SAFE_INTEGER} then to_json(${column}) else to_json(${column}::text) end`;
+    case "numeric":
+      return (
+        `case when ${column} = 0 then to_json(${column}) when abs(${column}) not between 1e-300 and 1e300 then to_json(${column}::text)` +
+        ` when ${column}::float8::numeric = ${column} then to_json(${column}) else to_json(${column}::text) end`
+      );
+    case "bytea":
+      return `translate(encode(${column}, 'base64'), chr(10), '')`;
+    case "vector":
+      return `${column}::text::json`;
+  }
 }
 
 export function renderCount(plan: ReadPlan): Rendered {

@@ -2,9 +2,14 @@
 // the values in one JSON parameter that Postgres turns into typed rows (json_populate_recordset), so
 // types come from the table itself. The parameter is sent as text (::text::json): typed as json,
 // the driver would encode the JSON string once more. Pure.
+//
+// json_populate_recordset already takes what reads give out: numbers or numeric strings for int8
+// and numeric, number arrays for vector, ISO strings for dates and times, any JSON for json/jsonb,
+// JSON arrays for arrays. Only bytea needs help: it would read a base64 string as escape-format text
+// and store the wrong bytes without a word, so base64 is turned into the hex form here (forPostgres).
 import { badRequest, parseFilters, type Filter } from "./parse";
 import type { Table } from "./schema";
-import { quoteIdent, renderWhere, type Rendered } from "./render";
+import { inJsonForm, quoteIdent, renderWhere, type Rendered } from "./render";
 import { checkColumns } from "./plan";
 import { ApiError } from "../http/errors";
 
@@ -21,10 +26,37 @@ function rowsOf(body: unknown): Record<string, unknown>[] {
   return rows as Record<string, unknown>[];
 }
 
-/** `returnRows`: the affected rows as JSON; otherwise only their count. */
-function finish(statement: string, options: WriteOptions) {
-  const out = options.returnRows ? `coalesce(json_agg(w), '[]')::text` : `json_build_object('count', count(*))::text`;
-  return `with w as (${statement} returning *) select ${out} as body from w`;
+/** `returnRows`: the affected rows as JSON, in the same forms as reads; otherwise only their count. */
+function finish(table: Table, statement: string, options: WriteOptions) {
+  if (!options.returnRows) return `with w as (${statement} returning *) select json_build_object('count', count(*))::text as body from w`;
+  const rows = inJsonForm(table, table.columns.map((c) => c.name), "select * from w");
+  return `with w as (${statement} returning *) select coalesce(json_agg(r), '[]')::text as body from (${rows}) r`;
+}
+
+const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+
+/**
+ * The row as Postgres should read it: bytea from base64 (what reads give) to the hex form. An integer
+ * past ±(2^53 − 1) sent as a JSON number for an int8 or numeric column is refused: JSON.parse has
+ * already rounded it to a double, so what would be stored may not be what the client sent.
+ */
+function forPostgres(table: Table, row: Record<string, unknown>): Record<string, unknown> {
+  const forms = table.jsonForms;
+  if (!forms) return row;
+  let out = row;
+  for (const [column, value] of Object.entries(row)) {
+    const form = forms.get(column);
+    if ((form === "int8" || form === "numeric") && typeof value === "number" && Number.isInteger(value) && !Number.isSafeInteger(value)) {
+      throw badRequest("imprecise_number", `Column "${column}": integers beyond ±(2^53 − 1) lose digits as JSON numbers; send them as strings.`, { column });
+    }
+    if (form !== "bytea" || value === null) continue;
+    if (typeof value !== "string" || !BASE64.test(value)) {
+      throw badRequest("invalid_base64", `Column "${column}" takes bytes as a base64 string (RFC 4648, with padding).`, { column });
+    }
+    if (out === row) out = { ...row };
+    out[column] = "\\x" + Buffer.from(value, "base64").toString("hex");
+  }
+  return out;
 }
 
 export function renderInsert(table: Table, body: unknown, params: URLSearchParams, prefer: string, options: WriteOptions): Rendered {
@@ -32,6 +64,7 @@ export function renderInsert(table: Table, body: unknown, params: URLSearchParam
   const columns = [...new Set(rows.flatMap((r) => Object.keys(r)))];
   if (!columns.length) throw badRequest("invalid_body", "The rows have no columns.");
   checkColumns(table, columns);
+  const values = rows.map((r) => forPostgres(table, r));
   const list = columns.map(quoteIdent).join(", ");
   let statement = `insert into ${quoteIdent(table.name)} (${list}) select ${list} from json_populate_recordset(null::${quoteIdent(table.name)}, $1::text::json)`;
   const onConflict = params.get("on_conflict");
@@ -46,7 +79,7 @@ export function renderInsert(table: Table, body: unknown, params: URLSearchParam
         ? ` on conflict (${target.map(quoteIdent).join(", ")}) do nothing`
         : ` on conflict (${target.map(quoteIdent).join(", ")}) do update set ${updates.map((c) => `${quoteIdent(c)} = excluded.${quoteIdent(c)}`).join(", ")}`;
   }
-  return { text: finish(statement, options), params: [JSON.stringify(rows)] };
+  return { text: finish(table, statement, options), params: [JSON.stringify(values)] };
 }
 
 export function renderUpdate(table: Table, body: unknown, params: URLSearchParams, options: WriteOptions): Rendered {
@@ -55,17 +88,17 @@ export function renderUpdate(table: Table, body: unknown, params: URLSearchParam
   if (!columns.length) throw badRequest("invalid_body", "Name at least one column to change.");
   checkColumns(table, columns);
   const filters = requiredFilters(table, params);
-  const values: string[] = [JSON.stringify(body)];
+  const values: string[] = [JSON.stringify(forPostgres(table, body as Record<string, unknown>))];
   const where = renderWhere(filters, values);
   const list = columns.map(quoteIdent).join(", ");
   const statement = `update ${quoteIdent(table.name)} set (${list}) = (select ${list} from json_populate_record(null::${quoteIdent(table.name)}, $1::text::json))${where}`;
-  return { text: finish(statement, options), params: values };
+  return { text: finish(table, statement, options), params: values };
 }
 
 export function renderDelete(table: Table, params: URLSearchParams, options: WriteOptions): Rendered {
   const filters = requiredFilters(table, params);
   const values: string[] = [];
-  return { text: finish(`delete from ${quoteIdent(table.name)}${renderWhere(filters, values)}`, options), params: values };
+  return { text: finish(table, `delete from ${quoteIdent(table.name)}${renderWhere(filters, values)}`, options), params: values };
 }
 
 /** PATCH and DELETE must say which rows: without a filter they would touch every row of the table. */
