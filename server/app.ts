@@ -1,8 +1,7 @@
 import { Hono } from "hono";
-import { secureHeaders } from "hono/secure-headers";
 import type { AppContext, AppEnv } from "./context";
 import { errors, renderError } from "./http/errors";
-import { accessLog, bodyLimit, clientIp, publicApiCors, requestId, sameOrigin } from "./http/middleware";
+import { accessLog, bodyLimit, clientIp, publicApiCors, requestId, sameOrigin, securityHeaders } from "./http/middleware";
 import { requireAdmin } from "./http/auth";
 import { healthRoutes } from "./health/routes";
 import { adminRoutes } from "./admin/routes";
@@ -15,7 +14,10 @@ import { provisionRoutes } from "./projects/provisionRoute";
 
 export function buildApp(ctx: AppContext, pools: ProjectPools) {
   const app = new Hono<AppEnv>();
-  app.use(requestId(), accessLog(), secureHeaders(), clientIp(ctx.config.trustProxy), bodyLimit(ctx.config.bodyLimit));
+  app.use(requestId(), accessLog(), securityHeaders(), bodyLimit(ctx.config.bodyLimit));
+  // Only what is audited or rate-limited by address needs the client's IP (looking it up costs on every request).
+  app.use("/admin/api/*", clientIp(ctx.config.trustProxy));
+  app.use("/provision", clientIp(ctx.config.trustProxy));
   app.onError(renderError);
   app.notFound((c) => renderError(errors.routeNotFound(), c));
 

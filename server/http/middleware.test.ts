@@ -2,7 +2,7 @@ import { describe, expect, it } from "bun:test";
 import { Hono } from "hono";
 import { z } from "zod";
 import type { AppEnv } from "../context";
-import { accessLog, bodyLimit, clientIp, requestId } from "./middleware";
+import { accessLog, bodyLimit, clientIp, publicApiCors, requestId, securityHeaders } from "./middleware";
 import { errors, parseBody, renderError } from "./errors";
 import { setLogSink } from "../platform/log";
 import { appendToSuiteLog } from "../test/harness";
@@ -85,5 +85,28 @@ describe("clientIp", () => {
     for (const value of ["x".repeat(8000), "not-an-ip", ""]) {
       expect(await (await app(true).request("/ip", { headers: { "x-forwarded-for": value } })).text()).toBe("unknown");
     }
+  });
+});
+
+describe("securityHeaders and publicApiCors", () => {
+  const site = new Hono();
+  site.use(securityHeaders());
+  site.use("/v1/*", publicApiCors());
+  site.get("*", (c) => c.json({}));
+
+  it("sends the full set to pages and the admin API, only nosniff to the public APIs", async () => {
+    const page = await site.request("/admin/api/me");
+    expect(page.headers.get("x-frame-options")).toBe("SAMEORIGIN");
+    expect(page.headers.get("strict-transport-security")).toContain("max-age");
+    for (const path of ["/v1/db/items", "/rest/v1/items"]) {
+      const api = await site.request(path);
+      expect(api.headers.get("x-content-type-options")).toBe("nosniff");
+      expect(api.headers.get("x-frame-options")).toBeNull();
+    }
+  });
+
+  it("adds CORS headers only for browsers (requests with an Origin)", async () => {
+    expect((await site.request("/v1/db/items")).headers.get("access-control-allow-origin")).toBeNull();
+    expect((await site.request("/v1/db/items", { headers: { origin: "https://app.example" } })).headers.get("access-control-allow-origin")).toBe("*");
   });
 });
