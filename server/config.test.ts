@@ -7,6 +7,7 @@ describe("loadConfig", () => {
   it("uses the documented defaults", () => {
     const config = loadConfig({});
     expect(config).toMatchObject({ port: 8080, host: "127.0.0.1", pgEngine: "native", storage: "fs", controlDb: "atlashub", bodyLimit: 1048576 });
+    expect(config).toMatchObject({ maxProjectConnections: 40, projectPoolMax: 5, apiRateLimit: 50, apiRateBurst: 100 });
     expect(config.dataDir).toBe(resolve("./atlashub-data"));
     expect(config.masterKey).toBeUndefined();
   });
@@ -43,6 +44,9 @@ describe("loadConfig", () => {
     ["a listen address that would break postgresql.conf", { ATLASHUB_PG_LISTEN: "127.0.0.1' x='y" }, [], /ATLASHUB_PG_LISTEN/],
     ["a host with spaces", { ATLASHUB_HOST: "local host" }, [], /ATLASHUB_HOST/],
     ["the planned docker engine", { ATLASHUB_PG_ENGINE: "docker" }, [], /ATLASHUB_PG_ENGINE .*docker is planned and not available in this version; use native or external/],
+    ["a pool larger than the cap on project connections", { ATLASHUB_MAX_PROJECT_CONNECTIONS: "4" }, [], /^invalid setting ATLASHUB_MAX_PROJECT_CONNECTIONS .*at least ATLASHUB_PROJECT_POOL_MAX \(5\), got 4$/],
+    ["a pool beyond the app role's connection limit", { ATLASHUB_PROJECT_POOL_MAX: "21" }, [], /ATLASHUB_PROJECT_POOL_MAX .*at most 20/],
+    ["a zero rate limit", { ATLASHUB_API_RATE_LIMIT: "0" }, [], /ATLASHUB_API_RATE_LIMIT/],
     ["the planned s3 storage", { ATLASHUB_STORAGE: "s3" }, [], /ATLASHUB_STORAGE .*s3 is planned/],
   ];
   for (const [name, env, argv, message] of invalid) {

@@ -64,6 +64,10 @@ export const settings = {
   controlDb: setting("ATLASHUB_CONTROL_DB", z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, "must be a lowercase database name"), "atlashub", "Name of the control-plane database."),
   storage: setting("ATLASHUB_STORAGE", available(["fs"], ["s3"]), "fs", "Object storage driver: fs (local disk); s3 is planned."),
   bodyLimit: setting("ATLASHUB_BODY_LIMIT", positiveInt, String(1024 * 1024), "Largest accepted request body in bytes (uploads through signed URLs have their own limit)."),
+  maxProjectConnections: setting("ATLASHUB_MAX_PROJECT_CONNECTIONS", positiveInt, "40", "Most Postgres backends the /v1 pools of all projects may hold together (pools × ATLASHUB_PROJECT_POOL_MAX)."),
+  projectPoolMax: setting("ATLASHUB_PROJECT_POOL_MAX", positiveInt.max(20, "must be at most 20 (the app role's connection limit)"), "5", "Connections in one project's /v1 pool."),
+  apiRateLimit: setting("ATLASHUB_API_RATE_LIMIT", positiveInt, "50", "Default /v1 requests per second per project and per API key (a project can set its own)."),
+  apiRateBurst: setting("ATLASHUB_API_RATE_BURST", positiveInt, "100", "Default /v1 burst per project and per API key: requests allowed at once after a quiet spell."),
   sessionHours: setting("ATLASHUB_SESSION_HOURS", positiveInt, "168", "Lifetime of an admin session cookie in hours."),
   trustProxy: setting("ATLASHUB_TRUST_PROXY", bool, "false", "Take the client IP from X-Forwarded-For (only behind a reverse proxy you run)."),
   logLevel: setting("ATLASHUB_LOG_LEVEL", z.enum(["debug", "info", "warn", "error"]), "info", "Lowest log level written."),
@@ -91,6 +95,11 @@ export function loadConfig(env: Record<string, string | undefined>, argv: string
   config.dataDir = resolve(config.dataDir);
   if (config.pgEngine === "external" && !config.databaseUrl) {
     throw new ConfigError("invalid setting ATLASHUB_DATABASE_URL (--database-url): required when ATLASHUB_PG_ENGINE=external");
+  }
+  if (config.projectPoolMax > config.maxProjectConnections) {
+    throw new ConfigError(
+      `invalid setting ATLASHUB_MAX_PROJECT_CONNECTIONS (--max-project-connections): must be at least ATLASHUB_PROJECT_POOL_MAX (${config.projectPoolMax}), got ${config.maxProjectConnections}`,
+    );
   }
   return config;
 }

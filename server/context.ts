@@ -3,6 +3,7 @@ import type { PostgresEngine } from "./engines/postgres/engine";
 import type { Sql } from "./platform/db";
 import type { Actor } from "./platform/audit";
 import type { VerifiedKey } from "./keys/service";
+import type { ProjectPools } from "./data/pools";
 
 /** What every router gets: built once in startAtlasHub, passed down as a plain object. */
 export interface AppContext {
@@ -15,6 +16,8 @@ export interface AppContext {
   clusterSql: Sql;
   masterKey: Buffer;
   extensions: Record<string, boolean>;
+  /** The /v1 pools of this process, one per active project; made lazily, so commands other than serve open none. */
+  pools: ProjectPools;
 }
 
 export type AppEnv = {

@@ -36,8 +36,10 @@ export async function openPlatform(config: Config, mode: { serve: boolean; onEng
       await hardenClusterDatabases(sql);
       const extensions = await availableExtensions(sql);
       const clusterSql = openClusterPool(engine.superuser(), config.controlDb);
-      const ctx: AppContext = { config, version: VERSION, engine, sql, clusterSql, masterKey, extensions };
+      const base = { config, version: VERSION, engine, sql, clusterSql, masterKey, extensions };
+      const ctx: AppContext = { ...base, pools: new ProjectPools(base) };
       const close = async () => {
+        await ctx.pools.closeAll();
         await Promise.all([sql.end({ timeout: 5 }), clusterSql.end({ timeout: 5 })]);
         await engine.stop();
         release();
@@ -60,8 +62,7 @@ export async function startAtlasHub(config: Config, onEngine?: (engine: Postgres
     log.warn("pgvector is not installed: projects will be created without the vector extension (run build/setup-postgres.sh as root to add it)");
   }
   const stopReconciler = startReconciler(ctx);
-  const pools = new ProjectPools(ctx);
-  const app = buildApp(ctx, pools);
+  const app = buildApp(ctx, ctx.pools);
   let server: ReturnType<typeof Bun.serve>;
   try {
     // idleTimeout at Bun's maximum: creating a project on a busy Pi can take longer than the 10 s default,
@@ -69,7 +70,6 @@ export async function startAtlasHub(config: Config, onEngine?: (engine: Postgres
     server = Bun.serve({ hostname: config.host, port: config.port, fetch: app.fetch, idleTimeout: 255 });
   } catch (err) {
     await stopReconciler();
-    await pools.closeAll();
     await close();
     throw new ConfigError(`invalid setting ATLASHUB_HOST/ATLASHUB_PORT (--host/--port): cannot listen on ${config.host}:${config.port}: ${(err as Error).message}`);
   }
@@ -85,7 +85,6 @@ export async function startAtlasHub(config: Config, onEngine?: (engine: Postgres
       await server.stop();
       clearTimeout(force);
       await stopReconciler();
-      await pools.closeAll();
       await close();
     },
   };

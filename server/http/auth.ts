@@ -6,6 +6,7 @@ import { verifyKey } from "../keys/service";
 import { recordAudit, type AuditEntry } from "../platform/audit";
 import type { Db } from "../platform/db";
 import { errors } from "./errors";
+import { TokenBuckets } from "./tokenBucket";
 
 export const SESSION_COOKIE = "atlashub_session";
 
@@ -21,6 +22,9 @@ export const requireAdmin = (ctx: AppContext, publicPaths: string[]): Middleware
     await next();
   };
 
+// One set of buckets per process, shared by every /v1 router: the limits hold per instance.
+const apiBuckets = new TokenBuckets();
+
 /**
  * /v1: an API key in `x-api-key`, `apikey` (what supabase-js sends) or `Authorization: Bearer`.
  * Publishable keys may only read; writes need a secret key.
@@ -30,10 +34,19 @@ export const requireApiKey = (ctx: AppContext): MiddlewareHandler<AppEnv> =>
     const key = c.req.header("x-api-key") ?? c.req.header("apikey") ?? c.req.header("authorization")?.match(/^Bearer\s+(\S+)$/i)?.[1];
     const verified = key ? await verifyKey(ctx.sql, key) : undefined;
     if (!verified) throw errors.unauthorized("Send a valid API key as x-api-key.");
+    // Two buckets: the project's bounds all its keys together; each key also has its own, at the same
+    // limit for now, which is where a tighter per-key limit would go.
+    const rate = verified.rateLimit.rps ?? ctx.config.apiRateLimit;
+    const burst = verified.rateLimit.burst ?? ctx.config.apiRateBurst;
+    const taken = apiBuckets.take([
+      { key: `project:${verified.projectId}`, rate, burst },
+      { key: `key:${verified.id}`, rate, burst },
+    ]);
+    if (!taken.ok) throw errors.tooManyRequests(Math.max(1, Math.ceil(taken.retryAfterMs / 1000)));
     if (verified.kind === "publishable" && !["GET", "HEAD", "OPTIONS"].includes(c.req.method)) {
       throw errors.forbidden("A publishable key can only read; use a secret key to write.");
     }
-    c.set("apiKey", verified);
+    c.set("apiKey", { id: verified.id, projectId: verified.projectId, kind: verified.kind });
     await next();
   };
 

@@ -38,6 +38,12 @@ export const errors = {
   rateLimited: (retryAfterSeconds: number) =>
     new ApiError(429, "rate_limited", `Too many attempts; try again in ${retryAfterSeconds} s.`, { retry_after: retryAfterSeconds }, { "Retry-After": String(retryAfterSeconds) }),
   unavailable: (message: string) => new ApiError(503, "unavailable", message),
+  tooManyRequests: (retryAfterSeconds: number) =>
+    new ApiError(429, "rate_limited", `Too many requests for this project or API key; try again in ${retryAfterSeconds} s.`, { retry_after: retryAfterSeconds }, { "Retry-After": String(retryAfterSeconds) }),
+  poolBusy: () =>
+    new ApiError(503, "pool_busy", "Every database connection this server may open is in use; try again in a moment.", { retry_after: 1 }, { "Retry-After": "1" }),
+  databaseUnavailable: () =>
+    new ApiError(503, "database_unavailable", "The project's database cannot take the query right now; try again in a moment.", { retry_after: 1 }, { "Retry-After": "1" }),
 };
 
 export function errorBody(code: string, message: string, details?: Record<string, unknown>) {

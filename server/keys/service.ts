@@ -101,36 +101,54 @@ export interface VerifiedKey {
   kind: KeyKind;
 }
 
+/** The project's own /v1 rate limit; null where the server default applies. */
+export interface ProjectRateLimit {
+  rps: number | null;
+  burst: number | null;
+}
+
+type KeyCheck = VerifiedKey & { rateLimit: ProjectRateLimit };
+
 // Verified keys (and unknown ones) are remembered this long: revocation, expiry and project
 // deletion take effect within it on every instance, and a busy app costs one lookup per key per 5 s.
 const CACHE_MS = 5_000;
 const CACHE_MAX = 10_000;
 const LAST_USED_EVERY_MS = 60_000;
-const cache = new Map<string, { key: VerifiedKey | undefined; until: number }>();
+const cache = new Map<string, { key: KeyCheck | undefined; until: number }>();
 const lastUsedWritten = new Map<string, number>();
 
 /**
- * The key's project and kind, or undefined for a malformed, unknown, revoked or expired key, or one
+ * The key's project, kind and the project's rate limit, or undefined for a malformed, unknown, revoked or expired key, or one
  * whose project is not ready. A malformed key or a wrong checksum never reaches the database.
  * The lookup is by SHA-256 of the key, so no stored secret is compared as text.
  */
-export async function verifyKey(sql: Sql, key: string): Promise<VerifiedKey | undefined> {
+export async function verifyKey(sql: Sql, key: string): Promise<KeyCheck | undefined> {
   if (!parseKey(key)) return undefined;
   const hash = sha256Hex(key);
   const now = Date.now();
   const cached = cache.get(hash);
   if (cached && cached.until > now) return touch(sql, cached.key, now);
-  const [row] = await sql<{ id: string; project_id: string; kind: KeyKind }[]>`
-    select k.id, k.project_id, k.kind from api_keys k join projects p on p.id = k.project_id
+  const [row] = await sql<{ id: string; project_id: string; kind: KeyKind; rate_limit_rps: number | null; rate_limit_burst: number | null }[]>`
+    select k.id, k.project_id, k.kind, p.rate_limit_rps, p.rate_limit_burst from api_keys k join projects p on p.id = k.project_id
     where k.key_hash = ${hash} and k.revoked_at is null and (k.expires_at is null or k.expires_at > now()) and p.status = 'ready'`;
-  const verified = row ? { id: row.id, projectId: row.project_id, kind: row.kind } : undefined;
+  const verified = row
+    ? { id: row.id, projectId: row.project_id, kind: row.kind, rateLimit: { rps: row.rate_limit_rps, burst: row.rate_limit_burst } }
+    : undefined;
   if (cache.size >= CACHE_MAX) cache.delete(cache.keys().next().value!);
   cache.set(hash, { key: verified, until: now + CACHE_MS });
   return touch(sql, verified, now);
 }
 
+/**
+ * Forgets this process's cached keys of a project, so a delete or a new rate limit takes effect here
+ * at once (other instances follow within CACHE_MS).
+ */
+export function forgetProjectKeys(projectId: string) {
+  for (const [hash, entry] of cache) if (entry.key?.projectId === projectId) cache.delete(hash);
+}
+
 /** last_used_at, written at most once a minute per key (per instance), off the request's path. */
-function touch(sql: Sql, key: VerifiedKey | undefined, now: number) {
+function touch(sql: Sql, key: KeyCheck | undefined, now: number) {
   if (key && now - (lastUsedWritten.get(key.id) ?? 0) >= LAST_USED_EVERY_MS) {
     lastUsedWritten.set(key.id, now);
     if (lastUsedWritten.size > CACHE_MAX) lastUsedWritten.delete(lastUsedWritten.keys().next().value!);

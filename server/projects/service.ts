@@ -7,15 +7,24 @@ import { errors, ApiError } from "../http/errors";
 import { pageSchema, safeText } from "../http/schemas";
 import { advance, databaseName, FIRST_STATUS, isTransient, ROLE_KINDS, roleName, type Operation, type ProjectStatus, type RoleKind } from "./provision";
 import { crashPoint } from "./crash";
+import { forgetProjectKeys } from "../keys/service";
 
 export const projectName = z
   .string()
   .regex(/^[a-z0-9_-]{3,40}$/, "must be 3–40 characters: lowercase letters, digits, - and _");
 
 export const createProjectSchema = z.object({ name: projectName, description: safeText(500).optional() });
+// A project's own /v1 rate limit; null goes back to the server default.
+const rateLimitValue = z.number().int().min(1).max(1_000_000).nullable().optional();
+
 export const updateProjectSchema = z
-  .object({ name: projectName.optional(), description: z.union([safeText(500), z.literal("")]).optional() })
-  .refine((v) => v.name !== undefined || v.description !== undefined, "give name or description");
+  .object({
+    name: projectName.optional(),
+    description: z.union([safeText(500), z.literal("")]).optional(),
+    rate_limit_rps: rateLimitValue,
+    rate_limit_burst: rateLimitValue,
+  })
+  .refine((v) => Object.values(v).some((x) => x !== undefined), "give name, description, rate_limit_rps or rate_limit_burst");
 
 export interface ProjectRow {
   id: string;
@@ -25,13 +34,15 @@ export interface ProjectRow {
   operation: Operation;
   failure_reason: string | null;
   has_vector: boolean;
+  rate_limit_rps: number | null;
+  rate_limit_burst: number | null;
   created_at: Date;
   updated_at: Date;
   deleted_at: Date | null;
   purged_at: Date | null;
 }
 
-const PROJECT_COLUMNS = ["id", "name", "description", "status", "operation", "failure_reason", "has_vector", "created_at", "updated_at", "deleted_at", "purged_at"];
+const PROJECT_COLUMNS = ["id", "name", "description", "status", "operation", "failure_reason", "has_vector", "rate_limit_rps", "rate_limit_burst", "created_at", "updated_at", "deleted_at", "purged_at"];
 
 /** 10 characters of [a-z0-9]: short, opaque, never derived from the name (names show in pg_database). */
 function newProjectId() {
@@ -58,6 +69,8 @@ export function presentProject(ctx: AppContext, p: ProjectRow) {
     description: p.description,
     status: p.status,
     failure_reason: p.failure_reason,
+    rate_limit_rps: p.rate_limit_rps,
+    rate_limit_burst: p.rate_limit_burst,
     created_at: p.created_at,
     updated_at: p.updated_at,
     deleted_at: p.deleted_at,
@@ -125,10 +138,14 @@ export async function listProjects(ctx: AppContext, q: z.infer<typeof listProjec
 }
 
 export async function updateProject(db: Db, id: string, input: z.infer<typeof updateProjectSchema>) {
+  // A field left out keeps its value; a rate limit given as null goes back to the default.
+  const given = (column: keyof typeof input) => (input[column] === undefined ? db(column) : input[column]);
   const [project] = await db<ProjectRow[]>`
-    update projects set name = coalesce(${input.name ?? null}, name), description = coalesce(${input.description ?? null}, description), updated_at = now()
+    update projects set name = ${given("name")}, description = ${given("description")},
+      rate_limit_rps = ${given("rate_limit_rps")}, rate_limit_burst = ${given("rate_limit_burst")}, updated_at = now()
     where id = ${id} and status <> 'purged' returning ${db(PROJECT_COLUMNS)}`.catch(rethrowNameConflict(input.name ?? ""));
   if (!project) throw errors.notFound("project");
+  forgetProjectKeys(id);
   return project;
 }
 
@@ -156,7 +173,15 @@ export async function startOperation(ctx: AppContext, id: string, operation: Ope
       await tx`update projects set status = ${FIRST_STATUS[op]}, operation = ${op}, failure_reason = null, updated_at = now() where id = ${id}`;
       await record(tx, current);
     });
-  await runOperation(ctx, id, changeStatus);
+  try {
+    await runOperation(ctx, id, changeStatus);
+  } finally {
+    // The database refuses connections now: this process's pool and cached keys go at once.
+    if (operation !== "restore") {
+      forgetProjectKeys(id);
+      await ctx.pools.close(id);
+    }
+  }
   const project = await getProject(ctx, id);
   if (project.status === "failed") throw provisioningFailed(project);
   return project;
