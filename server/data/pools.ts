@@ -175,7 +175,7 @@ export class ProjectPools {
       if (!row) throw errors.databaseUnavailable();
       return decryptSecret(this.ctx.masterKey, row.password_enc);
     };
-    return postgres({
+    const options: postgres.Options<{}> & { max_pipeline: number } = {
       host: su.host,
       port: su.port,
       ssl: su.ssl,
@@ -188,10 +188,28 @@ export class ProjectPools {
       // statement_timeout and idle_in_transaction_session_timeout come from the app role itself.
       // UTC, so that timestamptz values come out of to_json as ISO strings in UTC.
       connection: { application_name: "atlashub-data", TimeZone: "UTC" },
+      // No pipelining: postgres.js keeps pipelined connections in a queue that, under steady load,
+      // grows without bound and is scanned on every query (CPU per query doubles within a minute).
+      max_pipeline: 0, // a real option that postgres.js' types leave out
+      types: TEXT_PARAMETERS as postgres.Options<{}>["types"],
       onnotice: () => {},
-    });
+    };
+    return postgres(options) as Sql;
   }
 }
+
+/**
+ * /v1 sends every value as text for Postgres to cast. postgres.js would otherwise re-encode the text
+ * by the parameter's type: a timestamp through a JS Date (microseconds lost, a bad one throws), a
+ * bool as 'f' unless it reads exactly "true", json through JSON.stringify, bytea as hex of the text.
+ * The parsers only matter for the rare result column of these types (our results are text).
+ */
+const TEXT_PARAMETERS = {
+  boolean: { to: 16, from: [16], serialize: String, parse: (x: string) => x === "t" },
+  date: { to: 1184, from: [1082, 1114, 1184], serialize: String, parse: (x: string) => new Date(x) },
+  json: { to: 114, from: [114, 3802], serialize: String, parse: JSON.parse },
+  bytea: { to: 17, from: [17], serialize: String, parse: (x: string) => Buffer.from(x.slice(2), "hex") },
+};
 
 /**
  * A pool that cannot reach its database is a passing condition for the client: 503, never 500. That

@@ -18,6 +18,9 @@ export async function startTestServer(env: Record<string, string> = {}) {
     ATLASHUB_DATABASE_URL: process.env.ATLASHUB_TEST_DATABASE_URL,
     ATLASHUB_CONTROL_DB: `atlashub_t_${randomBytes(5).toString("hex")}`,
     ATLASHUB_MASTER_KEY: masterKey,
+    // Tests fire requests back to back; the rate-limit tests set a project's own limit instead.
+    ATLASHUB_API_RATE_LIMIT: "100000",
+    ATLASHUB_API_RATE_BURST: "100000",
     ...env,
   });
   const server = await startAtlasHub(config);
