@@ -16,7 +16,9 @@ ARG BUN_VERSION=1
 FROM oven/bun:${BUN_VERSION} AS build
 WORKDIR /src
 COPY package.json package-lock.json ./
-RUN bun install --production
+COPY build/patch-postgres.mjs ./build/
+COPY build/patches ./build/patches
+RUN bun install --production --ignore-scripts && bun build/patch-postgres.mjs
 COPY tsconfig.json ./
 COPY migrations ./migrations
 COPY server ./server

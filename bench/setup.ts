@@ -12,7 +12,7 @@ import { setLogSink } from "../server/platform/log";
 
 export type BenchAtlasHub = Awaited<ReturnType<typeof startAtlasHub>>;
 
-export async function withBenchAtlasHub(run: (atlashub: BenchAtlasHub, superuser: PgConnectionInfo) => Promise<void>) {
+export async function withBenchAtlasHub(run: (atlashub: BenchAtlasHub, superuser: PgConnectionInfo) => Promise<void>, env: Record<string, string> = {}) {
   setLogSink(() => {}); // one access-log line per request would measure the terminal, not us
   const root = mkdtempSync(join(tmpdir(), "atlashub-bench."));
   chmodSync(root, 0o755);
@@ -23,7 +23,7 @@ export async function withBenchAtlasHub(run: (atlashub: BenchAtlasHub, superuser
     const su = cluster.superuser();
     const url = `postgres://${su.user}:${encodeURIComponent(su.password)}@${su.host}:${su.port}/postgres`;
     const atlashub = await startAtlasHub(
-      loadConfig({ ATLASHUB_DATA_DIR: join(root, "data"), ATLASHUB_PORT: "0", ATLASHUB_PG_ENGINE: "external", ATLASHUB_DATABASE_URL: url, ATLASHUB_MASTER_KEY: randomBytes(32).toString("hex") }),
+      loadConfig({ ATLASHUB_DATA_DIR: join(root, "data"), ATLASHUB_PORT: "0", ATLASHUB_PG_ENGINE: "external", ATLASHUB_DATABASE_URL: url, ATLASHUB_MASTER_KEY: randomBytes(32).toString("hex"), ...env }),
     );
     try {
       await run(atlashub, su);

@@ -175,7 +175,7 @@ export class ProjectPools {
       if (!row) throw errors.databaseUnavailable();
       return decryptSecret(this.ctx.masterKey, row.password_enc);
     };
-    const options: postgres.Options<{}> & { max_pipeline: number } = {
+    const options: postgres.Options<{}> = {
       host: su.host,
       port: su.port,
       ssl: su.ssl,
@@ -188,9 +188,6 @@ export class ProjectPools {
       // statement_timeout and idle_in_transaction_session_timeout come from the app role itself.
       // UTC, so that timestamptz values come out of to_json as ISO strings in UTC.
       connection: { application_name: "atlashub-data", TimeZone: "UTC" },
-      // No pipelining: postgres.js keeps pipelined connections in a queue that, under steady load,
-      // grows without bound and is scanned on every query (CPU per query doubles within a minute).
-      max_pipeline: 0, // a real option that postgres.js' types leave out
       types: TEXT_PARAMETERS as postgres.Options<{}>["types"],
       onnotice: () => {},
     };
