@@ -16,9 +16,8 @@ export function findTable(schema: Schema, name: string): Table {
 }
 
 export function checkColumns(table: Table, columns: Iterable<string>) {
-  const known = new Set(table.columns.map((c) => c.name));
   for (const column of columns) {
-    if (!known.has(column)) throw badRequest("unknown_column", `Table "${table.name}" has no column "${column}".`, { table: table.name, column });
+    if (!table.columns.some((c) => c.name === column)) throw badRequest("unknown_column", `Table "${table.name}" has no column "${column}".`, { table: table.name, column });
   }
 }
 

@@ -11,7 +11,7 @@ export interface Rendered {
 }
 
 export function quoteIdent(name: string) {
-  return '"' + name.replaceAll('"', '""') + '"';
+  return '"' + (name.includes('"') ? name.replaceAll('"', '""') : name) + '"';
 }
 
 const COMPARISONS: Record<string, string> = { eq: "=", neq: "<>", lt: "<", lte: "<=", gt: ">", gte: ">=" };

@@ -48,7 +48,7 @@ export function dataRoutes(ctx: AppContext, pools: ProjectPools, { postgrest }: 
   const write = async (c: Context<AppEnv>, render: (table: Table, params: URLSearchParams, options: WriteOptions) => Rendered) => {
     const projectId = c.get("apiKey").projectId;
     const prefer = parsePrefer(c.req.header("prefer"));
-    const params = new URL(c.req.url).searchParams;
+    const params = searchParams(c);
     const rendered = await withSchema(projectId, (schema) => render(findTable(schema, c.req.param("table")!), params, { returnRows: prefer.returnRows }));
     const [row] = await query<{ body: string }>(projectId, rendered);
     const status = c.req.method === "POST" ? 201 : 200;
@@ -82,7 +82,7 @@ export function dataRoutes(ctx: AppContext, pools: ProjectPools, { postgrest }: 
 
   app.get("/:table", async (c) => {
     const projectId = c.get("apiKey").projectId;
-    const request = parseReadRequest(new URL(c.req.url).searchParams, postgrest ? POSTGREST_LIMITS : undefined);
+    const request = parseReadRequest(searchParams(c), postgrest ? POSTGREST_LIMITS : undefined);
     const plan = await withSchema(projectId, (schema) => planRead(schema, c.req.param("table"), request));
     const prefer = parsePrefer(c.req.header("prefer"));
     const [rows] = await query<{ body: string }>(projectId, renderRead(plan));
@@ -95,6 +95,13 @@ export function dataRoutes(ctx: AppContext, pools: ProjectPools, { postgrest }: 
   });
 
   return app;
+}
+
+/** The query string, without parsing the rest of the URL. */
+function searchParams(c: Context) {
+  const url = c.req.url;
+  const at = url.indexOf("?");
+  return new URLSearchParams(at < 0 ? "" : url.slice(at + 1));
 }
 
 /**

@@ -1,7 +1,7 @@
 // The shape of an API key: "ah_pk_" (publishable) or "ah_sk_" (secret), 32 random bytes in
 // base64url (43 characters), then a 6-character checksum. The prefix makes a leaked key recognisable
 // (secret scanners can match it); the checksum rejects a mistyped or made-up key before any lookup.
-import { createHash, randomBytes } from "node:crypto";
+import { randomBytes } from "node:crypto";
 
 export type KeyKind = "publishable" | "secret";
 
@@ -9,7 +9,7 @@ const PREFIX: Record<KeyKind, string> = { publishable: "ah_pk_", secret: "ah_sk_
 const SHAPE = /^ah_(pk|sk)_([A-Za-z0-9_-]{43})([A-Za-z0-9_-]{6})$/;
 
 function checksum(prefix: string, body: string) {
-  return createHash("sha256").update(prefix + body).digest("base64url").slice(0, 6);
+  return (Bun.SHA256.hash(prefix + body, "base64url") as string).slice(0, 6);
 }
 
 export function newKey(kind: KeyKind): string {

@@ -123,11 +123,12 @@ const lastUsedWritten = new Map<string, number>();
  * The lookup is by SHA-256 of the key, so no stored secret is compared as text.
  */
 export async function verifyKey(sql: Sql, key: string): Promise<KeyCheck | undefined> {
-  if (!parseKey(key)) return undefined;
   const hash = sha256Hex(key);
   const now = Date.now();
+  // Only well-formed keys enter the cache, so a hit needs no second look at the checksum.
   const cached = cache.get(hash);
   if (cached && cached.until > now) return touch(sql, cached.key, now);
+  if (!parseKey(key)) return undefined;
   const [row] = await sql<{ id: string; project_id: string; kind: KeyKind; rate_limit_rps: number | null; rate_limit_burst: number | null }[]>`
     select k.id, k.project_id, k.kind, p.rate_limit_rps, p.rate_limit_burst from api_keys k join projects p on p.id = k.project_id
     where k.key_hash = ${hash} and k.revoked_at is null and (k.expires_at is null or k.expires_at > now()) and p.status = 'ready'`;

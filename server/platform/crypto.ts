@@ -1,4 +1,4 @@
-import { createCipheriv, createDecipheriv, createHash, randomBytes, timingSafeEqual } from "node:crypto";
+import { createCipheriv, createDecipheriv, randomBytes, timingSafeEqual } from "node:crypto";
 
 // AES-256-GCM with a 12-byte random nonce. Stored form: "v1:" + base64url(nonce | ciphertext | tag).
 
@@ -18,7 +18,7 @@ export function decryptSecret(masterKey: Buffer, stored: string): string {
 }
 
 export function sha256Hex(value: string): string {
-  return createHash("sha256").update(value).digest("hex");
+  return Bun.SHA256.hash(value, "hex") as string;
 }
 
 export function randomToken(bytes = 32): string {
