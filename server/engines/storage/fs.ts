@@ -1,0 +1,253 @@
+// The fs driver: objects as files under `<root>/<project>/<bucket>/<key>`, root being <data>/storage.
+// An upload streams into a temp file beside its final name, is fsynced and only then renamed over
+// it: after a crash the key holds the old object or the new one, and the temp file is removed by
+// recover() at the next start. A single machine's driver: several instances sharing one storage
+// directory (NFS) would remove each other's uploads in flight at start-up; they use s3.
+import { createHash, randomBytes } from "node:crypto";
+import { constants } from "node:fs";
+import { mkdir, open, opendir, rename, rm, rmdir, stat, unlink, type FileHandle } from "node:fs/promises";
+import { dirname, join, resolve, sep } from "node:path";
+import { isBucketName, isObjectKey, isProjectId, RESERVED_PREFIX } from "./names";
+import {
+  InvalidObjectLocationError,
+  ObjectKeyConflictError,
+  ObjectTooLargeError,
+  type ByteRange,
+  type ObjectBody,
+  type ObjectHead,
+  type ObjectLocation,
+  type ObjectStore,
+  type StagedObject,
+} from "./store";
+
+const TEMP_PREFIX = `${RESERVED_PREFIX}tmp-`;
+// Request bodies arrive in small chunks; one write per ~1 MiB keeps syscalls (and thread-pool hops) few.
+const WRITE_BATCH_BYTES = 1024 * 1024;
+const DIR_MODE = 0o700;
+const FILE_MODE = 0o600;
+
+export class FsObjectStore implements ObjectStore {
+  readonly driver = "fs";
+  /** Marks this process's temp files, so that recover() never removes an upload this process has under way. */
+  private readonly runId = randomBytes(6).toString("hex");
+
+  constructor(readonly root: string) {}
+
+  async recover(): Promise<number> {
+    await mkdir(this.root, { recursive: true, mode: DIR_MODE });
+    return removeTempFiles(this.root, (name) => name.startsWith(TEMP_PREFIX) && !name.startsWith(`${TEMP_PREFIX}${this.runId}-`));
+  }
+
+  async put(location: ObjectLocation, body: ReadableStream<Uint8Array>, options: { maxBytes: number }): Promise<StagedObject> {
+    const path = this.objectPath(location);
+    const temp = join(dirname(path), `${TEMP_PREFIX}${this.runId}-${randomBytes(8).toString("hex")}`);
+    const file = await this.openTemp(temp, location.key);
+    let written: { size: number; sha256: string };
+    try {
+      written = await writeStream(file, body, options.maxBytes);
+      await file.sync();
+    } catch (err) {
+      await file.close().catch(() => {});
+      await rm(temp, { force: true });
+      throw err;
+    }
+    await file.close();
+    let done = false;
+    return {
+      ...written,
+      commit: async () => {
+        try {
+          await rename(temp, path);
+        } catch (err) {
+          if (["EISDIR", "ENOTEMPTY", "EEXIST", "ENOTDIR"].includes(errorCode(err))) throw new ObjectKeyConflictError(location.key);
+          throw err;
+        }
+        done = true;
+        await syncDir(dirname(path));
+      },
+      discard: async () => {
+        if (!done) await rm(temp, { force: true });
+      },
+    };
+  }
+
+  async get(location: ObjectLocation, range?: ByteRange): Promise<ObjectBody | undefined> {
+    const path = this.objectPath(location);
+    const head = await statFile(path);
+    if (!head) return undefined;
+    // A Bun.file body is sent with sendfile() and a Content-Length: no copy through JS memory.
+    const file = Bun.file(path);
+    return { size: head.size, body: range ? file.slice(range.start, range.end + 1) : file };
+  }
+
+  async head(location: ObjectLocation): Promise<ObjectHead | undefined> {
+    const found = await statFile(this.objectPath(location));
+    return found && { size: found.size, modifiedAt: found.mtime };
+  }
+
+  async delete(location: ObjectLocation): Promise<void> {
+    const path = this.objectPath(location);
+    try {
+      await unlink(path);
+    } catch (err) {
+      if (!["ENOENT", "EISDIR", "ENOTDIR", "EPERM"].includes(errorCode(err))) throw err;
+      return;
+    }
+    await pruneEmptyDirs(dirname(path), this.bucketDir(location.project, location.bucket));
+  }
+
+  async deletePrefix(project: string, bucket?: string): Promise<void> {
+    const dir = bucket === undefined ? this.projectDir(project) : this.bucketDir(project, bucket);
+    await rm(dir, { recursive: true, force: true, maxRetries: 5 });
+  }
+
+  async check(): Promise<boolean> {
+    const probe = join(this.root, `${RESERVED_PREFIX}health-${this.runId}`);
+    try {
+      const file = await open(probe, "w", FILE_MODE);
+      await file.close();
+      await unlink(probe);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  private projectDir(project: string) {
+    if (!isProjectId(project)) throw new InvalidObjectLocationError(`invalid project id`);
+    return join(this.root, project);
+  }
+
+  private bucketDir(project: string, bucket: string) {
+    if (!isBucketName(bucket)) throw new InvalidObjectLocationError(`invalid bucket name`);
+    return join(this.projectDir(project), bucket);
+  }
+
+  /** The object's file; the key was validated by the caller, and is checked here again along with where it resolves. */
+  objectPath(location: ObjectLocation) {
+    const dir = this.bucketDir(location.project, location.bucket);
+    if (!isObjectKey(location.key)) throw new InvalidObjectLocationError("invalid object key");
+    const path = resolve(dir, ...location.key.split("/"));
+    if (!path.startsWith(dir + sep)) throw new InvalidObjectLocationError("object key resolves outside its bucket");
+    return path;
+  }
+
+  /**
+   * Creates the key's directory and the temp file in it. A delete pruning empty directories can
+   * remove the directory between the two steps, so a vanished directory is made once more.
+   */
+  private async openTemp(temp: string, key: string): Promise<FileHandle> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await mkdir(dirname(temp), { recursive: true, mode: DIR_MODE });
+        return await open(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, FILE_MODE);
+      } catch (err) {
+        const code = errorCode(err);
+        if (code === "ENOTDIR" || code === "EEXIST") throw new ObjectKeyConflictError(key);
+        if (code !== "ENOENT" || attempt >= 3) throw err;
+      }
+    }
+  }
+}
+
+/** Copies the stream into the file, hashing as it goes; stops (and cancels the stream) past `maxBytes`. */
+async function writeStream(file: FileHandle, body: ReadableStream<Uint8Array>, maxBytes: number) {
+  const hash = createHash("sha256");
+  let size = 0;
+  let batch: Uint8Array[] = [];
+  let batchBytes = 0;
+  const flush = async () => {
+    if (batchBytes === 0) return;
+    const { bytesWritten } = await file.writev(batch);
+    // writev may write less than asked (rare for regular files); the rest goes one buffer at a time.
+    if (bytesWritten < batchBytes) await writeRest(file, batch, bytesWritten);
+    batch = [];
+    batchBytes = 0;
+  };
+  for await (const chunk of body) {
+    size += chunk.byteLength;
+    if (size > maxBytes) throw new ObjectTooLargeError(maxBytes);
+    hash.update(chunk);
+    batch.push(chunk);
+    batchBytes += chunk.byteLength;
+    if (batchBytes >= WRITE_BATCH_BYTES) await flush();
+  }
+  await flush();
+  return { size, sha256: hash.digest("hex") };
+}
+
+async function writeRest(file: FileHandle, chunks: Uint8Array[], skip: number) {
+  for (const chunk of chunks) {
+    if (skip >= chunk.byteLength) {
+      skip -= chunk.byteLength;
+      continue;
+    }
+    let view = chunk.subarray(skip);
+    skip = 0;
+    while (view.byteLength > 0) {
+      const { bytesWritten } = await file.write(view);
+      view = view.subarray(bytesWritten);
+    }
+  }
+}
+
+/** The rename is durable only once the directory entry is on disk. */
+async function syncDir(dir: string) {
+  const handle = await open(dir, "r");
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+async function statFile(path: string) {
+  try {
+    const found = await stat(path);
+    return found.isFile() ? found : undefined;
+  } catch (err) {
+    if (["ENOENT", "ENOTDIR"].includes(errorCode(err))) return undefined;
+    throw err;
+  }
+}
+
+/** Removes now-empty directories from `dir` up to (not including) `stop`; another upload's file stops it. */
+async function pruneEmptyDirs(dir: string, stop: string) {
+  while (dir.startsWith(stop + sep)) {
+    try {
+      await rmdir(dir);
+    } catch {
+      return;
+    }
+    dir = dirname(dir);
+  }
+}
+
+/** Walks the tree without loading it whole (a bucket can hold millions of files) and removes the files `matches` picks. */
+export async function removeTempFiles(root: string, matches: (name: string) => boolean): Promise<number> {
+  let removed = 0;
+  const pending = [root];
+  while (pending.length > 0) {
+    const dir = pending.pop()!;
+    let entries;
+    try {
+      entries = await opendir(dir);
+    } catch (err) {
+      if (errorCode(err) === "ENOENT") continue;
+      throw err;
+    }
+    for await (const entry of entries) {
+      const path = join(dir, entry.name);
+      if (entry.isDirectory()) pending.push(path);
+      else if (entry.isFile() && matches(entry.name)) {
+        await rm(path, { force: true });
+        removed++;
+      }
+    }
+  }
+  return removed;
+}
+
+function errorCode(err: unknown) {
+  return (err as NodeJS.ErrnoException).code ?? "";
+}

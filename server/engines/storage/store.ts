@@ -1,0 +1,75 @@
+// The ObjectStore: the one interface over where object bytes live (local disk, S3/MinIO). It only
+// moves bytes; which objects exist, their content types and checksums live in the control plane
+// (server/storage/), so listing never scans the disk or S3. No app imports.
+
+/** Where an object lives: `<project>/<bucket>/<key>`. Callers validate the names (names.ts); drivers check again. */
+export interface ObjectLocation {
+  project: string;
+  bucket: string;
+  key: string;
+}
+
+/** Inclusive byte range, already checked against the object's size. */
+export interface ByteRange {
+  start: number;
+  end: number;
+}
+
+/**
+ * An upload whose bytes are all stored but not yet visible under its key. The caller makes it visible
+ * with `commit` (under its own lock, in the same step as recording the metadata, so that the last
+ * object committed is also the last one recorded) or drops it with `discard`.
+ */
+export interface StagedObject {
+  size: number;
+  sha256: string;
+  /** Replaces whatever the key held, atomically: a reader sees the old object or the new one, never a mix. */
+  commit(): Promise<void>;
+  /** Removes the staged bytes; safe to call after commit (then it does nothing) and more than once. */
+  discard(): Promise<void>;
+}
+
+export interface ObjectBody {
+  /** Size of the whole object (not of the range). */
+  size: number;
+  /** The bytes (of the range when one was asked for), streamed: never the whole object in memory. */
+  body: Blob | ReadableStream<Uint8Array>;
+}
+
+export interface ObjectHead {
+  size: number;
+  modifiedAt: Date;
+}
+
+export interface ObjectStore {
+  readonly driver: "fs" | "s3";
+  /** Start-up: removes what a crash left behind (partial uploads). Returns how many it removed. */
+  recover(): Promise<number>;
+  /** Streams `body` into staging; throws ObjectTooLargeError past `maxBytes` (nothing is kept then). */
+  put(location: ObjectLocation, body: ReadableStream<Uint8Array>, options: { maxBytes: number }): Promise<StagedObject>;
+  /** The object's bytes, or the range of them; undefined when there is no such object. */
+  get(location: ObjectLocation, range?: ByteRange): Promise<ObjectBody | undefined>;
+  head(location: ObjectLocation): Promise<ObjectHead | undefined>;
+  /** Removes one object; no error when it is already gone. */
+  delete(location: ObjectLocation): Promise<void>;
+  /** Removes every object of a project, or of one of its buckets. */
+  deletePrefix(project: string, bucket?: string): Promise<void>;
+  /** Whether the store can take writes now (for /health). */
+  check(): Promise<boolean>;
+}
+
+export class ObjectTooLargeError extends Error {
+  constructor(readonly limit: number) {
+    super(`object larger than ${limit} bytes`);
+  }
+}
+
+/** A key that cannot be stored beside another: "a" where "a/b" exists, or "a/b" where "a" is an object (fs driver). */
+export class ObjectKeyConflictError extends Error {
+  constructor(readonly key: string) {
+    super(`key ${key} conflicts with an existing object or prefix`);
+  }
+}
+
+/** A name that the caller should have refused: a bug upstream or an attack, never written. */
+export class InvalidObjectLocationError extends Error {}
