@@ -81,7 +81,7 @@ export function parsePrefer(header: string | undefined): Prefer {
 }
 
 /** select=a,b,"Mixed, Case" → ["a", "b", "Mixed, Case"]; "*" for all columns. */
-function parseSelect(raw: string | null): string[] | "*" {
+export function parseSelect(raw: string | null): string[] | "*" {
   if (raw === null || raw.trim() === "*") return "*";
   return splitNames(raw);
 }

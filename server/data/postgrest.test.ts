@@ -131,8 +131,9 @@ describe("supabase-js writes through /rest/v1", () => {
     const many = await supabase.from("cities").insert([{ country_id: 2, name: "Osaka" }, { country_id: 2, name: "Kyoto" }]).select();
     expect(many.error).toBeNull();
     expect(names(many.data)).toEqual(["Osaka", "Kyoto"]);
-    const single = await supabase.from("cities").insert({ country_id: 3, name: "Valparaíso" }).select().single();
-    expect(single.data).toMatchObject({ country_id: 3, name: "Valparaíso" });
+    const single = await supabase.from("cities").insert({ country_id: 3, name: "Valparaíso" }).select("name").single();
+    expect(single.data).toEqual({ name: "Valparaíso" });
+    expect((await supabase.from("cities").insert({ country_id: 3, name: "Arica" }).select("nope")).error?.code).toBe("42703");
   });
 
   it("upserts on the primary key or on_conflict columns, or ignores duplicates", async () => {
@@ -146,9 +147,8 @@ describe("supabase-js writes through /rest/v1", () => {
   });
 
   it("updates and deletes with filters, with count: 'exact'", async () => {
-    const updated = await supabase.from("countries").update({ population: 20 }).eq("name", "Chile").select("id");
-    expect(updated).toMatchObject({ error: null, status: 200 });
-    expect(updated.data).toHaveLength(1);
+    const updated = await supabase.from("countries").update({ population: 20 }).eq("name", "Chile").select("id, population");
+    expect(updated).toMatchObject({ error: null, status: 200, data: [{ id: 3, population: 20 }] });
     const quiet = await supabase.from("countries").update({ population: 69 }, { count: "exact" }).eq("id", 1);
     expect(quiet).toMatchObject({ error: null, status: 204, count: 1 });
     const deleted = await supabase.from("cities").delete({ count: "exact" }).in("name", ["Osaka", "Kyoto"]);

@@ -5,7 +5,7 @@ import { z } from "zod";
 import type { AppContext, AppEnv } from "../context";
 import { requireApiKey } from "../http/auth";
 import { ApiError, parseBody } from "../http/errors";
-import { MAX_LIMIT, parsePrefer, parseReadRequest, type LimitRule } from "./parse";
+import { MAX_LIMIT, parsePrefer, parseReadRequest, parseSelect, type LimitRule } from "./parse";
 import { publicSchemaOnly } from "./postgrest";
 import { findTable, planRead } from "./plan";
 import { renderCount, renderRead, type Rendered } from "./render";
@@ -49,7 +49,8 @@ export function dataRoutes(ctx: AppContext, pools: ProjectPools, { postgrest }: 
     const projectId = c.get("apiKey").projectId;
     const prefer = parsePrefer(c.req.header("prefer"));
     const params = searchParams(c);
-    const rendered = await withSchema(projectId, (schema) => render(findTable(schema, c.req.param("table")!), params, { returnRows: prefer.returnRows }));
+    const options = { returnRows: prefer.returnRows, select: prefer.returnRows ? parseSelect(params.get("select")) : undefined };
+    const rendered = await withSchema(projectId, (schema) => render(findTable(schema, c.req.param("table")!), params, options));
     const [row] = await query<{ body: string }>(projectId, rendered);
     const status = c.req.method === "POST" ? 201 : 200;
     if (prefer.returnRows) {

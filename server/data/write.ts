@@ -17,6 +17,8 @@ export const MAX_ROWS = 1000;
 
 export interface WriteOptions {
   returnRows: boolean;
+  /** The columns of the returned rows (`select=`), all when absent. */
+  select?: string[] | "*";
 }
 
 function rowsOf(body: unknown): Record<string, unknown>[] {
@@ -29,7 +31,9 @@ function rowsOf(body: unknown): Record<string, unknown>[] {
 /** `returnRows`: the affected rows as JSON, in the same forms as reads; otherwise only their count. */
 function finish(table: Table, statement: string, options: WriteOptions) {
   if (!options.returnRows) return `with w as (${statement} returning *) select json_build_object('count', count(*))::text as body from w`;
-  const rows = inJsonForm(table, table.columns.map((c) => c.name), "select * from w");
+  const columns = !options.select || options.select === "*" ? table.columns.map((c) => c.name) : [...new Set(options.select)];
+  checkColumns(table, columns);
+  const rows = inJsonForm(table, columns, `select ${columns.map(quoteIdent).join(", ")} from w`);
   return `with w as (${statement} returning *) select coalesce(json_agg(r), '[]')::text as body from (${rows}) r`;
 }
 
