@@ -33,7 +33,9 @@ export const errors = {
   notFound: (what = "resource") => new ApiError(404, "not_found", `No such ${what}.`),
   routeNotFound: () => new ApiError(404, "route_not_found", "No such endpoint."),
   conflict: (message: string) => new ApiError(409, "conflict", message),
-  payloadTooLarge: (limit: number) => new ApiError(413, "payload_too_large", `The request body is larger than ${limit} bytes.`, { limit }),
+  // The rest of the body is never read, so the connection cannot carry another request: close it.
+  payloadTooLarge: (limit: number) =>
+    new ApiError(413, "payload_too_large", `The request body is larger than ${limit} bytes.`, { limit }, { Connection: "close" }),
   unprocessable: (message: string) => new ApiError(422, "unprocessable", message),
   rateLimited: (retryAfterSeconds: number) =>
     new ApiError(429, "rate_limited", `Too many attempts; try again in ${retryAfterSeconds} s.`, { retry_after: retryAfterSeconds }, { "Retry-After": String(retryAfterSeconds) }),
