@@ -156,6 +156,10 @@ function parseCount(name: string, raw: string | null, fallback: number, max: num
 }
 
 function parseFilter(column: string, raw: string): Filter {
+  // PostgREST's or=(…)/and=(…); a column named "or" is still filtered as usual (its value has no parentheses).
+  if ((column === "or" || column === "and") && raw.startsWith("(")) {
+    throw badRequest("unsupported_filter", `${column}=(…) is not supported: filters are ANDed; use in.(…) for alternatives of one column.`, { column });
+  }
   let rest = raw;
   const negate = rest.startsWith("not.");
   if (negate) rest = rest.slice(4);

@@ -101,6 +101,7 @@ describe("supabase-js reads through /rest/v1", () => {
     expect((await supabase.from("countries").select("nope")).error).toMatchObject({ code: "42703", message: expect.stringContaining("nope") });
     expect((await supabase.from("countries").select("name").filter("id", "approx", 1)).error?.code).toBe("PGRST100");
     expect((await supabase.from("countries").select("cities(*)")).error?.code).toBe("PGRST100");
+    expect((await supabase.from("countries").select().or("id.eq.1,id.eq.2")).error).toMatchObject({ code: "PGRST100", message: expect.stringContaining("not supported") });
     expect((await supabase.schema("private").from("countries").select()).error?.code).toBe("PGRST106");
   });
 

@@ -62,6 +62,7 @@ describe("parse → plan → render", () => {
     ["is with another value", "id=is.maybe", "invalid_filter"],
     ["in without parentheses", "id=in.1,2", "invalid_filter"],
     ["a bad order modifier", "order=id.sideways", "invalid_order"],
+    ["PostgREST's or=(…)", "or=(id.eq.1,id.eq.2)", "unsupported_filter"],
     ["a limit over 1000", "limit=1001", "invalid_limit"],
     ["a negative offset", "offset=-1", "invalid_offset"],
   ];
