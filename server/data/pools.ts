@@ -30,8 +30,8 @@ export interface PoolLimits {
 interface Entry {
   projectId: string;
   sql: Sql;
-  /** Resolves once the pool this one replaced has closed: its backends count until then. */
-  ready: Promise<void>;
+  /** Resolves once the pool this one replaced has closed (its backends count until then); undefined after. */
+  ready?: Promise<void>;
   inFlight: number;
   usedAt: number;
   schema?: { value: Schema; loadedAt: number };
@@ -70,6 +70,8 @@ export class ProjectPools {
 
   /** The project's schema, re-read when older than a few seconds or when `stale` says a name was missing. */
   async schema(projectId: string, stale = false): Promise<Schema> {
+    const cached = this.pools.get(projectId)?.schema;
+    if (!stale && cached && Date.now() - cached.loadedAt <= SCHEMA_TTL_MS) return cached.value;
     return this.using(projectId, async (entry) => {
       if (stale || !entry.schema || Date.now() - entry.schema.loadedAt > SCHEMA_TTL_MS) {
         entry.schema = { value: await loadSchema(entry.sql), loadedAt: Date.now() };
@@ -97,9 +99,9 @@ export class ProjectPools {
   }
 
   private async using<T>(projectId: string, use: (entry: Entry) => Promise<T>): Promise<T> {
-    const entry = await this.acquire(projectId);
+    const entry = this.tryAcquire(projectId) ?? (await this.acquire(projectId));
     try {
-      await entry.ready;
+      if (entry.ready) await entry.ready;
       return await use(entry).catch(rethrowUnavailable);
     } finally {
       entry.inFlight--;
@@ -121,14 +123,15 @@ export class ProjectPools {
   private tryAcquire(projectId: string): Entry | undefined {
     let entry = this.pools.get(projectId);
     if (!entry) {
-      let ready = Promise.resolve();
+      let ready: Promise<void> | undefined;
       if (this.pools.size + this.closing.size >= this.maxPools) {
         const lru = [...this.pools.values()].filter((e) => e.inFlight === 0).sort((a, b) => a.usedAt - b.usedAt)[0];
         if (!lru) return undefined;
         this.pools.delete(lru.projectId);
         ready = lru.sql.end({ timeout: 5 }).catch(() => {});
       }
-      entry = { projectId, sql: this.connect(projectId), ready, inFlight: 0, usedAt: 0 };
+      const made: Entry = (entry = { projectId, sql: this.connect(projectId), ready, inFlight: 0, usedAt: 0 });
+      ready?.then(() => (made.ready = undefined));
       this.pools.set(projectId, entry);
     }
     entry.inFlight++;
@@ -187,7 +190,10 @@ export class ProjectPools {
       connect_timeout: 5,
       // statement_timeout and idle_in_transaction_session_timeout come from the app role itself.
       // UTC, so that timestamptz values come out of to_json as ISO strings in UTC.
-      connection: { application_name: "atlashub-data", TimeZone: "UTC" },
+      // Generic plans: every /v1 statement is prepared with its values (limit and offset too) as
+      // parameters, and with custom plans Postgres re-planned each execution (more than doubling its
+      // CPU per read here). The cost: no plan tuned to one value, e.g. an index for a like 'abc%' filter.
+      connection: { application_name: "atlashub-data", TimeZone: "UTC", plan_cache_mode: "force_generic_plan" },
       types: TEXT_PARAMETERS as postgres.Options<{}>["types"],
       onnotice: () => {},
     };
