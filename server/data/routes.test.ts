@@ -83,6 +83,23 @@ describe("GET /v1/db", () => {
     expect(await get("/fresh?select=id,note")).toMatchObject({ status: 200, body: [] });
   });
 
+  it("follows a column dropped or renamed a moment ago, without waiting for the schema cache", async () => {
+    const auth = await adminHeaders(server);
+    const list = await (await server.fetch("/admin/api/projects?limit=1000", { headers: auth })).json();
+    const project = list.items.find((x: { name: string }) => x.name === "data-a");
+    const creds = (await (await server.fetch(`/admin/api/projects/${project.id}/credentials/reveal`, { method: "POST", headers: auth })).json()).credentials;
+    const owner = clients.connect(creds.owner.connection_string);
+    await owner`create table shifting (id int primary key, old_name text, gone text)`;
+    await owner`insert into shifting values (1, 'a', 'b')`;
+    expect((await get("/shifting?select=id,old_name,gone")).body).toEqual([{ id: 1, old_name: "a", gone: "b" }]); // now cached
+    await owner`alter table shifting rename column old_name to new_name`;
+    await owner`alter table shifting drop column gone`;
+    expect(await get("/shifting")).toMatchObject({ status: 200, body: [{ id: 1, new_name: "a" }] });
+    expect((await get("/shifting?select=id,gone")).body.error).toMatchObject({ code: "unknown_column", details: { column: "gone" } });
+    await owner`drop table shifting`;
+    expect((await get("/shifting")).body.error).toMatchObject({ code: "unknown_table", details: { table: "shifting" } });
+  });
+
   it("only shows a key its own project's data", async () => {
     const r = await get(table, { "x-api-key": otherKey });
     expect(r.status).toBe(400);

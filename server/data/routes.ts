@@ -31,12 +31,13 @@ export function dataRoutes(ctx: AppContext, pools: ProjectPools, { postgrest }: 
   if (postgrest) app.use("*", publicSchemaOnly());
 
   /**
-   * Runs `use` against the cached schema. A name the cache does not know may be a table or column
-   * created a moment ago, so on unknown_table/unknown_column it runs once more on a fresh read.
+   * Plans and runs a request against the cached schema. A name the cache does not know may be a table
+   * or column created a moment ago, and one it knows may have been dropped or renamed since (Postgres
+   * then reports it undefined): either way the request runs once more on a fresh read of the schema.
    */
-  const withSchema = async <T>(projectId: string, use: (schema: Schema) => T): Promise<T> => {
+  const withSchema = async <T>(projectId: string, use: (schema: Schema) => Promise<T>): Promise<T> => {
     try {
-      return use(await pools.schema(projectId));
+      return await use(await pools.schema(projectId));
     } catch (err) {
       if (!(err instanceof ApiError) || !["unknown_table", "unknown_column"].includes(err.code)) throw err;
       return use(await pools.schema(projectId, true));
@@ -50,8 +51,7 @@ export function dataRoutes(ctx: AppContext, pools: ProjectPools, { postgrest }: 
     const prefer = parsePrefer(c.req.header("prefer"));
     const params = searchParams(c);
     const options = { returnRows: prefer.returnRows, select: prefer.returnRows ? parseSelect(params.get("select")) : undefined };
-    const rendered = await withSchema(projectId, (schema) => render(findTable(schema, c.req.param("table")!), params, options));
-    const [row] = await query<{ body: string }>(projectId, rendered);
+    const [row] = await withSchema(projectId, (schema) => query<{ body: string }>(projectId, render(findTable(schema, c.req.param("table")!), params, options)));
     const status = c.req.method === "POST" ? 201 : 200;
     if (prefer.returnRows) {
       if (prefer.count) c.header("Content-Range", `*/${(JSON.parse(row!.body) as unknown[]).length}`);
@@ -84,9 +84,11 @@ export function dataRoutes(ctx: AppContext, pools: ProjectPools, { postgrest }: 
   app.get("/:table", async (c) => {
     const projectId = c.get("apiKey").projectId;
     const request = parseReadRequest(searchParams(c), postgrest ? POSTGREST_LIMITS : undefined);
-    const plan = await withSchema(projectId, (schema) => planRead(schema, c.req.param("table"), request));
+    const { plan, rows } = await withSchema(projectId, async (schema) => {
+      const plan = planRead(schema, c.req.param("table"), request);
+      return { plan, rows: (await query<{ body: string }>(projectId, renderRead(plan)))[0] };
+    });
     const prefer = parsePrefer(c.req.header("prefer"));
-    const [rows] = await query<{ body: string }>(projectId, renderRead(plan));
     if (prefer.count || postgrest) {
       const total = prefer.count ? (await query<{ total: string }>(projectId, renderCount(plan)))[0]!.total : "*";
       const shown = (JSON.parse(rows!.body) as unknown[]).length;
@@ -136,6 +138,11 @@ function rethrowAsApiError(err: unknown): never {
       throw new ApiError(400, "check_violation", `A check on the table refused the row (${err.constraint_name}).`, names);
     case "42501":
       throw new ApiError(403, "permission_denied", "The project's app role may not do this.");
+    // The schema cache named a table or column that is gone (dropped or renamed a moment ago).
+    case "42P01":
+      throw new ApiError(400, "unknown_table", "The table does not exist (any more).");
+    case "42703":
+      throw new ApiError(400, "unknown_column", "A column of the request does not exist (any more).");
     case "57014":
       throw new ApiError(504, "statement_timeout", "The query ran longer than the statement timeout.");
     default:
