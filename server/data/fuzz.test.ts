@@ -36,10 +36,14 @@ function assertSafe(text: string) {
 const hostileText = fc.oneof(
   fc.string(),
   fc.string({ unit: "grapheme" }),
-  fc.constantFrom("'; drop table x; --", '" or 1=1 --', "$1", "%00", "\u0000", "*", "(", ")", ",", ".", "not.", "in.(", 'in.("', "is.", "eq."),
+  fc.constantFrom("'; drop table x; --", '" or 1=1 --', "$1", "%00", "\u0000", "*", "(", ")", ",", ".", "not.", "in.(", 'in.("', "is.", "eq.", "or(", "and(", "not.or("),
+  // or=/and= lists built from known names and hostile values, nested.
+  fc.array(fc.tuple(fc.constantFrom(...names, "or(", "and(", ")", "x"), fc.constantFrom(".eq.", ".not.in.(", ".is.", ".like.", ","), fc.string()), { maxLength: 4 }).map(
+    (parts) => "(" + parts.map(([a, b, c]) => a + b + c).join(",") + ")",
+  ),
   fc.constantFrom(...names),
 );
-const queryString = fc.array(fc.tuple(fc.oneof(hostileText, fc.constantFrom("select", "order", "limit", "offset", "on_conflict")), hostileText), { maxLength: 6 });
+const queryString = fc.array(fc.tuple(fc.oneof(hostileText, fc.constantFrom("select", "order", "limit", "offset", "on_conflict", "or", "and", "not.or", "not.and")), hostileText), { maxLength: 6 });
 
 function outcome(fn: () => { text: string; params: string[] }) {
   try {

@@ -13,6 +13,15 @@ export interface Filter {
   value: string | string[];
 }
 
+/** PostgREST's or=(…) and and=(…): conditions joined by `logic`, nested up to MAX_LOGIC_DEPTH. */
+export interface FilterGroup {
+  logic: "and" | "or";
+  negate: boolean;
+  items: Condition[];
+}
+
+export type Condition = Filter | FilterGroup;
+
 export interface Order {
   column: string;
   descending: boolean;
@@ -24,10 +33,11 @@ export interface ReadRequest {
   order: Order[];
   limit: number;
   offset: number;
-  filters: Filter[];
+  filters: Condition[];
 }
 
 export const DEFAULT_LIMIT = 100;
+const MAX_LOGIC_DEPTH = 8;
 export const MAX_LIMIT = 1000;
 // `columns` is what postgrest-js sends with an array insert (the union of the rows' keys); the
 // rows' own keys say the same, so it is accepted and not needed.
@@ -54,13 +64,68 @@ export function parseReadRequest(params: URLSearchParams, limits = V1_LIMITS): R
   };
 }
 
-export function parseFilters(params: URLSearchParams): Filter[] {
-  const filters: Filter[] = [];
+export function parseFilters(params: URLSearchParams): Condition[] {
+  const filters: Condition[] = [];
   for (const [column, raw] of params) {
     if (RESERVED.has(column)) continue;
-    filters.push(parseFilter(column, raw));
+    const logic = /^(not\.)?(or|and)$/.exec(column);
+    // A column named "or" or "and" is still filtered as usual: its value has no parentheses.
+    if (logic && raw.startsWith("(")) filters.push(parseGroup(logic[2] as "or" | "and", !!logic[1], raw, 1));
+    else filters.push(parseFilter(column, raw));
   }
   return filters;
+}
+
+/** Every column a condition names, groups included. */
+export function filterColumns(conditions: Condition[]): string[] {
+  return conditions.flatMap((c) => ("logic" in c ? filterColumns(c.items) : [c.column]));
+}
+
+/** or=(a.eq.1,b.in.(2,3),and(c.gt.4,c.lt.9)): the parenthesised list of conditions, each `column.op.value` or a nested group. */
+function parseGroup(logic: "or" | "and", negate: boolean, raw: string, depth: number): FilterGroup {
+  if (depth > MAX_LOGIC_DEPTH) throw badRequest("invalid_filter", `${logic}=(…) may nest at most ${MAX_LOGIC_DEPTH} levels.`);
+  if (!raw.startsWith("(") || !raw.endsWith(")")) throw badRequest("invalid_filter", `${logic} takes a list in parentheses: ${logic}=(a.eq.1,b.eq.2).`);
+  const items = splitTopLevel(raw.slice(1, -1)).map((item): Condition => {
+    const nested = /^(not\.)?(or|and)\(/.exec(item);
+    if (nested) return parseGroup(nested[2] as "or" | "and", !!nested[1], item.slice(nested[0].length - 1), depth + 1);
+    const dot = item.indexOf(".");
+    if (dot <= 0) throw badRequest("invalid_filter", `Each condition in ${logic}=(…) looks like column.op.value, not "${item}".`);
+    const filter = parseFilter(item.slice(0, dot), item.slice(dot + 1));
+    // Inside a group a value with commas or parentheses is written in double quotes.
+    if (typeof filter.value === "string" && filter.op !== "is" && /^".*"$/s.test(filter.value)) filter.value = unquote(filter.value);
+    return filter;
+  });
+  return { logic, negate, items };
+}
+
+/** Splits on commas outside parentheses and double quotes. */
+function splitTopLevel(body: string): string[] {
+  const items: string[] = [];
+  let depth = 0;
+  let quoted = false;
+  let start = 0;
+  for (let i = 0; i < body.length; i++) {
+    const ch = body[i];
+    if (quoted) {
+      if (ch === "\\") i++;
+      else if (ch === '"') quoted = false;
+    } else if (ch === '"') quoted = true;
+    else if (ch === "(") depth++;
+    else if (ch === ")") depth--;
+    else if (ch === "," && depth === 0) {
+      items.push(body.slice(start, i));
+      start = i + 1;
+    }
+    if (depth < 0) throw badRequest("invalid_filter", "Unbalanced parentheses in a filter.");
+  }
+  if (depth !== 0 || quoted) throw badRequest("invalid_filter", "Unbalanced parentheses or quotes in a filter.");
+  items.push(body.slice(start));
+  if (items.includes("")) throw badRequest("invalid_filter", "A filter list has an empty condition.");
+  return items;
+}
+
+function unquote(value: string) {
+  return value.slice(1, -1).replace(/\\(.)/gs, "$1");
 }
 
 /** What the client asked for in `Prefer` (several values, comma-separated, possibly in several headers). */
@@ -156,10 +221,6 @@ function parseCount(name: string, raw: string | null, fallback: number, max: num
 }
 
 function parseFilter(column: string, raw: string): Filter {
-  // PostgREST's or=(…)/and=(…); a column named "or" is still filtered as usual (its value has no parentheses).
-  if ((column === "or" || column === "and") && raw.startsWith("(")) {
-    throw badRequest("unsupported_filter", `${column}=(…) is not supported: filters are ANDed; use in.(…) for alternatives of one column.`, { column });
-  }
   let rest = raw;
   const negate = rest.startsWith("not.");
   if (negate) rest = rest.slice(4);

@@ -1,7 +1,7 @@
 // Stage 2: the parsed request checked against the schema cache. Every table and column name that
 // leaves this stage exists; everything else is a 400 naming what was not found. Pure.
 import type { ReadRequest } from "./parse";
-import { badRequest } from "./parse";
+import { badRequest, filterColumns } from "./parse";
 import type { Schema, Table } from "./schema";
 
 export interface ReadPlan extends ReadRequest {
@@ -24,6 +24,6 @@ export function checkColumns(table: Table, columns: Iterable<string>) {
 export function planRead(schema: Schema, tableName: string, request: ReadRequest): ReadPlan {
   const table = findTable(schema, tableName);
   const columns = request.select === "*" ? table.columns.map((c) => c.name) : request.select;
-  checkColumns(table, [...columns, ...request.order.map((o) => o.column), ...request.filters.map((f) => f.column)]);
+  checkColumns(table, [...columns, ...request.order.map((o) => o.column), ...filterColumns(request.filters)]);
   return { ...request, table, columns };
 }

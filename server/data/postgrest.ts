@@ -20,7 +20,6 @@ const POSTGREST_CODES: Record<string, { code: string; status?: ContentfulStatusC
   unknown_column: { code: "42703" },
   unknown_table: { code: "PGRST205", status: 404 },
   unknown_operator: { code: "PGRST100" },
-  unsupported_filter: { code: "PGRST100" },
   invalid_filter: { code: "PGRST100" },
   invalid_select: { code: "PGRST100" },
   unsupported_select: { code: "PGRST100" },

@@ -1,6 +1,6 @@
 // parse → plan → render, without a database.
 import { describe, expect, it } from "bun:test";
-import { parsePrefer, parseReadRequest } from "./parse";
+import { parseFilters, parsePrefer, parseReadRequest } from "./parse";
 import { planRead } from "./plan";
 import { quoteIdent, renderCount, renderRead } from "./render";
 import type { Schema } from "./schema";
@@ -47,6 +47,16 @@ describe("parse → plan → render", () => {
     expect(render("id=in.()").text).toContain("where false");
   });
 
+  it("renders or=(…)/and=(…) groups, nested and negated, with every value a parameter", () => {
+    const r = render('or=(id.eq.1,Label Text.in.(a,"b,c"),and(id.gt.5,not.or(id.is.null,id.lt.9)))&not.and=(id.eq.7,Label Text.like."x,(y)*")&id=neq.3');
+    expect(r.text).toContain(
+      `where ("id" = $1 or "Label Text" in ($2, $3) or ("id" > $4 and not ("id" is null or "id" < $5))) and not ("id" = $6 and "Label Text"::text like $7) and "id" <> $8`,
+    );
+    expect(r.params.slice(0, 8)).toEqual(["1", "a", "b,c", "5", "9", "7", "x,(y)%", "3"]);
+    // A column named "or" is filtered as usual.
+    expect(parseFilters(new URLSearchParams("or=eq.1"))).toEqual([{ column: "or", op: "eq", negate: false, value: "1" }]);
+  });
+
   it("counts with the same filters", () => {
     const plan = planRead(schema, "items", parseReadRequest(new URLSearchParams("id=gt.3&limit=5")));
     expect(renderCount(plan)).toEqual({ text: `select count(*)::text as total from "items" where "id" > $1`, params: ["3"] });
@@ -62,7 +72,11 @@ describe("parse → plan → render", () => {
     ["is with another value", "id=is.maybe", "invalid_filter"],
     ["in without parentheses", "id=in.1,2", "invalid_filter"],
     ["a bad order modifier", "order=id.sideways", "invalid_order"],
-    ["PostgREST's or=(…)", "or=(id.eq.1,id.eq.2)", "unsupported_filter"],
+    ["an empty or=()", "or=()", "invalid_filter"],
+    ["an unbalanced or=(…", "or=(id.eq.1,and(id.eq.2)", "invalid_filter"],
+    ["a condition without an operator in or=(…)", "or=(id,id.eq.2)", "invalid_filter"],
+    ["an unknown column inside or=(…)", "or=(id.eq.1,and(nope.eq.2))", "unknown_column"],
+    ["or=(…) nested past 8 levels", "or=(" + "and(".repeat(8) + "id.eq.1" + ")".repeat(9), "invalid_filter"],
     ["a limit over 1000", "limit=1001", "invalid_limit"],
     ["a negative offset", "offset=-1", "invalid_offset"],
   ];

@@ -1,7 +1,7 @@
 // Stage 3: SQL text and parameters from a plan. Identifiers are quoted from names the planner has
 // checked; every value is a $n parameter. Postgres builds the JSON (json_agg), so rows go to the
 // client without being parsed and re-serialised in JS. Pure.
-import type { Filter } from "./parse";
+import type { Condition, Filter } from "./parse";
 import type { ReadPlan } from "./plan";
 import type { JsonForm, Table } from "./schema";
 
@@ -80,9 +80,15 @@ export function renderCount(plan: ReadPlan): Rendered {
   return { text: `select count(*)::text as total from ${quoteIdent(plan.table.name)}${where}`, params };
 }
 
-export function renderWhere(filters: Filter[], params: string[]) {
+export function renderWhere(filters: Condition[], params: string[]) {
   if (!filters.length) return "";
-  return " where " + filters.map((f) => renderFilter(f, params)).join(" and ");
+  return " where " + filters.map((f) => renderCondition(f, params)).join(" and ");
+}
+
+function renderCondition(c: Condition, params: string[]): string {
+  if (!("logic" in c)) return renderFilter(c, params);
+  const joined = "(" + c.items.map((item) => renderCondition(item, params)).join(` ${c.logic} `) + ")";
+  return c.negate ? `not ${joined}` : joined;
 }
 
 function renderFilter(f: Filter, params: string[]): string {

@@ -7,7 +7,7 @@
 // and numeric, number arrays for vector, ISO strings for dates and times, any JSON for json/jsonb,
 // JSON arrays for arrays. Only bytea needs help: it would read a base64 string as escape-format text
 // and store the wrong bytes without a word, so base64 is turned into the hex form here (forPostgres).
-import { badRequest, parseFilters, type Filter } from "./parse";
+import { badRequest, filterColumns, parseFilters, type Condition } from "./parse";
 import type { Table } from "./schema";
 import { inJsonForm, quoteIdent, renderWhere, type Rendered } from "./render";
 import { checkColumns } from "./plan";
@@ -106,9 +106,9 @@ export function renderDelete(table: Table, params: URLSearchParams, options: Wri
 }
 
 /** PATCH and DELETE must say which rows: without a filter they would touch every row of the table. */
-function requiredFilters(table: Table, params: URLSearchParams): Filter[] {
+function requiredFilters(table: Table, params: URLSearchParams): Condition[] {
   const filters = parseFilters(params);
   if (!filters.length) throw new ApiError(422, "filter_required", "PATCH and DELETE need at least one filter, e.g. ?id=eq.1.");
-  checkColumns(table, filters.map((f) => f.column));
+  checkColumns(table, filterColumns(filters));
   return filters;
 }
