@@ -5,6 +5,7 @@ import m0002 from "./0002_projects.sql" with { type: "text" };
 import m0003 from "./0003_project_users.sql" with { type: "text" };
 import m0004 from "./0004_api_keys.sql" with { type: "text" };
 import m0005 from "./0005_project_rate_limits.sql" with { type: "text" };
+import m0006 from "./0006_storage.sql" with { type: "text" };
 
 export const migrations = [
   { name: "0001_control_plane", sql: m0001 },
@@ -12,4 +13,5 @@ export const migrations = [
   { name: "0003_project_users", sql: m0003 },
   { name: "0004_api_keys", sql: m0004 },
   { name: "0005_project_rate_limits", sql: m0005 },
+  { name: "0006_storage", sql: m0006 },
 ];

@@ -1,4 +1,5 @@
 import { Hono } from "hono";
+import { except } from "hono/combine";
 import type { AppContext, AppEnv } from "./context";
 import { errors, renderError } from "./http/errors";
 import { accessLog, bodyLimit, clientIp, publicApiCors, requestId, sameOrigin, securityHeaders } from "./http/middleware";
@@ -11,10 +12,11 @@ import { dataRoutes } from "./data/routes";
 import type { ProjectPools } from "./data/pools";
 import { postgrestErrors } from "./data/postgrest";
 import { provisionRoutes } from "./projects/provisionRoute";
+import { isStreamedUpload, storageAdminRoutes, storageObjectCors, storageRoutes } from "./storage/routes";
 
 export function buildApp(ctx: AppContext, pools: ProjectPools) {
   const app = new Hono<AppEnv>();
-  app.use(requestId(), accessLog(), securityHeaders(), bodyLimit(ctx.config.bodyLimit));
+  app.use(requestId(), accessLog(), securityHeaders(), except(isStreamedUpload, bodyLimit(ctx.config.bodyLimit)));
   // Only what is audited or rate-limited by address needs the client's IP (looking it up costs on every request).
   app.use("/admin/api/*", clientIp(ctx.config.trustProxy));
   app.use("/provision", clientIp(ctx.config.trustProxy));
@@ -27,9 +29,12 @@ export function buildApp(ctx: AppContext, pools: ProjectPools) {
   app.route("/admin/api", adminRoutes(ctx));
   app.route("/admin/api/projects", projectRoutes(ctx));
   app.route("/admin/api/projects", keyRoutes(ctx));
-  app.use("/v1/*", publicApiCors());
+  app.route("/admin/api/projects", storageAdminRoutes(ctx));
+  app.use("/v1/storage/object/*", storageObjectCors());
+  app.use("/v1/*", except("/v1/storage/object/*", publicApiCors()));
   app.use("/rest/v1/*", publicApiCors(), postgrestErrors());
   app.route("/v1/db", dataRoutes(ctx, pools, { postgrest: false }));
   app.route("/rest/v1", dataRoutes(ctx, pools, { postgrest: true }));
+  app.route("/v1/storage", storageRoutes(ctx));
   return app;
 }

@@ -1,5 +1,6 @@
 import { resolve } from "node:path";
 import { z } from "zod";
+import { parseAllowList } from "./jobs/ssrf";
 
 // Every setting AtlasHub reads, in one table: env var, CLI flag, schema, default, meaning.
 // docs/CONFIGURATION.md is checked against this table by config.test.ts.
@@ -23,6 +24,31 @@ function isPostgresUrl(value: string) {
     return false;
   }
 }
+
+/** An http(s) base URL without query or fragment; a trailing slash is dropped. */
+const httpUrl = z
+  .string()
+  .refine((v) => {
+    try {
+      const u = new URL(v);
+      return (u.protocol === "http:" || u.protocol === "https:") && !u.search && !u.hash && !u.username && !u.password;
+    } catch {
+      return false;
+    }
+  }, "must be an http:// or https:// URL without query, fragment or credentials")
+  .transform((v) => v.replace(/\/+$/, ""));
+
+/** Comma-separated host names, IP addresses or CIDR ranges that jobs may reach although they are internal. */
+const allowHosts = z.string().transform((v, ctx) => {
+  const entries = v.split(",").map((e) => e.trim()).filter(Boolean);
+  try {
+    parseAllowList(entries);
+  } catch (err) {
+    ctx.addIssue({ code: "custom", message: `${(err as Error).message}: use host names, IP addresses or CIDR ranges separated by commas` });
+    return z.NEVER;
+  }
+  return entries;
+});
 
 /** "7d", "12h", "30m", "45s" → seconds. */
 const duration = z
@@ -63,6 +89,8 @@ export const settings = {
   deletedRetention: setting("ATLASHUB_DELETED_RETENTION", duration, "7d", "How long a soft-deleted project can be restored before it is purged for good (e.g. 7d, 12h, 30m)."),
   controlDb: setting("ATLASHUB_CONTROL_DB", z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, "must be a lowercase database name"), "atlashub", "Name of the control-plane database."),
   storage: setting("ATLASHUB_STORAGE", available(["fs"], ["s3"]), "fs", "Object storage driver: fs (local disk); s3 is planned."),
+  storageMaxUpload: setting("ATLASHUB_STORAGE_MAX_UPLOAD", positiveInt, String(50 * 1024 * 1024), "Default largest object a signed upload URL allows, in bytes (a project can set its own)."),
+  publicUrl: setting("ATLASHUB_PUBLIC_URL", httpUrl.optional(), undefined, "Base URL apps reach AtlasHub at, for signed storage URLs (default: taken from each request)."),
   bodyLimit: setting("ATLASHUB_BODY_LIMIT", positiveInt, String(1024 * 1024), "Largest accepted request body in bytes (uploads through signed URLs have their own limit)."),
   maxProjectConnections: setting("ATLASHUB_MAX_PROJECT_CONNECTIONS", positiveInt, "40", "Most Postgres backends the /v1 pools of all projects may hold together (pools × ATLASHUB_PROJECT_POOL_MAX)."),
   projectPoolMax: setting("ATLASHUB_PROJECT_POOL_MAX", positiveInt.max(20, "must be at most 20 (the app role's connection limit)"), "5", "Connections in one project's /v1 pool."),
@@ -70,6 +98,8 @@ export const settings = {
   apiRateBurst: setting("ATLASHUB_API_RATE_BURST", positiveInt, "100", "Default /v1 burst per project and per API key: requests allowed at once after a quiet spell."),
   sessionHours: setting("ATLASHUB_SESSION_HOURS", positiveInt, "168", "Lifetime of an admin session cookie in hours."),
   trustProxy: setting("ATLASHUB_TRUST_PROXY", bool, "false", "Take the client IP from X-Forwarded-For (only behind a reverse proxy you run)."),
+  scheduler: setting("ATLASHUB_SCHEDULER", bool, "true", "Run scheduled jobs in this process (false: serve only; another instance on the same control plane runs them)."),
+  jobAllowHosts: setting("ATLASHUB_JOB_ALLOW_HOSTS", allowHosts, "", "Internal hosts, addresses or CIDR ranges that HTTP jobs and notifications may reach (comma-separated); everything private is refused otherwise."),
   logLevel: setting("ATLASHUB_LOG_LEVEL", z.enum(["debug", "info", "warn", "error"]), "info", "Lowest log level written."),
 };
 

@@ -10,6 +10,7 @@ import { lockDataDir, prepareDataDir } from "./platform/dataDir";
 import { log } from "./platform/log";
 import { startReconciler } from "./projects/reconciler";
 import { ProjectPools } from "./data/pools";
+import { createObjectStore } from "./engines/storage";
 import { migrations } from "../migrations";
 import pkg from "../package.json";
 
@@ -36,7 +37,14 @@ export async function openPlatform(config: Config, mode: { serve: boolean; onEng
       await hardenClusterDatabases(sql);
       const extensions = await availableExtensions(sql);
       const clusterSql = openClusterPool(engine.superuser(), config.controlDb);
-      const base = { config, version: VERSION, engine, sql, clusterSql, masterKey, extensions };
+      const storage = createObjectStore(config);
+      // Only the process that owns the data dir: a CLI command beside a running serve must not
+      // remove the temp files of serve's uploads in flight.
+      if (mode.serve) {
+        const removed = await storage.recover();
+        if (removed > 0) log.info("removed partial uploads left by a previous run", { count: removed });
+      }
+      const base = { config, version: VERSION, engine, sql, clusterSql, masterKey, extensions, storage };
       const ctx: AppContext = { ...base, pools: new ProjectPools(base) };
       const close = async () => {
         await ctx.pools.closeAll();
@@ -67,7 +75,9 @@ export async function startAtlasHub(config: Config, onEngine?: (engine: Postgres
   try {
     // idleTimeout at Bun's maximum: creating a project on a busy Pi can take longer than the 10 s default,
     // and a closed socket would lose credentials that are shown only once.
-    server = Bun.serve({ hostname: config.host, port: config.port, fetch: app.fetch, idleTimeout: 255 });
+    // maxRequestBodySize: Bun's own cap (128 MB) would cut off large uploads; the body limit
+    // middleware and each upload's signed size limit are what bound request bodies.
+    server = Bun.serve({ hostname: config.host, port: config.port, fetch: app.fetch, idleTimeout: 255, maxRequestBodySize: Number.MAX_SAFE_INTEGER });
   } catch (err) {
     await stopReconciler();
     await close();

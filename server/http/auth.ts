@@ -27,9 +27,10 @@ const apiBuckets = new TokenBuckets();
 
 /**
  * /v1: an API key in `x-api-key`, `apikey` (what supabase-js sends) or `Authorization: Bearer`.
- * Publishable keys may only read; writes need a secret key.
+ * Publishable keys may only read; writes need a secret key. `postOnlyReads`: the route's POST only
+ * reads (asks for a download URL), so publishable keys may call it and the route checks the rest.
  */
-export const requireApiKey = (ctx: AppContext): MiddlewareHandler<AppEnv> =>
+export const requireApiKey = (ctx: AppContext, options: { postOnlyReads?: boolean } = {}): MiddlewareHandler<AppEnv> =>
   async function requireApiKey(c, next) {
     const key = c.req.header("x-api-key") ?? c.req.header("apikey") ?? c.req.header("authorization")?.match(/^Bearer\s+(\S+)$/i)?.[1];
     const verified = key ? await verifyKey(ctx.sql, key) : undefined;
@@ -43,7 +44,8 @@ export const requireApiKey = (ctx: AppContext): MiddlewareHandler<AppEnv> =>
       { key: `key:${verified.id}`, rate, burst },
     ]);
     if (!taken.ok) throw errors.tooManyRequests(Math.max(1, Math.ceil(taken.retryAfterMs / 1000)));
-    if (verified.kind === "publishable" && !["GET", "HEAD", "OPTIONS"].includes(c.req.method)) {
+    const reads = ["GET", "HEAD", "OPTIONS"].includes(c.req.method) || (options.postOnlyReads === true && c.req.method === "POST");
+    if (verified.kind === "publishable" && !reads) {
       throw errors.forbidden("A publishable key can only read; use a secret key to write.");
     }
     c.set("apiKey", { id: verified.id, projectId: verified.projectId, kind: verified.kind });

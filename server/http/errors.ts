@@ -44,6 +44,22 @@ export const errors = {
     new ApiError(429, "rate_limited", `Too many requests for this project or API key; try again in ${retryAfterSeconds} s.`, { retry_after: retryAfterSeconds }, { "Retry-After": String(retryAfterSeconds) }),
   poolBusy: () =>
     new ApiError(503, "pool_busy", "Every database connection this server may open is in use; try again in a moment.", { retry_after: 1 }, { "Retry-After": "1" }),
+  // Object storage (server/storage/).
+  invalidObjectKey: (problem: string) => new ApiError(400, "invalid_object_key", `The object key ${problem}.`),
+  invalidObjectPath: () => new ApiError(400, "invalid_object_path", "The URL must name an object as /v1/storage/object/<project>/<bucket>/<key>."),
+  invalidSignature: () => new ApiError(403, "invalid_signature", "The URL's signature does not match what it asks for; request a new signed URL."),
+  signatureExpired: () => new ApiError(403, "signature_expired", "The signed URL has expired; request a new one."),
+  signatureRequired: () => new ApiError(403, "signature_required", "This object is not in a public bucket; use a signed URL."),
+  contentTypeMismatch: (expected: string) =>
+    new ApiError(415, "content_type_mismatch", "The upload's Content-Type is not the one the URL was signed for.", { expected }),
+  objectKeyConflict: () =>
+    new ApiError(409, "object_key_conflict", 'An object key cannot also be the prefix of another key ("a" beside "a/b"); choose another key.'),
+  rangeNotSatisfiable: (size: number) =>
+    new ApiError(416, "range_not_satisfiable", "The requested range starts past the end of the object.", { size }, { "Content-Range": `bytes */${size}` }),
+  // Scheduled jobs (server/jobs/).
+  ssrfBlocked: (reason: string) => new ApiError(400, "ssrf_blocked", `The job's target is not allowed: ${reason}.`, { reason }),
+  invalidSchedule: (reason: string) => new ApiError(400, "invalid_schedule", `The schedule is not valid: ${reason}.`, { reason }),
+  runInProgress: () => new ApiError(409, "run_in_progress", "A run of this job is still in progress and its concurrency is forbid; wait for it to finish."),
   databaseUnavailable: () =>
     new ApiError(503, "database_unavailable", "The project's database cannot take the query right now; try again in a moment.", { retry_after: 1 }, { "Retry-After": "1" }),
 };

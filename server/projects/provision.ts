@@ -9,6 +9,7 @@ import type { Sql } from "../platform/db";
 import { decryptSecret } from "../platform/crypto";
 import { log } from "../platform/log";
 import { crashPoint } from "./crash";
+import { purgeProjectStorage } from "../storage/service";
 
 export const ROLE_KINDS = ["owner", "app", "ro"] as const;
 export type RoleKind = (typeof ROLE_KINDS)[number];
@@ -189,7 +190,7 @@ async function reopenDatabase(_ctx: AppContext, conn: Sql, projectId: string): P
   return "ready";
 }
 
-async function dropEverything(_ctx: AppContext, conn: Sql, projectId: string): Promise<ProjectStatus> {
+async function dropEverything(ctx: AppContext, conn: Sql, projectId: string): Promise<ProjectStatus> {
   const db = databaseName(projectId);
   const [exists] = await conn`select 1 from pg_database where datname = ${db}`;
   if (exists) {
@@ -198,6 +199,7 @@ async function dropEverything(_ctx: AppContext, conn: Sql, projectId: string): P
     await conn`drop database if exists ${conn(db)}`;
     crashPoint("during:purging");
   }
+  await purgeProjectStorage(ctx, conn, projectId);
   await conn`delete from project_users where project_id = ${projectId}`;
   await conn`delete from project_roles where project_id = ${projectId}`;
   const roles = await conn<{ rolname: string }[]>`select rolname from pg_roles where rolname like ${`p\\_${projectId}\\_%`}`;

@@ -8,6 +8,7 @@ import { pageSchema, safeText } from "../http/schemas";
 import { advance, databaseName, FIRST_STATUS, isTransient, ROLE_KINDS, roleName, type Operation, type ProjectStatus, type RoleKind } from "./provision";
 import { crashPoint } from "./crash";
 import { forgetProjectKeys } from "../keys/service";
+import { createDefaultBuckets } from "../storage/service";
 
 export const projectName = z
   .string()
@@ -106,6 +107,7 @@ export async function createProject(ctx: AppContext, input: z.infer<typeof creat
           await tx`insert into project_roles (project_id, kind, role_name, password_enc)
                    values (${id}, ${kind}, ${roleName(id, kind)}, ${encryptSecret(ctx.masterKey, passwords[kind])})`;
         }
+        await createDefaultBuckets(tx, id);
         await record(tx, project!);
       })
       .catch(rethrowNameConflict(input.name));

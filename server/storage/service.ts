@@ -1,0 +1,452 @@
+// Buckets and objects of a project: metadata in the control plane, bytes in the ObjectStore, signed
+// URLs for apps. Consistency rules: an object is recorded only after its bytes are complete, and
+// the bytes are made visible (commit) and recorded in one step under a per-key lock, so the object
+// a key holds is always the one its row describes — whichever of concurrent uploads commits last.
+import { z } from "zod";
+import type { AppContext } from "../context";
+import type { VerifiedKey } from "../keys/service";
+import type { Db } from "../platform/db";
+import { errors } from "../http/errors";
+import { lockReadyProject, getProject } from "../projects/service";
+import { isBucketName, objectKeyProblem, MAX_KEY_BYTES } from "../engines/storage/names";
+import { deriveSigningKey, signGrant, verifyGrant, type UrlGrant } from "../engines/storage/signer";
+import { ObjectKeyConflictError, ObjectTooLargeError, type ObjectLocation, type StagedObject } from "../engines/storage/store";
+import { resolveRange } from "./range";
+
+export const DEFAULT_BUCKETS = ["private", "uploads"] as const;
+const DEFAULT_EXPIRY_S = 600;
+const MAX_EXPIRY_S = 7 * 24 * 3600;
+export const MAX_LIST_LIMIT = 1000;
+
+// ---- schemas -------------------------------------------------------------------------------------
+
+export const bucketName = z.string().refine(isBucketName, "must be 3–63 characters: lowercase letters, digits, - and _, starting and ending with a letter or digit");
+
+export const objectKey = z.string().superRefine((key, ctx) => {
+  const problem = objectKeyProblem(key);
+  if (problem) ctx.addIssue({ code: "custom", message: problem });
+});
+
+// type/subtype with optional parameters (RFC 9110 §8.3), printable ASCII only.
+const TOKEN = "[A-Za-z0-9!#$%&'*+.^_`|~-]+";
+const CONTENT_TYPE = new RegExp(`^${TOKEN}/${TOKEN}(\\s*;\\s*${TOKEN}=(${TOKEN}|"[\\x20\\x21\\x23-\\x5b\\x5d-\\x7e]*"))*$`);
+export const contentType = z.string().trim().max(255).regex(CONTENT_TYPE, "must be a media type such as image/png");
+
+const expiresIn = z.number().int().min(1).max(MAX_EXPIRY_S, "must be at most 7 days (604800 s)").default(DEFAULT_EXPIRY_S);
+
+export const signUploadSchema = z.object({
+  bucket: bucketName,
+  key: objectKey,
+  content_type: contentType,
+  max_bytes: z.number().int().min(0).optional(),
+  expires_in: expiresIn,
+});
+
+export const signDownloadSchema = z.object({ bucket: bucketName, key: objectKey, expires_in: expiresIn });
+
+export const objectRefSchema = z.object({ bucket: bucketName, key: objectKey });
+
+export const listObjectsSchema = z.object({
+  bucket: bucketName,
+  prefix: z
+    .string()
+    .max(MAX_KEY_BYTES)
+    .refine((p) => !/[\u0000-\u001f\u007f]/.test(p) && p.isWellFormed(), "must not contain control characters")
+    .default(""),
+  cursor: z
+    .string()
+    .max(2000)
+    .transform((c, ctx) => {
+      const key = Buffer.from(c, "base64url").toString("utf8");
+      if (objectKeyProblem(key) || Buffer.from(key).toString("base64url") !== c) {
+        ctx.addIssue({ code: "custom", message: "is not a cursor this API gave out" });
+        return z.NEVER;
+      }
+      return key;
+    })
+    .optional(),
+  limit: z.coerce.number().int().min(1).max(MAX_LIST_LIMIT).default(100),
+});
+
+export const createBucketSchema = z.object({ name: bucketName, public: z.boolean().default(false) });
+export const updateBucketSchema = z.object({ public: z.boolean() });
+export const storageSettingsSchema = z.object({ max_upload_bytes: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER).nullable() });
+
+// ---- rows ----------------------------------------------------------------------------------------
+
+interface BucketRow {
+  name: string;
+  public: boolean;
+  created_at: Date;
+}
+
+interface ObjectRow {
+  key: string;
+  size: string; // bigint comes back as text
+  content_type: string;
+  sha256: string | null;
+  uploaded_by: string | null;
+  created_at: Date;
+  updated_at: Date;
+}
+
+const OBJECT_COLUMNS = ["key", "size", "content_type", "sha256", "uploaded_by", "created_at", "updated_at"];
+
+export function presentObject(o: ObjectRow) {
+  return { key: o.key, size: Number(o.size), content_type: o.content_type, sha256: o.sha256, uploaded_by: o.uploaded_by, created_at: o.created_at, updated_at: o.updated_at };
+}
+
+// ---- buckets -------------------------------------------------------------------------------------
+
+/** Inside the transaction that creates a project: its default buckets. */
+export async function createDefaultBuckets(db: Db, projectId: string) {
+  for (const name of DEFAULT_BUCKETS) {
+    await db`insert into storage_buckets (project_id, name) values (${projectId}, ${name}) on conflict do nothing`;
+  }
+}
+
+export async function listBuckets(ctx: AppContext, projectId: string) {
+  await getProject(ctx, projectId);
+  const rows = await ctx.sql<(BucketRow & { objects: string; bytes: string })[]>`
+    select b.name, b.public, b.created_at, count(o.key) as objects, coalesce(sum(o.size), 0) as bytes
+    from storage_buckets b left join storage_objects o on o.project_id = b.project_id and o.bucket = b.name
+    where b.project_id = ${projectId}
+    group by b.name, b.public, b.created_at order by b.name`;
+  return rows.map((b) => ({ name: b.name, public: b.public, created_at: b.created_at, objects: Number(b.objects), bytes: Number(b.bytes) }));
+}
+
+export async function createBucket(ctx: AppContext, projectId: string, input: z.infer<typeof createBucketSchema>, record: (db: Db) => Promise<unknown>) {
+  await getProject(ctx, projectId);
+  return ctx.sql.begin(async (tx) => {
+    await lockReadyProject(tx, projectId, "buckets are managed");
+    const [bucket] = await tx<BucketRow[]>`
+      insert into storage_buckets (project_id, name, public) values (${projectId}, ${input.name}, ${input.public})
+      on conflict do nothing returning name, public, created_at`;
+    if (!bucket) throw errors.conflict(`A bucket named ${input.name} already exists.`);
+    // Files a crash left after an earlier bucket of this name was deleted would otherwise block keys.
+    await ctx.storage.deletePrefix(projectId, input.name);
+    await record(tx);
+    return bucket;
+  });
+}
+
+export async function updateBucket(ctx: AppContext, projectId: string, name: string, input: z.infer<typeof updateBucketSchema>, record: (db: Db) => Promise<unknown>) {
+  await getProject(ctx, projectId);
+  return ctx.sql.begin(async (tx) => {
+    await lockReadyProject(tx, projectId, "buckets are managed");
+    const [bucket] = await tx<BucketRow[]>`
+      update storage_buckets set public = ${input.public} where project_id = ${projectId} and name = ${name}
+      returning name, public, created_at`;
+    if (!bucket) throw errors.notFound("bucket");
+    await record(tx);
+    return bucket;
+  });
+}
+
+/** Deletes a bucket with its objects; refuses (409) a bucket that holds objects unless `force`. */
+export async function deleteBucket(ctx: AppContext, projectId: string, name: string, force: boolean, record: (db: Db) => Promise<unknown>) {
+  await getProject(ctx, projectId);
+  await ctx.sql.begin(async (tx) => {
+    await lockReadyProject(tx, projectId, "buckets are managed");
+    const [bucket] = await tx`select 1 from storage_buckets where project_id = ${projectId} and name = ${name} for update`;
+    if (!bucket) throw errors.notFound("bucket");
+    const [object] = await tx`select 1 from storage_objects where project_id = ${projectId} and bucket = ${name} limit 1`;
+    if (object && !force) throw errors.conflict(`The bucket ${name} is not empty; delete its objects first or pass force=true.`);
+    await tx`delete from storage_buckets where project_id = ${projectId} and name = ${name}`;
+    // Inside the transaction: an upload committing into this bucket waits for the row and then finds it gone.
+    await ctx.storage.deletePrefix(projectId, name);
+    await record(tx);
+  });
+}
+
+/** Purge: every object and bucket of the project, bytes and rows. Idempotent (a purge step may run again). */
+export async function purgeProjectStorage(ctx: AppContext, db: Db, projectId: string) {
+  await ctx.storage.deletePrefix(projectId);
+  await db`delete from storage_objects where project_id = ${projectId}`;
+  await db`delete from storage_buckets where project_id = ${projectId}`;
+}
+
+export async function setStorageSettings(ctx: AppContext, projectId: string, input: z.infer<typeof storageSettingsSchema>, record: (db: Db) => Promise<unknown>) {
+  await getProject(ctx, projectId);
+  return ctx.sql.begin(async (tx) => {
+    await lockReadyProject(tx, projectId, "storage settings are changed");
+    await tx`update projects set storage_max_upload_bytes = ${input.max_upload_bytes}, updated_at = now() where id = ${projectId}`;
+    await record(tx);
+    return storageSettings(ctx, tx, projectId);
+  });
+}
+
+export async function storageSettings(ctx: AppContext, db: Db, projectId: string) {
+  const [row] = await db<{ storage_max_upload_bytes: string | null }[]>`select storage_max_upload_bytes from projects where id = ${projectId}`;
+  if (!row) throw errors.notFound("project");
+  const own = row.storage_max_upload_bytes === null ? null : Number(row.storage_max_upload_bytes);
+  return { max_upload_bytes: own, effective_max_upload_bytes: own ?? ctx.config.storageMaxUpload };
+}
+
+// ---- signed URLs ---------------------------------------------------------------------------------
+
+const signingKeys = new WeakMap<Buffer, Buffer>();
+function signingKey(ctx: AppContext) {
+  let key = signingKeys.get(ctx.masterKey);
+  if (!key) signingKeys.set(ctx.masterKey, (key = deriveSigningKey(ctx.masterKey)));
+  return key;
+}
+
+/** `/v1/storage/object/<project>/<bucket>/<key>`, each key segment percent-encoded. */
+export function objectPath(location: ObjectLocation) {
+  return `/v1/storage/object/${location.project}/${location.bucket}/${location.key.split("/").map(encodeURIComponent).join("/")}`;
+}
+
+function signedUrl(ctx: AppContext, baseUrl: string, grant: UrlGrant) {
+  const query = new URLSearchParams({ exp: String(grant.expires) });
+  if (grant.method === "PUT") {
+    query.set("max", String(grant.maxBytes));
+    query.set("ct", grant.contentType!);
+    query.set("by", grant.uploadedBy!);
+  }
+  query.set("sig", signGrant(signingKey(ctx), grant));
+  return `${baseUrl}${objectPath(grant)}?${query}`;
+}
+
+async function findBucket(db: Db, projectId: string, bucket: string) {
+  const [row] = await db<{ public: boolean; storage_max_upload_bytes: string | null }[]>`
+    select b.public, p.storage_max_upload_bytes from storage_buckets b join projects p on p.id = b.project_id
+    where b.project_id = ${projectId} and b.name = ${bucket}`;
+  if (!row) throw errors.notFound("bucket");
+  return row;
+}
+
+/** A URL the app's client PUTs the object to directly. Secret keys only. */
+export async function signUpload(ctx: AppContext, apiKey: VerifiedKey, input: z.infer<typeof signUploadSchema>, baseUrl: string) {
+  if (apiKey.kind !== "secret") throw errors.forbidden("A publishable key cannot upload; ask for upload URLs with a secret key.");
+  const bucket = await findBucket(ctx.sql, apiKey.projectId, input.bucket);
+  const ceiling = bucket.storage_max_upload_bytes === null ? ctx.config.storageMaxUpload : Number(bucket.storage_max_upload_bytes);
+  const maxBytes = input.max_bytes ?? ceiling;
+  if (maxBytes > ceiling) {
+    throw errors.validation([{ code: "custom", path: ["max_bytes"], message: `must be at most ${ceiling} (this project's upload limit)`, input: maxBytes }]);
+  }
+  const expires = Math.floor(Date.now() / 1000) + input.expires_in;
+  const grant: UrlGrant = { method: "PUT", project: apiKey.projectId, bucket: input.bucket, key: input.key, expires, maxBytes, contentType: input.content_type, uploadedBy: apiKey.id };
+  return {
+    url: signedUrl(ctx, baseUrl, grant),
+    method: "PUT" as const,
+    headers: { "content-type": input.content_type },
+    max_bytes: maxBytes,
+    expires_at: new Date(expires * 1000).toISOString(),
+  };
+}
+
+/** A URL to GET the object with. Publishable keys only for public buckets. */
+export async function signDownload(ctx: AppContext, apiKey: VerifiedKey, input: z.infer<typeof signDownloadSchema>, baseUrl: string) {
+  const bucket = await findBucket(ctx.sql, apiKey.projectId, input.bucket);
+  if (apiKey.kind !== "secret" && !bucket.public) throw errors.forbidden("A publishable key gets download URLs for public buckets only.");
+  const [object] = await ctx.sql`
+    select 1 from storage_objects where project_id = ${apiKey.projectId} and bucket = ${input.bucket} and key = ${input.key}`;
+  if (!object) throw errors.notFound("object");
+  const expires = Math.floor(Date.now() / 1000) + input.expires_in;
+  const grant: UrlGrant = { method: "GET", project: apiKey.projectId, bucket: input.bucket, key: input.key, expires };
+  return { url: signedUrl(ctx, baseUrl, grant), expires_at: new Date(expires * 1000).toISOString() };
+}
+
+/** The query string of a signed URL; anything malformed is a URL that was not signed as it stands. */
+const signedQuery = z.object({
+  exp: z.string().regex(/^\d{1,12}$/).transform(Number),
+  sig: z.string().max(100),
+  max: z.string().regex(/^\d{1,16}$/).transform(Number).optional(),
+  ct: z.string().max(255).optional(),
+  by: z.string().max(64).optional(),
+});
+
+/** Checks a signed URL for `method` on `location`; returns the grant, or throws 403. */
+export function checkSignedUrl(ctx: AppContext, method: "GET" | "PUT", location: ObjectLocation, query: Record<string, string>): UrlGrant {
+  if (query.sig === undefined) throw errors.signatureRequired();
+  const parsed = signedQuery.safeParse(query);
+  if (!parsed.success) throw errors.invalidSignature();
+  const q = parsed.data;
+  const grant: UrlGrant =
+    method === "PUT"
+      ? { method, ...location, expires: q.exp, maxBytes: q.max, contentType: q.ct, uploadedBy: q.by }
+      : { method, ...location, expires: q.exp };
+  if (method === "PUT" && (q.max === undefined || q.ct === undefined || q.by === undefined)) throw errors.invalidSignature();
+  const check = verifyGrant(signingKey(ctx), grant, q.sig);
+  if (check === "invalid") throw errors.invalidSignature();
+  if (check === "expired") throw errors.signatureExpired();
+  return grant;
+}
+
+// ---- objects -------------------------------------------------------------------------------------
+
+/** Serialises commits and deletes of one key (any instance): the rename and the row change happen together. */
+async function lockObject(db: Db, location: ObjectLocation) {
+  await db`select pg_advisory_xact_lock(hashtext('atlashub.object'), hashtext(${`${location.project}/${location.bucket}/${location.key}`}))`;
+}
+
+/**
+ * Stores an upload: bytes streamed into staging (never the whole body in memory), then, with the
+ * project still ready and the bucket still there, made visible and recorded in one transaction.
+ */
+export async function storeObject(
+  ctx: AppContext,
+  location: ObjectLocation,
+  body: ReadableStream<Uint8Array>,
+  upload: { maxBytes: number; contentType: string; uploadedBy: string | null },
+  record?: (db: Db, object: ReturnType<typeof presentObject>) => Promise<unknown>,
+) {
+  const [bucket] = await ctx.sql`
+    select 1 from storage_buckets b join projects p on p.id = b.project_id
+    where b.project_id = ${location.project} and b.name = ${location.bucket} and p.status = 'ready'`;
+  if (!bucket) throw errors.notFound("bucket");
+  let staged: StagedObject;
+  try {
+    staged = await ctx.storage.put(location, body, { maxBytes: upload.maxBytes });
+  } catch (err) {
+    throw storeError(err);
+  }
+  try {
+    return await ctx.sql.begin(async (tx) => {
+      await lockObject(tx, location);
+      await lockReadyProject(tx, location.project, "objects are stored");
+      const [still] = await tx`select 1 from storage_buckets where project_id = ${location.project} and name = ${location.bucket} for share`;
+      if (!still) throw errors.notFound("bucket");
+      await staged.commit().catch((err) => {
+        throw storeError(err);
+      });
+      const [row] = await tx<ObjectRow[]>`
+        insert into storage_objects (project_id, bucket, key, size, content_type, sha256, uploaded_by)
+        values (${location.project}, ${location.bucket}, ${location.key}, ${staged.size}, ${upload.contentType}, ${staged.sha256}, ${upload.uploadedBy})
+        on conflict (project_id, bucket, key) do update set
+          size = excluded.size, content_type = excluded.content_type, sha256 = excluded.sha256,
+          uploaded_by = excluded.uploaded_by, updated_at = now()
+        returning ${tx(OBJECT_COLUMNS)}`;
+      const object = presentObject(row!);
+      await record?.(tx, object);
+      return object;
+    });
+  } finally {
+    await staged.discard();
+  }
+}
+
+function storeError(err: unknown) {
+  if (err instanceof ObjectTooLargeError) return errors.payloadTooLarge(err.limit);
+  if (err instanceof ObjectKeyConflictError) return errors.objectKeyConflict();
+  return err;
+}
+
+export async function deleteObject(ctx: AppContext, location: ObjectLocation, record?: (db: Db) => Promise<unknown>) {
+  await ctx.sql.begin(async (tx) => {
+    await lockObject(tx, location);
+    await lockReadyProject(tx, location.project, "objects are deleted");
+    const [row] = await tx`
+      delete from storage_objects where project_id = ${location.project} and bucket = ${location.bucket} and key = ${location.key} returning key`;
+    if (!row) throw errors.notFound("object");
+    // Under the key's lock, before the row's deletion commits: an upload to the same key can only
+    // commit after this, so its new file is never the one removed here.
+    await ctx.storage.delete(location);
+    await record?.(tx);
+  });
+}
+
+/** Keys in byte order after the cursor; `next_cursor` is set when there may be more. */
+export async function listObjects(ctx: AppContext, projectId: string, q: z.infer<typeof listObjectsSchema>, options: { publicOnly: boolean }) {
+  const bucket = await findBucket(ctx.sql, projectId, q.bucket);
+  if (options.publicOnly && !bucket.public) throw errors.forbidden("A publishable key lists public buckets only.");
+  const sql = ctx.sql;
+  const rows = await sql<ObjectRow[]>`
+    select ${sql(OBJECT_COLUMNS)} from storage_objects
+    where project_id = ${projectId} and bucket = ${q.bucket}
+      and key >= ${q.prefix} and starts_with(key, ${q.prefix})
+      ${q.cursor === undefined ? sql`` : sql`and key > ${q.cursor}`}
+    order by key limit ${q.limit + 1}`;
+  const items = rows.slice(0, q.limit).map(presentObject);
+  const more = rows.length > q.limit;
+  return { items, next_cursor: more ? Buffer.from(items.at(-1)!.key).toString("base64url") : null };
+}
+
+/** How a download is answered: headers, status and the bytes (a streamed Blob or stream), or a 304. */
+export interface Download {
+  status: 200 | 206 | 304;
+  headers: Record<string, string>;
+  body: Blob | ReadableStream<Uint8Array> | null;
+}
+
+/**
+ * An object's bytes for GET/HEAD. `signed` says a signature was checked; without one only public
+ * buckets answer, and an unknown bucket answers like a private one (403), revealing nothing.
+ */
+export async function readObject(ctx: AppContext, location: ObjectLocation, request: { signed: boolean; range?: string; ifNoneMatch?: string; ifRange?: string }): Promise<Download> {
+  for (let attempt = 0; ; attempt++) {
+    const [row] = await ctx.sql<(Partial<ObjectRow> & { public: boolean })[]>`
+      select b.public, o.size, o.content_type, o.sha256, o.updated_at
+      from storage_buckets b join projects p on p.id = b.project_id
+      left join storage_objects o on o.project_id = b.project_id and o.bucket = b.name and o.key = ${location.key}
+      where b.project_id = ${location.project} and b.name = ${location.bucket} and p.status = 'ready'`;
+    if (!request.signed && !row?.public) throw errors.signatureRequired();
+    if (!row) throw errors.notFound("bucket");
+    if (row.size === null || row.size === undefined) throw errors.notFound("object");
+    const size = Number(row.size);
+    const etag = row.sha256 ? `"${row.sha256}"` : undefined;
+    const headers: Record<string, string> = {
+      "content-type": row.content_type!,
+      "content-disposition": contentDisposition(location.key, row.content_type!),
+      "accept-ranges": "bytes",
+      "last-modified": row.updated_at!.toUTCString(),
+      "cache-control": request.signed ? "private, no-cache" : "public, no-cache",
+      // User content on AtlasHub's own origin: never a page that can run script there.
+      "content-security-policy": "default-src 'none'; sandbox",
+      ...(etag ? { etag } : {}),
+    };
+    if (etag && request.ifNoneMatch && request.ifNoneMatch.split(",").some((t) => t.trim() === etag || t.trim() === "*")) {
+      return { status: 304, headers, body: null };
+    }
+    const rangeHeader = request.ifRange === undefined || request.ifRange === etag ? request.range : undefined;
+    const range = resolveRange(rangeHeader, size);
+    if (range.kind === "unsatisfiable") throw errors.rangeNotSatisfiable(size);
+    const object = await ctx.storage.get(location, range.kind === "partial" ? range : undefined);
+    if (!object) throw errors.notFound("object");
+    // A concurrent overwrite between reading the row and opening the bytes: read both again.
+    if (object.size !== size && attempt < 2) continue;
+    // Set although a file body carries its own: a HEAD answer has no body to take it from.
+    if (range.kind === "partial") {
+      headers["content-range"] = `bytes ${range.start}-${range.end}/${size}`;
+      headers["content-length"] = String(range.end - range.start + 1);
+      return { status: 206, headers, body: object.body };
+    }
+    headers["content-length"] = String(object.size);
+    return { status: 200, headers, body: object.body };
+  }
+}
+
+// Types a browser may show in place; anything else (HTML, SVG, scripts…) is offered as a download.
+const INLINE_TYPES = /^(image\/(png|jpeg|gif|webp|avif|bmp)|video\/[\w.+-]+|audio\/[\w.+-]+|text\/plain|application\/pdf)(;|$)/i;
+
+function contentDisposition(key: string, type: string) {
+  const name = key.slice(key.lastIndexOf("/") + 1);
+  const ascii = name.replace(/[^\x20-\x7e]|["\\]/g, "_");
+  const encoded = encodeURIComponent(name).replace(/['()*]/g, (ch) => `%${ch.charCodeAt(0).toString(16).toUpperCase()}`);
+  return `${INLINE_TYPES.test(type) ? "inline" : "attachment"}; filename="${ascii}"; filename*=UTF-8''${encoded}`;
+}
+
+/**
+ * The object location in a URL path after the route's prefix: `<project>/<bucket>/<key…>`, percent-decoded.
+ * Bun resolves literal "../", "%2e%2e/" and "\" in the request target before the app sees it (WHATWG
+ * URL parsing), so those arrive as another path; the encoded forms that survive ("%2e%2e%2f", "%5c",
+ * Unicode dots, "%00") are decoded here and meet the key rules.
+ */
+export function parseObjectPath(rest: string): ObjectLocation {
+  const first = rest.indexOf("/");
+  const second = rest.indexOf("/", first + 1);
+  if (first < 0 || second < 0) throw errors.invalidObjectPath();
+  const project = rest.slice(0, first);
+  const bucket = rest.slice(first + 1, second);
+  let key: string;
+  try {
+    key = decodeURIComponent(rest.slice(second + 1));
+  } catch {
+    throw errors.invalidObjectKey("is not valid percent-encoded UTF-8");
+  }
+  if (!/^[a-z0-9]{10}$/.test(project) || !isBucketName(bucket)) throw errors.invalidObjectPath();
+  const problem = objectKeyProblem(key);
+  if (problem) throw errors.invalidObjectKey(problem);
+  return { project, bucket, key };
+}
