@@ -1,5 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "bun:test";
 import postgres from "postgres";
+import { renameSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { startTestServer, type TestServer } from "../test/server";
 import { healthRoutes } from "./routes";
 
@@ -32,6 +34,26 @@ describe("GET /health", () => {
     const res = await server.fetch("/no/such/thing");
     expect(res.status).toBe(404);
     expect(await res.json()).toEqual({ error: { code: "route_not_found", message: expect.any(String) } });
+  });
+});
+
+describe("GET /health when storage cannot take writes", () => {
+  it("answers 503 with storage.ok false, and 200 again once it can", async () => {
+    const server = await startTestServer();
+    const root = join(server.ctx.config.dataDir, "storage");
+    try {
+      // A file where the directory should be: no user can write into it (root ignores permission bits).
+      renameSync(root, root + ".away");
+      writeFileSync(root, "not a directory");
+      const res = await server.fetch("/health");
+      expect(res.status).toBe(503);
+      expect((await res.json()).storage).toEqual({ ok: false, driver: "fs" });
+      rmSync(root);
+      renameSync(root + ".away", root);
+      expect((await server.fetch("/health")).status).toBe(200);
+    } finally {
+      await server.stop();
+    }
   });
 });
 

@@ -1,6 +1,4 @@
 import { Hono } from "hono";
-import { accessSync, constants } from "node:fs";
-import { join } from "node:path";
 import type { AppContext, AppEnv } from "../context";
 
 const PG_CHECK_TIMEOUT_MS = 2_000;
@@ -10,7 +8,7 @@ export function healthRoutes(ctx: AppContext) {
   const app = new Hono<AppEnv>();
   app.get("/health", async (c) => {
     const postgres = await checkPostgres(ctx);
-    const storage = checkStorage(ctx);
+    const storage = { ok: await ctx.storage.check(), driver: ctx.storage.driver };
     const ok = postgres.ok && storage.ok;
     return c.json({ status: ok ? "ok" : "unavailable", version: ctx.version, postgres, storage }, ok ? 200 : 503);
   });
@@ -29,15 +27,5 @@ async function checkPostgres(ctx: AppContext) {
     return { ok: false, ...base };
   } finally {
     clearTimeout(timer);
-  }
-}
-
-// The fs object store lands with the storage issue; until then health checks the directory it will use.
-function checkStorage(ctx: AppContext) {
-  try {
-    accessSync(join(ctx.config.dataDir, "storage"), constants.W_OK);
-    return { ok: true, driver: ctx.config.storage };
-  } catch {
-    return { ok: false, driver: ctx.config.storage };
   }
 }
