@@ -313,7 +313,9 @@ export async function storeObject(
       });
       const [row] = await tx<ObjectRow[]>`
         insert into storage_objects (project_id, bucket, key, size, content_type, sha256, uploaded_by)
-        values (${location.project}, ${location.bucket}, ${location.key}, ${staged.size}, ${upload.contentType}, ${staged.sha256}, ${upload.uploadedBy})
+        values (${location.project}, ${location.bucket}, ${location.key}, ${staged.size}, ${upload.contentType}, ${staged.sha256},
+          -- A key deleted since it signed the URL leaves the field empty rather than failing the upload.
+          (select id from api_keys where id = ${upload.uploadedBy}))
         on conflict (project_id, bucket, key) do update set
           size = excluded.size, content_type = excluded.content_type, sha256 = excluded.sha256,
           uploaded_by = excluded.uploaded_by, updated_at = now()
