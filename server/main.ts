@@ -7,6 +7,7 @@ import { emailSchema, passwordSchema, createAdmin } from "./admin/service";
 import { recordAudit } from "./platform/audit";
 import { openPlatform, startAtlasHub, VERSION } from "./serve";
 import { projectFlags, projectUsage, runProjectCommand } from "./projects/cli";
+import { runStorageCommand, storageFlags, storageUsage } from "./storage/cli";
 
 const usage: Record<string, string> = {
   main: `atlashub ${VERSION}: self-hosted Postgres projects, REST API, storage and scheduler in one binary.
@@ -18,6 +19,7 @@ Commands:
   migrate        apply control-plane migrations and exit
   admin create   create an admin account: atlashub admin create --email you@example.com
   project        create, list, show, delete, restore or purge projects
+  storage        list a project's buckets and objects, upload, download or delete objects
   version        print the version
 
 Run 'atlashub <command> --help' for the flags of a command.`,
@@ -25,6 +27,7 @@ Run 'atlashub <command> --help' for the flags of a command.`,
   migrate: `Usage: atlashub migrate [flags]\n\nApplies pending control-plane migrations (serve does this too) and exits. Uses a running serve's Postgres when there is one.\n\n${settingsHelp()}`,
   "admin create": `Usage: atlashub admin create --email EMAIL [flags]\n\nCreates an admin account. The password is read from standard input (first line) or prompted for on a terminal.\n\n${settingsHelp()}`,
   project: projectUsage,
+  storage: storageUsage,
   version: "Usage: atlashub version\n\nPrints the version.",
 };
 
@@ -63,6 +66,24 @@ async function main(argv: string[]) {
       const { ctx, close } = await openPlatform(configFrom(remaining), { serve: false });
       try {
         print(await runProjectCommand(ctx, sub, arg, flags));
+      } finally {
+        await close();
+      }
+      return process.exit(0);
+    }
+    case "storage": {
+      const [sub = "", ...args] = rest;
+      const flags: Partial<Record<(typeof storageFlags)[number], string>> = {};
+      let remaining = args;
+      for (const name of storageFlags) {
+        const taken = takeFlag(remaining, name);
+        if (taken.value !== undefined) flags[name] = taken.value;
+        remaining = taken.remaining;
+      }
+      const { positional, settingFlags } = splitPositional(remaining);
+      const { ctx, close } = await openPlatform(configFrom(settingFlags), { serve: false });
+      try {
+        print(await runStorageCommand(ctx, sub, positional, flags));
       } finally {
         await close();
       }
@@ -162,6 +183,19 @@ function promptHidden(label: string): Promise<string> {
     };
     process.stdin.on("data", onData);
   });
+}
+
+/** Arguments that are not flags, and the settings flags (`--name value` or `--name=value`) among them. */
+function splitPositional(args: string[]) {
+  const positional: string[] = [];
+  const settingFlags: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    if (!arg.startsWith("--")) positional.push(arg);
+    else if (arg.includes("=")) settingFlags.push(arg);
+    else settingFlags.push(arg, ...(i + 1 < args.length ? [args[++i]!] : []));
+  }
+  return { positional, settingFlags };
 }
 
 function takeFlag(args: string[], name: string) {
