@@ -20,7 +20,7 @@ import {
   type StagedObject,
 } from "./store";
 
-const TEMP_PREFIX = `${RESERVED_PREFIX}tmp-`;
+export const TEMP_PREFIX = `${RESERVED_PREFIX}tmp-`;
 // Request bodies arrive in small chunks; one write per ~1 MiB keeps syscalls (and thread-pool hops) few.
 const WRITE_BATCH_BYTES = 1024 * 1024;
 const DIR_MODE = 0o700;
@@ -38,7 +38,7 @@ export class FsObjectStore implements ObjectStore {
     return removeTempFiles(this.root, (name) => name.startsWith(TEMP_PREFIX) && !name.startsWith(`${TEMP_PREFIX}${this.runId}-`));
   }
 
-  async put(location: ObjectLocation, body: ReadableStream<Uint8Array>, options: { maxBytes: number }): Promise<StagedObject> {
+  async put(location: ObjectLocation, body: ReadableStream<Uint8Array>, options: { maxBytes: number; contentType?: string }): Promise<StagedObject> {
     const path = this.objectPath(location);
     const temp = join(dirname(path), `${TEMP_PREFIX}${this.runId}-${randomBytes(8).toString("hex")}`);
     const file = await this.openTemp(temp, location.key);
@@ -151,7 +151,7 @@ export class FsObjectStore implements ObjectStore {
 }
 
 /** Copies the stream into the file, hashing as it goes; stops (and cancels the stream) past `maxBytes`. */
-async function writeStream(file: FileHandle, body: ReadableStream<Uint8Array>, maxBytes: number) {
+export async function writeStream(file: FileHandle, body: ReadableStream<Uint8Array>, maxBytes: number) {
   const hash = createHash("sha256");
   let size = 0;
   let batch: Uint8Array[] = [];

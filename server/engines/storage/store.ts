@@ -45,8 +45,11 @@ export interface ObjectStore {
   readonly driver: "fs" | "s3";
   /** Start-up: removes what a crash left behind (partial uploads). Returns how many it removed. */
   recover(): Promise<number>;
-  /** Streams `body` into staging; throws ObjectTooLargeError past `maxBytes` (nothing is kept then). */
-  put(location: ObjectLocation, body: ReadableStream<Uint8Array>, options: { maxBytes: number }): Promise<StagedObject>;
+  /**
+   * Streams `body` into staging; throws ObjectTooLargeError past `maxBytes` (nothing is kept then).
+   * `contentType` is stored with the object where the store keeps one (S3 serves it on presigned GETs).
+   */
+  put(location: ObjectLocation, body: ReadableStream<Uint8Array>, options: { maxBytes: number; contentType?: string }): Promise<StagedObject>;
   /** The object's bytes, or the range of them; undefined when there is no such object. */
   get(location: ObjectLocation, range?: ByteRange): Promise<ObjectBody | undefined>;
   head(location: ObjectLocation): Promise<ObjectHead | undefined>;
@@ -56,6 +59,20 @@ export interface ObjectStore {
   deletePrefix(project: string, bucket?: string): Promise<void>;
   /** Whether the store can take writes now (for /health). */
   check(): Promise<boolean>;
+  /**
+   * A URL of the store itself that clients PUT or GET directly (S3 presigned). Absent on stores whose
+   * URLs AtlasHub signs and serves itself (fs: /v1/storage/object/…).
+   */
+  presign?(location: ObjectLocation, request: PresignRequest): Promise<string>;
+}
+
+export interface PresignRequest {
+  method: "GET" | "PUT";
+  expiresIn: number;
+  /** PUT: the Content-Type the upload must carry (signed). */
+  contentType?: string;
+  /** GET: the Content-Disposition the store answers with. */
+  contentDisposition?: string;
 }
 
 export class ObjectTooLargeError extends Error {

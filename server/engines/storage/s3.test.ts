@@ -1,0 +1,193 @@
+import { afterAll, beforeAll, describe, expect, it } from "bun:test";
+import { createHash, createHmac, randomBytes } from "node:crypto";
+import { readdirSync } from "node:fs";
+import { join } from "node:path";
+import { ListObjectsV2Command, ListBucketsCommand, S3Client } from "@aws-sdk/client-s3";
+import { tempDir } from "../../test/harness";
+import { S3RVER_CREDENTIALS, startS3rver } from "../../test/s3rver";
+import { S3ObjectStore, type S3Options } from "./s3";
+import { ObjectTooLargeError } from "./store";
+
+let s3: Awaited<ReturnType<typeof startS3rver>>;
+let raw: S3Client;
+beforeAll(async () => {
+  s3 = await startS3rver();
+  raw = new S3Client({ endpoint: s3.endpoint, region: "us-east-1", forcePathStyle: true, credentials: S3RVER_CREDENTIALS });
+});
+afterAll(() => s3.close());
+
+const project = "abcde12345";
+
+function newStore(mode: "per-project" | "shared", overrides: Partial<S3Options> = {}) {
+  return new S3ObjectStore({
+    endpoint: s3.endpoint,
+    region: "us-east-1",
+    forcePathStyle: true,
+    ...S3RVER_CREDENTIALS,
+    bucket: mode === "shared" ? `shared-${randomBytes(4).toString("hex")}` : undefined,
+    bucketPrefix: `ah${randomBytes(3).toString("hex")}-`,
+    stagingDir: join(tempDir("s3-staging"), "staging"),
+    ...overrides,
+  });
+}
+
+const streamOf = (bytes: Uint8Array | string) =>
+  new ReadableStream<Uint8Array>({
+    start(controller) {
+      controller.enqueue(typeof bytes === "string" ? new TextEncoder().encode(bytes) : bytes);
+      controller.close();
+    },
+  });
+const sha256 = (bytes: Uint8Array | string) => createHash("sha256").update(bytes).digest("hex");
+const bytesOf = async (body: Blob | ReadableStream<Uint8Array>) => new Uint8Array(await new Response(body).arrayBuffer());
+
+async function keysIn(Bucket: string) {
+  const page = await raw.send(new ListObjectsV2Command({ Bucket }));
+  return (page.Contents ?? []).map((o) => o.Key!).sort();
+}
+
+for (const mode of ["per-project", "shared"] as const) {
+  describe(`S3ObjectStore (${mode} bucket) against s3rver`, () => {
+    const bucketOf = (store: S3ObjectStore) => store.address({ project, bucket: "uploads", key: "x" }).Bucket;
+
+    for (const size of [0, 1, 5 * 1024 * 1024]) {
+      it(`round-trips ${size} bytes through put/commit/get with the same sha256`, async () => {
+        const store = newStore(mode);
+        await store.recover();
+        const data = randomBytes(size);
+        const staged = await store.put({ project, bucket: "uploads", key: "dir/file.bin" }, streamOf(data), { maxBytes: size, contentType: "application/x-test" });
+        expect(staged).toMatchObject({ size, sha256: sha256(data) });
+        await staged.commit();
+        await staged.discard();
+        const got = await store.get({ project, bucket: "uploads", key: "dir/file.bin" });
+        expect(got!.size).toBe(size);
+        expect(sha256(await bytesOf(got!.body))).toBe(sha256(data));
+        expect(await store.head({ project, bucket: "uploads", key: "dir/file.bin" })).toMatchObject({ size });
+        expect(await keysIn(bucketOf(store))).toEqual([mode === "shared" ? `${project}/uploads/dir/file.bin` : "uploads/dir/file.bin"]);
+      });
+    }
+
+    it("serves a byte range with the whole object's size", async () => {
+      const store = newStore(mode);
+      await (await store.put({ project, bucket: "uploads", key: "digits" }, streamOf("0123456789"), { maxBytes: 10 })).commit();
+      const part = await store.get({ project, bucket: "uploads", key: "digits" }, { start: 2, end: 5 });
+      expect(part!.size).toBe(10);
+      expect(new TextDecoder().decode(await bytesOf(part!.body))).toBe("2345");
+    });
+
+    it("answers undefined for a missing object and deletes idempotently", async () => {
+      const store = newStore(mode);
+      await store.recover();
+      expect(await store.get({ project, bucket: "uploads", key: "nope" })).toBeUndefined();
+      expect(await store.head({ project, bucket: "uploads", key: "nope" })).toBeUndefined();
+      await (await store.put({ project, bucket: "uploads", key: "gone" }, streamOf("x"), { maxBytes: 1 })).commit();
+      await store.delete({ project, bucket: "uploads", key: "gone" });
+      await store.delete({ project, bucket: "uploads", key: "gone" });
+      expect(await store.head({ project, bucket: "uploads", key: "gone" })).toBeUndefined();
+    });
+
+    it("stops past maxBytes before anything reaches S3, and keeps no staging file", async () => {
+      const store = newStore(mode);
+      await store.recover();
+      const staging = (store as unknown as { options: S3Options }).options.stagingDir;
+      await expect(store.put({ project, bucket: "uploads", key: "big" }, streamOf(new Uint8Array(11)), { maxBytes: 10 })).rejects.toBeInstanceOf(ObjectTooLargeError);
+      expect(readdirSync(staging)).toEqual([]);
+      const staged = await store.put({ project, bucket: "uploads", key: "dropped" }, streamOf("abc"), { maxBytes: 10 });
+      await staged.discard();
+      expect(readdirSync(staging)).toEqual([]);
+      expect(await store.head({ project, bucket: "uploads", key: "dropped" })).toBeUndefined();
+    });
+
+    it("deletes a bucket's objects, then a project's", async () => {
+      const store = newStore(mode);
+      await store.recover();
+      for (const [bucket, key] of [["private", "p/1"], ["uploads", "u/1"], ["uploads", "u/2"]] as const) {
+        await (await store.put({ project, bucket, key }, streamOf("x"), { maxBytes: 1 })).commit();
+      }
+      await (await store.put({ project: "other12345", bucket: "uploads", key: "kept" }, streamOf("x"), { maxBytes: 1 })).commit();
+      await store.deletePrefix(project, "uploads");
+      expect(await store.head({ project, bucket: "private", key: "p/1" })).toBeDefined();
+      expect(await store.head({ project, bucket: "uploads", key: "u/1" })).toBeUndefined();
+      await store.deletePrefix(project);
+      await store.deletePrefix(project);
+      expect(await store.head({ project, bucket: "private", key: "p/1" })).toBeUndefined();
+      expect(await store.head({ project: "other12345", bucket: "uploads", key: "kept" })).toBeDefined();
+      if (mode === "per-project") {
+        const buckets = (await raw.send(new ListBucketsCommand({}))).Buckets!.map((b) => b.Name);
+        expect(buckets).not.toContain(bucketOf(store));
+      }
+    });
+
+    it("uploads through a presigned PUT and downloads through a presigned GET", async () => {
+      const store = newStore(mode);
+      await store.recover();
+      const location = { project, bucket: "uploads", key: "presigned/a b+c.txt" };
+      const put = await store.presign(location, { method: "PUT", expiresIn: 600, contentType: "text/plain" });
+      expect(new URL(put).origin).toBe(s3.endpoint);
+      expect(new URL(put).searchParams.get("X-Amz-SignedHeaders")).toBe("content-type;host");
+      expect(new URL(put).searchParams.has("x-amz-checksum-crc32")).toBe(false);
+      const res = await fetch(put, { method: "PUT", headers: { "content-type": "text/plain" }, body: "hello s3" });
+      expect(res.status).toBe(200);
+      expect(await store.head(location)).toMatchObject({ size: 8 });
+      const get = await store.presign(location, { method: "GET", expiresIn: 60, contentDisposition: 'attachment; filename="a b+c.txt"' });
+      const down = await fetch(get);
+      expect([down.status, await down.text()]).toEqual([200, "hello s3"]);
+      expect(down.headers.get("content-type")).toBe("text/plain");
+    });
+
+    it("reports health, and false for an unreachable endpoint", async () => {
+      const store = newStore(mode);
+      await store.recover();
+      expect(await store.check()).toBe(true);
+      expect(await newStore(mode, { endpoint: "http://127.0.0.1:1" }).check()).toBe(false);
+    });
+  });
+}
+
+// s3rver does not check signatures, so the presigned URLs are checked here against AWS Signature
+// Version 4 as documented (https://docs.aws.amazon.com/AmazonS3/latest/API/sigv4-query-string-auth.html),
+// recomputed from scratch.
+describe("presigned URLs carry a correct SigV4 query signature", () => {
+  const rfc3986 = (s: string) => encodeURIComponent(s).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+  const hmac = (key: Buffer | string, data: string) => createHmac("sha256", key).update(data).digest();
+
+  function expectedSignature(url: URL, method: string, headers: Record<string, string>, secret: string) {
+    const q = url.searchParams;
+    const [accessKey, date, region, service, terminator] = q.get("X-Amz-Credential")!.split("/");
+    expect([accessKey, service, terminator]).toEqual([S3RVER_CREDENTIALS.accessKeyId, "s3", "aws4_request"]);
+    const signedHeaders = q.get("X-Amz-SignedHeaders")!;
+    const canonicalQuery = [...q.entries()]
+      .filter(([k]) => k !== "X-Amz-Signature")
+      .map(([k, v]) => [rfc3986(k), rfc3986(v)])
+      .sort(([a], [b]) => (a! < b! ? -1 : a! > b! ? 1 : 0))
+      .map(([k, v]) => `${k}=${v}`)
+      .join("&");
+    const all: Record<string, string> = { host: url.host, ...headers };
+    const canonicalHeaders = signedHeaders.split(";").map((h) => `${h}:${all[h]!.trim()}\n`).join("");
+    const canonicalRequest = [method, url.pathname, canonicalQuery, canonicalHeaders, signedHeaders, "UNSIGNED-PAYLOAD"].join("\n");
+    const scope = `${date}/${region}/${service}/aws4_request`;
+    const stringToSign = ["AWS4-HMAC-SHA256", q.get("X-Amz-Date")!, scope, createHash("sha256").update(canonicalRequest).digest("hex")].join("\n");
+    const signingKey = hmac(hmac(hmac(hmac(`AWS4${secret}`, date!), region!), service!), "aws4_request");
+    return createHmac("sha256", signingKey).update(stringToSign).digest("hex");
+  }
+
+  for (const mode of ["per-project", "shared"] as const) {
+    it(`PUT (content type signed) and GET, ${mode} bucket`, async () => {
+      const store = newStore(mode, { region: "eu-central-1" });
+      const location = { project, bucket: "uploads", key: "sig/ü ñ+(1)*.txt" };
+      const put = new URL(await store.presign(location, { method: "PUT", expiresIn: 900, contentType: "image/png" }));
+      expect(put.searchParams.get("X-Amz-Algorithm")).toBe("AWS4-HMAC-SHA256");
+      expect(put.searchParams.get("X-Amz-Expires")).toBe("900");
+      const signature = put.searchParams.get("X-Amz-Signature");
+      expect(expectedSignature(put, "PUT", { "content-type": "image/png" }, S3RVER_CREDENTIALS.secretAccessKey)).toBe(signature!);
+      // The content type is part of what is signed: another one gives another signature.
+      expect(expectedSignature(put, "PUT", { "content-type": "text/html" }, S3RVER_CREDENTIALS.secretAccessKey)).not.toBe(signature!);
+      expect(expectedSignature(put, "GET", { "content-type": "image/png" }, S3RVER_CREDENTIALS.secretAccessKey)).not.toBe(signature!);
+      expect(expectedSignature(put, "PUT", { "content-type": "image/png" }, "wrong-secret")).not.toBe(signature!);
+
+      const get = new URL(await store.presign(location, { method: "GET", expiresIn: 60, contentDisposition: "inline" }));
+      expect(get.searchParams.get("response-content-disposition")).toBe("inline");
+      expect(expectedSignature(get, "GET", {}, S3RVER_CREDENTIALS.secretAccessKey)).toBe(get.searchParams.get("X-Amz-Signature")!);
+    });
+  }
+});

@@ -1,0 +1,206 @@
+// The s3 driver: objects in S3 or MinIO, either one bucket per project (`<prefix><project>`, object
+// key `<bucket>/<key>`) or one shared bucket (object key `<project>/<bucket>/<key>`; a Pi's MinIO
+// prefers few buckets). Apps upload and download with presigned URLs, straight to S3. Uploads that
+// do pass through AtlasHub (admin API, CLI) are staged in a local temp file first — size, sha256 and
+// the size limit known before S3 sees a byte, memory bounded — and PUT with their length on commit.
+import { createReadStream } from "node:fs";
+import { mkdir, open, rm } from "node:fs/promises";
+import { randomBytes } from "node:crypto";
+import { join } from "node:path";
+import {
+  CreateBucketCommand,
+  DeleteBucketCommand,
+  DeleteObjectCommand,
+  DeleteObjectsCommand,
+  GetObjectCommand,
+  HeadBucketCommand,
+  HeadObjectCommand,
+  ListBucketsCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  S3Client,
+} from "@aws-sdk/client-s3";
+import { getSignedUrl } from "@aws-sdk/s3-request-presigner";
+import { removeTempFiles, TEMP_PREFIX, writeStream } from "./fs";
+import { isBucketName, isObjectKey, isProjectId } from "./names";
+import {
+  InvalidObjectLocationError,
+  type ByteRange,
+  type ObjectBody,
+  type ObjectHead,
+  type ObjectLocation,
+  type ObjectStore,
+  type PresignRequest,
+  type StagedObject,
+} from "./store";
+
+export interface S3Options {
+  /** http(s) URL of S3 or MinIO; unset for AWS S3 itself. */
+  endpoint?: string;
+  region: string;
+  accessKeyId: string;
+  secretAccessKey: string;
+  /** Bucket in the path (MinIO, s3rver) instead of the host name. */
+  forcePathStyle: boolean;
+  /** One shared bucket for every project; unset: one bucket per project, named bucketPrefix + project id. */
+  bucket?: string;
+  bucketPrefix: string;
+  /** Local directory for uploads that pass through AtlasHub, staged before they go to S3. */
+  stagingDir: string;
+}
+
+export class S3ObjectStore implements ObjectStore {
+  readonly driver = "s3";
+  private readonly client: S3Client;
+  private readonly runId = randomBytes(6).toString("hex");
+  private readonly bucketsMade = new Set<string>();
+
+  constructor(private readonly options: S3Options) {
+    this.client = new S3Client({
+      endpoint: options.endpoint,
+      region: options.region,
+      forcePathStyle: options.forcePathStyle,
+      credentials: { accessKeyId: options.accessKeyId, secretAccessKey: options.secretAccessKey },
+      // The SDK would otherwise put a checksum of an empty body into presigned PUT URLs, which the
+      // real upload then fails; S3 checks Content-MD5/length on its own.
+      requestChecksumCalculation: "WHEN_REQUIRED",
+      responseChecksumValidation: "WHEN_REQUIRED",
+    });
+  }
+
+  async recover(): Promise<number> {
+    await mkdir(this.options.stagingDir, { recursive: true, mode: 0o700 });
+    if (this.options.bucket) await this.ensureBucket(this.options.bucket);
+    return removeTempFiles(this.options.stagingDir, (name) => name.startsWith(TEMP_PREFIX) && !name.startsWith(`${TEMP_PREFIX}${this.runId}-`));
+  }
+
+  async put(location: ObjectLocation, body: ReadableStream<Uint8Array>, options: { maxBytes: number; contentType?: string }): Promise<StagedObject> {
+    const target = this.address(location);
+    await mkdir(this.options.stagingDir, { recursive: true, mode: 0o700 });
+    const temp = join(this.options.stagingDir, `${TEMP_PREFIX}${this.runId}-${randomBytes(8).toString("hex")}`);
+    const file = await open(temp, "wx", 0o600);
+    let written: { size: number; sha256: string };
+    try {
+      written = await writeStream(file, body, options.maxBytes);
+    } catch (err) {
+      await file.close().catch(() => {});
+      await rm(temp, { force: true });
+      throw err;
+    }
+    await file.close();
+    return {
+      ...written,
+      commit: async () => {
+        await this.ensureBucket(target.Bucket);
+        await this.client.send(
+          new PutObjectCommand({ ...target, Body: createReadStream(temp), ContentLength: written.size, ContentType: options.contentType }),
+        );
+        await rm(temp, { force: true });
+      },
+      discard: () => rm(temp, { force: true }),
+    };
+  }
+
+  async get(location: ObjectLocation, range?: ByteRange): Promise<ObjectBody | undefined> {
+    try {
+      const res = await this.client.send(new GetObjectCommand({ ...this.address(location), Range: range ? `bytes=${range.start}-${range.end}` : undefined }));
+      const total = res.ContentRange ? Number(res.ContentRange.split("/")[1]) : res.ContentLength!;
+      return { size: total, body: res.Body!.transformToWebStream() as ReadableStream<Uint8Array> };
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+  }
+
+  async head(location: ObjectLocation): Promise<ObjectHead | undefined> {
+    try {
+      const res = await this.client.send(new HeadObjectCommand(this.address(location)));
+      return { size: res.ContentLength ?? 0, modifiedAt: res.LastModified ?? new Date(0) };
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+  }
+
+  async delete(location: ObjectLocation): Promise<void> {
+    try {
+      await this.client.send(new DeleteObjectCommand(this.address(location)));
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+    }
+  }
+
+  async deletePrefix(project: string, bucket?: string): Promise<void> {
+    const { Bucket, Prefix } = this.prefix(project, bucket);
+    try {
+      for (;;) {
+        const page = await this.client.send(new ListObjectsV2Command({ Bucket, Prefix, MaxKeys: 1000 }));
+        const keys = (page.Contents ?? []).map((o) => ({ Key: o.Key! }));
+        if (keys.length === 0) break;
+        await this.client.send(new DeleteObjectsCommand({ Bucket, Delete: { Objects: keys, Quiet: true } }));
+        if (!page.IsTruncated) break;
+      }
+      if (!this.options.bucket && bucket === undefined) {
+        await this.client.send(new DeleteBucketCommand({ Bucket }));
+        this.bucketsMade.delete(Bucket);
+      }
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+    }
+  }
+
+  async check(): Promise<boolean> {
+    try {
+      if (this.options.bucket) await this.client.send(new HeadBucketCommand({ Bucket: this.options.bucket }));
+      else await this.client.send(new ListBucketsCommand({}));
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  async presign(location: ObjectLocation, request: PresignRequest): Promise<string> {
+    const target = this.address(location);
+    if (request.method === "PUT") {
+      await this.ensureBucket(target.Bucket);
+      return getSignedUrl(this.client, new PutObjectCommand({ ...target, ContentType: request.contentType }), {
+        expiresIn: request.expiresIn,
+        // Content-Type signed too: S3 refuses the upload with any other type.
+        signableHeaders: new Set(["content-type"]),
+      });
+    }
+    return getSignedUrl(this.client, new GetObjectCommand({ ...target, ResponseContentDisposition: request.contentDisposition }), { expiresIn: request.expiresIn });
+  }
+
+  /** The S3 bucket and key of an object; names are checked here too, as the fs driver does. */
+  address(location: ObjectLocation) {
+    if (!isObjectKey(location.key)) throw new InvalidObjectLocationError("invalid object key");
+    const { Bucket, Prefix } = this.prefix(location.project, location.bucket);
+    return { Bucket, Key: Prefix + location.key };
+  }
+
+  private prefix(project: string, bucket?: string) {
+    if (!isProjectId(project)) throw new InvalidObjectLocationError("invalid project id");
+    if (bucket !== undefined && !isBucketName(bucket)) throw new InvalidObjectLocationError("invalid bucket name");
+    const inside = bucket === undefined ? "" : `${bucket}/`;
+    return this.options.bucket
+      ? { Bucket: this.options.bucket, Prefix: `${project}/${inside}` }
+      : { Bucket: `${this.options.bucketPrefix}${project}`, Prefix: inside };
+  }
+
+  /** Creates an S3 bucket the first time this process needs it; one that exists already is fine. */
+  private async ensureBucket(Bucket: string) {
+    if (this.bucketsMade.has(Bucket)) return;
+    try {
+      await this.client.send(new CreateBucketCommand({ Bucket }));
+    } catch (err) {
+      if (!["BucketAlreadyOwnedByYou", "BucketAlreadyExists"].includes((err as Error).name)) throw err;
+    }
+    this.bucketsMade.add(Bucket);
+  }
+}
+
+function isNotFound(err: unknown) {
+  const e = err as { name?: string; $metadata?: { httpStatusCode?: number } };
+  return ["NoSuchKey", "NotFound", "NoSuchBucket"].includes(e.name ?? "") || e.$metadata?.httpStatusCode === 404;
+}
