@@ -47,7 +47,9 @@ describe("loadConfig", () => {
     ["a pool larger than the cap on project connections", { ATLASHUB_MAX_PROJECT_CONNECTIONS: "4" }, [], /^invalid setting ATLASHUB_MAX_PROJECT_CONNECTIONS .*at least ATLASHUB_PROJECT_POOL_MAX \(5\), got 4$/],
     ["a pool beyond the app role's connection limit", { ATLASHUB_PROJECT_POOL_MAX: "21" }, [], /ATLASHUB_PROJECT_POOL_MAX .*at most 20/],
     ["a zero rate limit", { ATLASHUB_API_RATE_LIMIT: "0" }, [], /ATLASHUB_API_RATE_LIMIT/],
-    ["the planned s3 storage", { ATLASHUB_STORAGE: "s3" }, [], /ATLASHUB_STORAGE .*s3 is planned/],
+    ["an unknown storage driver", { ATLASHUB_STORAGE: "gcs" }, [], /ATLASHUB_STORAGE .*must be fs or s3/],
+    ["s3 storage without credentials", { ATLASHUB_STORAGE: "s3", ATLASHUB_S3_ACCESS_KEY_ID: "id" }, [], /ATLASHUB_S3_SECRET_ACCESS_KEY.*required when ATLASHUB_STORAGE=s3/],
+    ["an S3 bucket name S3 would refuse", { ATLASHUB_S3_BUCKET: "Shared_Bucket" }, [], /ATLASHUB_S3_BUCKET /],
   ];
   for (const [name, env, argv, message] of invalid) {
     it(`rejects ${name} with one line naming the setting`, () => {

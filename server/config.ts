@@ -50,6 +50,9 @@ const allowHosts = z.string().transform((v, ctx) => {
   return entries;
 });
 
+/** An S3 bucket name (3–63 characters of lowercase letters, digits, . and -). */
+const s3BucketName = z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, "must be an S3 bucket name (3–63 characters: a-z, 0-9, . and -)");
+
 /** "7d", "12h", "30m", "45s" → seconds. */
 const duration = z
   .string()
@@ -88,7 +91,14 @@ export const settings = {
   provisionKey: setting("ATLASHUB_PROVISION_KEY", z.string().min(24, "must be at least 24 characters").optional(), undefined, "Shared key for POST /provision (besides admin API tokens); unset and without tokens the endpoint is off."),
   deletedRetention: setting("ATLASHUB_DELETED_RETENTION", duration, "7d", "How long a soft-deleted project can be restored before it is purged for good (e.g. 7d, 12h, 30m)."),
   controlDb: setting("ATLASHUB_CONTROL_DB", z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, "must be a lowercase database name"), "atlashub", "Name of the control-plane database."),
-  storage: setting("ATLASHUB_STORAGE", available(["fs"], ["s3"]), "fs", "Object storage driver: fs (local disk); s3 is planned."),
+  storage: setting("ATLASHUB_STORAGE", z.enum(["fs", "s3"], { error: "must be fs or s3" }), "fs", "Object storage driver: fs (local disk under <data>/storage) or s3 (S3 or MinIO, ATLASHUB_S3_*)."),
+  s3Endpoint: setting("ATLASHUB_S3_ENDPOINT", httpUrl.optional(), undefined, "URL of the S3 service, e.g. http://127.0.0.1:9000 for MinIO (default: AWS S3)."),
+  s3Region: setting("ATLASHUB_S3_REGION", z.string().regex(/^[a-z0-9-]{1,40}$/, "must be a region name such as us-east-1"), "us-east-1", "S3 region."),
+  s3AccessKeyId: setting("ATLASHUB_S3_ACCESS_KEY_ID", z.string().min(1).optional(), undefined, "S3 access key id (required with ATLASHUB_STORAGE=s3)."),
+  s3SecretAccessKey: setting("ATLASHUB_S3_SECRET_ACCESS_KEY", z.string().min(1).optional(), undefined, "S3 secret access key (required with ATLASHUB_STORAGE=s3)."),
+  s3ForcePathStyle: setting("ATLASHUB_S3_FORCE_PATH_STYLE", bool, "false", "Name the bucket in the URL path instead of the host name (MinIO wants true)."),
+  s3Bucket: setting("ATLASHUB_S3_BUCKET", s3BucketName.optional(), undefined, "One shared S3 bucket for all projects, with a prefix per project (default: one S3 bucket per project)."),
+  s3BucketPrefix: setting("ATLASHUB_S3_BUCKET_PREFIX", z.string().regex(/^[a-z0-9][a-z0-9.-]{0,40}$/, "must be lowercase letters, digits, . and -"), "ah-", "Name prefix of the per-project S3 buckets (<prefix><project id>)."),
   storageMaxUpload: setting("ATLASHUB_STORAGE_MAX_UPLOAD", positiveInt, String(50 * 1024 * 1024), "Default largest object a signed upload URL allows, in bytes (a project can set its own)."),
   publicUrl: setting("ATLASHUB_PUBLIC_URL", httpUrl.optional(), undefined, "Base URL apps reach AtlasHub at, for signed storage URLs (default: taken from each request)."),
   bodyLimit: setting("ATLASHUB_BODY_LIMIT", positiveInt, String(1024 * 1024), "Largest accepted request body in bytes (uploads through signed URLs have their own limit)."),
@@ -116,7 +126,7 @@ export function loadConfig(env: Record<string, string | undefined>, argv: string
     const raw = flags.get(s.flag) ?? emptyToUndefined(env[s.env]) ?? s.fallback;
     const parsed = s.schema.safeParse(raw);
     if (!parsed.success) {
-      const shown = ["ATLASHUB_MASTER_KEY", "ATLASHUB_DATABASE_URL", "ATLASHUB_PROVISION_KEY"].includes(s.env) ? "(value hidden)" : JSON.stringify(raw);
+      const shown = ["ATLASHUB_MASTER_KEY", "ATLASHUB_DATABASE_URL", "ATLASHUB_PROVISION_KEY", "ATLASHUB_S3_SECRET_ACCESS_KEY"].includes(s.env) ? "(value hidden)" : JSON.stringify(raw);
       throw new ConfigError(`invalid setting ${s.env} (${s.flag}): ${parsed.error.issues[0]?.message ?? "invalid"}, got ${shown}`);
     }
     out[key] = parsed.data;
@@ -125,6 +135,9 @@ export function loadConfig(env: Record<string, string | undefined>, argv: string
   config.dataDir = resolve(config.dataDir);
   if (config.pgEngine === "external" && !config.databaseUrl) {
     throw new ConfigError("invalid setting ATLASHUB_DATABASE_URL (--database-url): required when ATLASHUB_PG_ENGINE=external");
+  }
+  if (config.storage === "s3" && (!config.s3AccessKeyId || !config.s3SecretAccessKey)) {
+    throw new ConfigError("invalid setting ATLASHUB_S3_ACCESS_KEY_ID / ATLASHUB_S3_SECRET_ACCESS_KEY (--s3-access-key-id / --s3-secret-access-key): both are required when ATLASHUB_STORAGE=s3");
   }
   if (config.projectPoolMax > config.maxProjectConnections) {
     throw new ConfigError(

@@ -29,6 +29,12 @@ export function storageRoutes(ctx: AppContext) {
     return c.json(await storage.signDownload(ctx, c.get("apiKey"), input, baseUrl(ctx, c)));
   });
 
+  // s3 driver: the client PUT straight to S3; the app tells AtlasHub the object is there.
+  app.post("/complete", apiKey, async (c) => {
+    const input = await parseBody(c, storage.objectRefSchema);
+    return c.json({ bucket: input.bucket, ...(await storage.completeUpload(ctx, c.get("apiKey"), input)) });
+  });
+
   app.get("/list", apiKey, async (c) => {
     const q = storage.listObjectsSchema.parse(c.req.query());
     const key = c.get("apiKey");

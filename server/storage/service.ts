@@ -6,7 +6,7 @@ import { z } from "zod";
 import type { AppContext } from "../context";
 import type { VerifiedKey } from "../keys/service";
 import type { Db } from "../platform/db";
-import { errors } from "../http/errors";
+import { ApiError, errors } from "../http/errors";
 import { lockReadyProject, getProject } from "../projects/service";
 import { isBucketName, objectKeyProblem, MAX_KEY_BYTES } from "../engines/storage/names";
 import { deriveSigningKey, signGrant, verifyGrant, type UrlGrant } from "../engines/storage/signer";
@@ -226,9 +226,21 @@ export async function signUpload(ctx: AppContext, apiKey: VerifiedKey, input: z.
     throw errors.validation([{ code: "custom", path: ["max_bytes"], message: `must be at most ${ceiling} (this project's upload limit)`, input: maxBytes }]);
   }
   const expires = Math.floor(Date.now() / 1000) + input.expires_in;
-  const grant: UrlGrant = { method: "PUT", project: apiKey.projectId, bucket: input.bucket, key: input.key, expires, maxBytes, contentType: input.content_type, uploadedBy: apiKey.id };
+  const location = { project: apiKey.projectId, bucket: input.bucket, key: input.key };
+  let url: string;
+  if (ctx.storage.presign) {
+    // Straight to S3: the object is recorded when the app completes it or the next listing finds it.
+    url = await ctx.storage.presign(location, { method: "PUT", expiresIn: input.expires_in, contentType: input.content_type });
+    await ctx.sql`
+      insert into storage_pending_uploads (project_id, bucket, key, content_type, max_bytes, uploaded_by, expires_at)
+      values (${location.project}, ${location.bucket}, ${location.key}, ${input.content_type}, ${maxBytes}, ${apiKey.id}, ${new Date(expires * 1000)})
+      on conflict (project_id, bucket, key) do update set content_type = excluded.content_type, max_bytes = excluded.max_bytes,
+        uploaded_by = excluded.uploaded_by, expires_at = excluded.expires_at, id = gen_random_uuid(), created_at = now()`;
+  } else {
+    url = signedUrl(ctx, baseUrl, { method: "PUT", ...location, expires, maxBytes, contentType: input.content_type, uploadedBy: apiKey.id });
+  }
   return {
-    url: signedUrl(ctx, baseUrl, grant),
+    url,
     method: "PUT" as const,
     headers: { "content-type": input.content_type },
     max_bytes: maxBytes,
@@ -240,12 +252,15 @@ export async function signUpload(ctx: AppContext, apiKey: VerifiedKey, input: z.
 export async function signDownload(ctx: AppContext, apiKey: VerifiedKey, input: z.infer<typeof signDownloadSchema>, baseUrl: string) {
   const bucket = await findBucket(ctx.sql, apiKey.projectId, input.bucket);
   if (apiKey.kind !== "secret" && !bucket.public) throw errors.forbidden("A publishable key gets download URLs for public buckets only.");
-  const [object] = await ctx.sql`
-    select 1 from storage_objects where project_id = ${apiKey.projectId} and bucket = ${input.bucket} and key = ${input.key}`;
+  const [object] = await ctx.sql<{ content_type: string }[]>`
+    select content_type from storage_objects where project_id = ${apiKey.projectId} and bucket = ${input.bucket} and key = ${input.key}`;
   if (!object) throw errors.notFound("object");
   const expires = Math.floor(Date.now() / 1000) + input.expires_in;
-  const grant: UrlGrant = { method: "GET", project: apiKey.projectId, bucket: input.bucket, key: input.key, expires };
-  return { url: signedUrl(ctx, baseUrl, grant), expires_at: new Date(expires * 1000).toISOString() };
+  const location = { project: apiKey.projectId, bucket: input.bucket, key: input.key };
+  const url = ctx.storage.presign
+    ? await ctx.storage.presign(location, { method: "GET", expiresIn: input.expires_in, contentDisposition: contentDisposition(input.key, object.content_type) })
+    : signedUrl(ctx, baseUrl, { method: "GET", ...location, expires });
+  return { url, expires_at: new Date(expires * 1000).toISOString() };
 }
 
 /** The query string of a signed URL; anything malformed is a URL that was not signed as it stands. */
@@ -298,7 +313,7 @@ export async function storeObject(
   if (!bucket) throw errors.notFound("bucket");
   let staged: StagedObject;
   try {
-    staged = await ctx.storage.put(location, body, { maxBytes: upload.maxBytes });
+    staged = await ctx.storage.put(location, body, { maxBytes: upload.maxBytes, contentType: upload.contentType });
   } catch (err) {
     throw storeError(err);
   }
@@ -353,6 +368,7 @@ export async function deleteObject(ctx: AppContext, location: ObjectLocation, re
 export async function listObjects(ctx: AppContext, projectId: string, q: z.infer<typeof listObjectsSchema>, options: { publicOnly: boolean }) {
   const bucket = await findBucket(ctx.sql, projectId, q.bucket);
   if (options.publicOnly && !bucket.public) throw errors.forbidden("A publishable key lists public buckets only.");
+  await reconcilePendingUploads(ctx, projectId, q.bucket);
   const sql = ctx.sql;
   const rows = await sql<ObjectRow[]>`
     select ${sql(OBJECT_COLUMNS)} from storage_objects
@@ -363,6 +379,93 @@ export async function listObjects(ctx: AppContext, projectId: string, q: z.infer
   const items = rows.slice(0, q.limit).map(presentObject);
   const more = rows.length > q.limit;
   return { items, next_cursor: more ? Buffer.from(items.at(-1)!.key).toString("base64url") : null };
+}
+
+// ---- uploads that went straight to S3 ----------------------------------------------------------
+
+interface PendingRow {
+  id: string;
+  content_type: string;
+  max_bytes: string;
+  uploaded_by: string | null;
+  expires_at: Date;
+  created_at: Date;
+}
+
+/**
+ * POST /v1/storage/complete (s3 driver): the app says its client finished a presigned PUT. The
+ * object is looked up in S3 (HEAD) and recorded; one over the signed size is deleted (413).
+ * Completing an object that is already recorded answers it again.
+ */
+export async function completeUpload(ctx: AppContext, apiKey: VerifiedKey, input: z.infer<typeof objectRefSchema>) {
+  if (apiKey.kind !== "secret") throw errors.forbidden("A publishable key cannot complete uploads; use a secret key.");
+  const location = { project: apiKey.projectId, bucket: input.bucket, key: input.key };
+  await findBucket(ctx.sql, location.project, location.bucket);
+  const [pending] = await ctx.sql<PendingRow[]>`
+    select id, content_type, max_bytes, uploaded_by, expires_at, created_at from storage_pending_uploads
+    where project_id = ${location.project} and bucket = ${location.bucket} and key = ${location.key}`;
+  if (!pending) {
+    const [done] = await ctx.sql<ObjectRow[]>`
+      select ${ctx.sql(OBJECT_COLUMNS)} from storage_objects where project_id = ${location.project} and bucket = ${location.bucket} and key = ${location.key}`;
+    if (done) return presentObject(done);
+    throw errors.notFound("upload");
+  }
+  const head = await ctx.storage.head(location);
+  if (!head) throw errors.conflict("The object has not arrived yet: PUT it to the signed URL first.");
+  return recordArrivedUpload(ctx, location, pending, head.size);
+}
+
+async function recordArrivedUpload(ctx: AppContext, location: ObjectLocation, pending: PendingRow, size: number) {
+  const maxBytes = Number(pending.max_bytes);
+  // Only the pending row this call read: a newer signing for the key stays for its own upload.
+  const forgetPending = (db: Db) =>
+    db`delete from storage_pending_uploads where id = ${pending.id}`;
+  if (size > maxBytes) {
+    // S3 cannot bound a presigned PUT's size; the limit is applied here, after the fact.
+    await ctx.sql.begin(async (tx) => {
+      await lockObject(tx, location);
+      await forgetPending(tx);
+      await ctx.storage.delete(location);
+    });
+    throw errors.payloadTooLarge(maxBytes);
+  }
+  return ctx.sql.begin(async (tx) => {
+    await lockObject(tx, location);
+    await lockReadyProject(tx, location.project, "uploads are completed");
+    const [still] = await tx`select 1 from storage_buckets where project_id = ${location.project} and name = ${location.bucket} for share`;
+    if (!still) throw errors.notFound("bucket");
+    await forgetPending(tx);
+    const [row] = await tx<ObjectRow[]>`
+      insert into storage_objects (project_id, bucket, key, size, content_type, sha256, uploaded_by)
+      values (${location.project}, ${location.bucket}, ${location.key}, ${size}, ${pending.content_type}, null,
+        (select id from api_keys where id = ${pending.uploaded_by}))
+      on conflict (project_id, bucket, key) do update set
+        size = excluded.size, content_type = excluded.content_type, sha256 = null, uploaded_by = excluded.uploaded_by, updated_at = now()
+      returning ${tx(OBJECT_COLUMNS)}`;
+    return presentObject(row!);
+  });
+}
+
+/**
+ * Before a listing (s3 driver): signed uploads nobody completed are looked up in S3; those that
+ * arrived are recorded, those whose URL expired without an object are forgotten. At most 100 per call.
+ */
+async function reconcilePendingUploads(ctx: AppContext, projectId: string, bucket: string) {
+  if (!ctx.storage.presign) return;
+  const rows = await ctx.sql<(PendingRow & { key: string })[]>`
+    select id, key, content_type, max_bytes, uploaded_by, expires_at, created_at from storage_pending_uploads
+    where project_id = ${projectId} and bucket = ${bucket} order by created_at limit 100`;
+  for (const row of rows) {
+    const location = { project: projectId, bucket, key: row.key };
+    const head = await ctx.storage.head(location);
+    if (head) {
+      await recordArrivedUpload(ctx, location, row, head.size).catch((err) => {
+        if (!(err instanceof ApiError)) throw err; // too large (deleted) or bucket gone: nothing to list
+      });
+    } else if (row.expires_at.getTime() < Date.now()) {
+      await ctx.sql`delete from storage_pending_uploads where id = ${row.id}`;
+    }
+  }
 }
 
 /** How a download is answered: headers, status and the bytes (a streamed Blob or stream), or a 304. */

@@ -1,0 +1,143 @@
+// /v1/storage with the s3 driver against s3rver: presigned URLs straight to S3, completion by the
+// app or by the next listing, the signed size enforced after the fact, admin uploads staged through
+// AtlasHub, purge removing the project's S3 bucket.
+import { afterAll, beforeAll, describe, expect, it } from "bun:test";
+import { createHash, randomBytes } from "node:crypto";
+import { HeadObjectCommand, ListBucketsCommand, S3Client } from "@aws-sdk/client-s3";
+import { adminHeaders, createTestProject, jsonRequest, startTestServer, type TestServer } from "../test/server";
+import { registerSecret } from "../test/harness";
+import { S3RVER_CREDENTIALS, startS3rver } from "../test/s3rver";
+
+let s3: Awaited<ReturnType<typeof startS3rver>>;
+let raw: S3Client;
+let server: TestServer;
+let auth: Record<string, string>;
+let project: { id: string };
+let secret: string;
+const prefix = `t${randomBytes(3).toString("hex")}-`;
+
+beforeAll(async () => {
+  s3 = await startS3rver();
+  raw = new S3Client({ endpoint: s3.endpoint, region: "us-east-1", forcePathStyle: true, credentials: S3RVER_CREDENTIALS });
+  server = await startTestServer({
+    ATLASHUB_STORAGE: "s3",
+    ATLASHUB_S3_ENDPOINT: s3.endpoint,
+    ATLASHUB_S3_FORCE_PATH_STYLE: "true",
+    ATLASHUB_S3_ACCESS_KEY_ID: S3RVER_CREDENTIALS.accessKeyId,
+    ATLASHUB_S3_SECRET_ACCESS_KEY: S3RVER_CREDENTIALS.secretAccessKey,
+    ATLASHUB_S3_BUCKET_PREFIX: prefix,
+  });
+  auth = await adminHeaders(server);
+  project = await createTestProject(server, auth, "storage-s3");
+  const res = await server.fetch(`/admin/api/projects/${project.id}/keys`, jsonRequest("POST", { name: "app", kind: "secret" }, auth));
+  secret = (await res.json()).key;
+  registerSecret(secret);
+});
+afterAll(async () => {
+  await server.stop();
+  await s3.close();
+});
+
+async function api(method: string, path: string, body?: unknown) {
+  const res = await server.fetch(`/v1/storage${path}`, body === undefined ? { method, headers: { "x-api-key": secret } } : jsonRequest(method, body, { "x-api-key": secret }));
+  const text = await res.text();
+  return { status: res.status, body: text ? JSON.parse(text) : undefined };
+}
+
+async function signUpload(key: string, extra: Record<string, unknown> = {}) {
+  const res = await api("POST", "/signed-upload", { bucket: "uploads", key, content_type: "text/plain", ...extra });
+  expect(res.status).toBe(200);
+  return res.body as { url: string; headers: Record<string, string>; max_bytes: number };
+}
+
+const inS3 = (key: string) =>
+  raw.send(new HeadObjectCommand({ Bucket: `${prefix}${project.id}`, Key: `uploads/${key}` })).then(
+    (h) => h.ContentLength,
+    () => undefined,
+  );
+
+describe("/v1/storage with the s3 driver", () => {
+  it("reports the s3 store in /health", async () => {
+    const res = await server.fetch("/health");
+    expect((await res.json()).storage).toEqual({ ok: true, driver: "s3" });
+  });
+
+  it("signs uploads as presigned S3 URLs; complete records the object; downloads are presigned too", async () => {
+    const signed = await signUpload("docs/hello.txt");
+    const url = new URL(signed.url);
+    expect(url.origin).toBe(s3.endpoint);
+    expect(url.pathname).toBe(`/${prefix}${project.id}/uploads/docs/hello.txt`);
+    expect(url.searchParams.get("X-Amz-SignedHeaders")).toBe("content-type;host");
+    registerSecret(url.searchParams.get("X-Amz-Signature")!);
+    expect((await fetch(signed.url, { method: "PUT", headers: signed.headers, body: "hello via s3" })).status).toBe(200);
+
+    expect(await server.ctx.sql`select 1 from storage_objects where project_id = ${project.id} and key = 'docs/hello.txt'`).toEqual([]);
+    const done = await api("POST", "/complete", { bucket: "uploads", key: "docs/hello.txt" });
+    expect(done).toEqual({
+      status: 200,
+      body: { bucket: "uploads", key: "docs/hello.txt", size: 12, content_type: "text/plain", sha256: null, uploaded_by: expect.any(String), created_at: expect.any(String), updated_at: expect.any(String) },
+    });
+    expect((await api("POST", "/complete", { bucket: "uploads", key: "docs/hello.txt" })).status).toBe(200); // again: the same object
+
+    const down = await api("POST", "/signed-download", { bucket: "uploads", key: "docs/hello.txt" });
+    expect(new URL(down.body.url).origin).toBe(s3.endpoint);
+    const res = await fetch(down.body.url);
+    expect([res.status, await res.text()]).toEqual([200, "hello via s3"]);
+  });
+
+  it("answers complete with 409 before the object arrived and 404 for a key never signed", async () => {
+    await signUpload("later.txt");
+    expect((await api("POST", "/complete", { bucket: "uploads", key: "later.txt" })).status).toBe(409);
+    expect((await api("POST", "/complete", { bucket: "uploads", key: "never.txt" })).status).toBe(404);
+  });
+
+  it("records an upload nobody completed when the bucket is next listed", async () => {
+    const signed = await signUpload("listed/found.txt");
+    await fetch(signed.url, { method: "PUT", headers: signed.headers, body: "found" });
+    const list = await api("GET", "/list?bucket=uploads&prefix=listed/");
+    expect(list.body.items).toEqual([expect.objectContaining({ key: "listed/found.txt", size: 5, content_type: "text/plain" })]);
+    expect(await server.ctx.sql`select 1 from storage_pending_uploads where key = 'listed/found.txt'`).toEqual([]);
+  });
+
+  it("forgets a signed upload whose URL expired without an object", async () => {
+    await signUpload("abandoned.txt");
+    await server.ctx.sql`update storage_pending_uploads set expires_at = now() - interval '1 second' where key = 'abandoned.txt'`;
+    await api("GET", "/list?bucket=uploads");
+    expect(await server.ctx.sql`select 1 from storage_pending_uploads where key = 'abandoned.txt'`).toEqual([]);
+  });
+
+  it("deletes an upload over the signed size at completion and answers 413", async () => {
+    const signed = await signUpload("big.txt", { max_bytes: 4 });
+    await fetch(signed.url, { method: "PUT", headers: signed.headers, body: "more than four" });
+    expect(await inS3("big.txt")).toBe(14);
+    const done = await api("POST", "/complete", { bucket: "uploads", key: "big.txt" });
+    expect([done.status, done.body.error.code]).toEqual([413, "payload_too_large"]);
+    expect(await inS3("big.txt")).toBeUndefined();
+    expect(await server.ctx.sql`select 1 from storage_objects where key = 'big.txt'`).toEqual([]);
+  });
+
+  it("stores admin uploads through AtlasHub in S3 (staged locally first), and deletes them there", async () => {
+    const data = randomBytes(3 * 1024 * 1024);
+    const put = await server.fetch(`/admin/api/projects/${project.id}/storage/buckets/uploads/objects/admin/blob.bin`, { method: "PUT", headers: auth, body: data });
+    expect(put.status).toBe(200);
+    expect((await put.json()).sha256).toBe(createHash("sha256").update(data).digest("hex"));
+    expect(await inS3("admin/blob.bin")).toBe(data.length);
+    const get = await server.fetch(`/admin/api/projects/${project.id}/storage/buckets/uploads/objects/admin/blob.bin`, { headers: { ...auth, range: "bytes=0-9" } });
+    expect(get.status).toBe(206);
+    expect(new Uint8Array(await get.arrayBuffer())).toEqual(new Uint8Array(data.subarray(0, 10)));
+    expect((await api("DELETE", "/object", { bucket: "uploads", key: "admin/blob.bin" })).status).toBe(204);
+    expect(await inS3("admin/blob.bin")).toBeUndefined();
+  });
+
+  it("removes the project's S3 bucket when the project is purged", async () => {
+    const doomed = await createTestProject(server, auth, "storage-s3-purge");
+    const put = await server.fetch(`/admin/api/projects/${doomed.id}/storage/buckets/private/objects/x.txt`, { method: "PUT", headers: { ...auth, "content-type": "text/plain" }, body: "x" });
+    expect(put.status).toBe(200);
+    const names = async () => (await raw.send(new ListBucketsCommand({}))).Buckets!.map((b) => b.Name);
+    expect(await names()).toContain(`${prefix}${doomed.id}`);
+    const res = await server.fetch(`/admin/api/projects/${doomed.id}?purge=true`, jsonRequest("DELETE", { confirm: "storage-s3-purge" }, auth));
+    expect(res.status).toBe(200);
+    expect(await names()).not.toContain(`${prefix}${doomed.id}`);
+    expect(await names()).toContain(`${prefix}${project.id}`);
+  });
+});
