@@ -99,6 +99,14 @@ describe("/v1/storage with the s3 driver", () => {
     expect(await server.ctx.sql`select 1 from storage_pending_uploads where key = 'listed/found.txt'`).toEqual([]);
   });
 
+  it("answers 400 for a key that fits AtlasHub's 1024 bytes but not S3's once the bucket prefix is added", async () => {
+    const key = ["a", "b", "c", "d"].map((c) => c.repeat(254)).join("/"); // 1019 bytes; with "uploads/" 1027
+    const res = await api("POST", "/signed-upload", { bucket: "uploads", key, content_type: "text/plain" });
+    expect([res.status, res.body.error.code]).toEqual([400, "invalid_object_key"]);
+    const admin = await server.fetch(`/admin/api/projects/${project.id}/storage/buckets/uploads/objects/${key}`, { method: "PUT", headers: auth, body: "x" });
+    expect(admin.status).toBe(400);
+  });
+
   it("forgets a signed upload whose URL expired without an object", async () => {
     await signUpload("abandoned.txt");
     await server.ctx.sql`update storage_pending_uploads set expires_at = now() - interval '1 second' where key = 'abandoned.txt'`;

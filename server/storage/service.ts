@@ -10,7 +10,7 @@ import { ApiError, errors } from "../http/errors";
 import { lockReadyProject, getProject } from "../projects/service";
 import { isBucketName, objectKeyProblem, MAX_KEY_BYTES } from "../engines/storage/names";
 import { deriveSigningKey, signGrant, verifyGrant, type UrlGrant } from "../engines/storage/signer";
-import { ObjectKeyConflictError, ObjectTooLargeError, type ObjectLocation, type StagedObject } from "../engines/storage/store";
+import { InvalidObjectLocationError, ObjectKeyConflictError, ObjectTooLargeError, type ObjectLocation, type PresignRequest, type StagedObject } from "../engines/storage/store";
 import { resolveRange } from "./range";
 
 export const DEFAULT_BUCKETS = ["private", "uploads"] as const;
@@ -230,7 +230,7 @@ export async function signUpload(ctx: AppContext, apiKey: VerifiedKey, input: z.
   let url: string;
   if (ctx.storage.presign) {
     // Straight to S3: the object is recorded when the app completes it or the next listing finds it.
-    url = await ctx.storage.presign(location, { method: "PUT", expiresIn: input.expires_in, contentType: input.content_type });
+    url = await presign(ctx, location, { method: "PUT", expiresIn: input.expires_in, contentType: input.content_type });
     await ctx.sql`
       insert into storage_pending_uploads (project_id, bucket, key, content_type, max_bytes, uploaded_by, expires_at)
       values (${location.project}, ${location.bucket}, ${location.key}, ${input.content_type}, ${maxBytes}, ${apiKey.id}, ${new Date(expires * 1000)})
@@ -258,7 +258,7 @@ export async function signDownload(ctx: AppContext, apiKey: VerifiedKey, input: 
   const expires = Math.floor(Date.now() / 1000) + input.expires_in;
   const location = { project: apiKey.projectId, bucket: input.bucket, key: input.key };
   const url = ctx.storage.presign
-    ? await ctx.storage.presign(location, { method: "GET", expiresIn: input.expires_in, contentDisposition: contentDisposition(input.key, object.content_type) })
+    ? await presign(ctx, location, { method: "GET", expiresIn: input.expires_in, contentDisposition: contentDisposition(input.key, object.content_type) })
     : signedUrl(ctx, baseUrl, { method: "GET", ...location, expires });
   return { url, expires_at: new Date(expires * 1000).toISOString() };
 }
@@ -344,10 +344,18 @@ export async function storeObject(
   }
 }
 
+/** The store's refusals as API errors; anything else stays as it is. */
 function storeError(err: unknown) {
   if (err instanceof ObjectTooLargeError) return errors.payloadTooLarge(err.limit);
   if (err instanceof ObjectKeyConflictError) return errors.objectKeyConflict();
+  if (err instanceof InvalidObjectLocationError) return errors.invalidObjectKey(err.message);
   return err;
+}
+
+function presign(ctx: AppContext, location: ObjectLocation, request: PresignRequest) {
+  return ctx.storage.presign!(location, request).catch((err) => {
+    throw storeError(err);
+  });
 }
 
 export async function deleteObject(ctx: AppContext, location: ObjectLocation, record?: (db: Db) => Promise<unknown>) {

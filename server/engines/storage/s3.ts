@@ -49,6 +49,9 @@ export interface S3Options {
   stagingDir: string;
 }
 
+// S3's own limit on a key, which here also holds the project and bucket prefix.
+const S3_MAX_KEY_BYTES = 1024;
+
 export class S3ObjectStore implements ObjectStore {
   readonly driver = "s3";
   private readonly client: S3Client;
@@ -70,7 +73,9 @@ export class S3ObjectStore implements ObjectStore {
 
   async recover(): Promise<number> {
     await mkdir(this.options.stagingDir, { recursive: true, mode: 0o700 });
-    if (this.options.bucket) await this.ensureBucket(this.options.bucket);
+    // S3 unreachable at start-up must not keep AtlasHub down: /health says so, and the bucket is
+    // made on first use instead.
+    if (this.options.bucket) await this.ensureBucket(this.options.bucket).catch(() => {});
     return removeTempFiles(this.options.stagingDir, (name) => name.startsWith(TEMP_PREFIX) && !name.startsWith(`${TEMP_PREFIX}${this.runId}-`));
   }
 
@@ -176,7 +181,9 @@ export class S3ObjectStore implements ObjectStore {
   address(location: ObjectLocation) {
     if (!isObjectKey(location.key)) throw new InvalidObjectLocationError("invalid object key");
     const { Bucket, Prefix } = this.prefix(location.project, location.bucket);
-    return { Bucket, Key: Prefix + location.key };
+    const Key = Prefix + location.key;
+    if (Buffer.byteLength(Key) > S3_MAX_KEY_BYTES) throw new InvalidObjectLocationError(`is too long for S3 with its bucket prefix (at most ${S3_MAX_KEY_BYTES - Buffer.byteLength(Prefix)} bytes here)`);
+    return { Bucket, Key };
   }
 
   private prefix(project: string, bucket?: string) {
