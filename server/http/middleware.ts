@@ -57,13 +57,18 @@ export const securityHeaders = (): MiddlewareHandler =>
     for (const [name, value] of path.startsWith("/v1/") || path.startsWith("/rest/v1/") ? API_HEADERS : PAGE_HEADERS) c.res.headers.set(name, value);
   };
 
-export const bodyLimit = (maxSize: number): MiddlewareHandler =>
-  honoBodyLimit({
+/** Bodies over `maxSize` get 413; `skip` names requests that stream big bodies under limits of their own (uploads). */
+export const bodyLimit = (maxSize: number, skip?: (c: Context) => boolean): MiddlewareHandler => {
+  const limit = honoBodyLimit({
     maxSize,
     onError: () => {
       throw errors.payloadTooLarge(maxSize);
     },
   });
+  return async function bodyLimit(c, next) {
+    return skip?.(c) ? next() : limit(c, next);
+  };
+};
 
 /**
  * The client's IP: the socket peer; behind a trusted proxy, the last X-Forwarded-For hop — the one
