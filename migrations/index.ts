@@ -6,6 +6,7 @@ import m0003 from "./0003_project_users.sql" with { type: "text" };
 import m0004 from "./0004_api_keys.sql" with { type: "text" };
 import m0005 from "./0005_project_rate_limits.sql" with { type: "text" };
 import m0006 from "./0006_storage.sql" with { type: "text" };
+import m0007 from "./0007_jobs.sql" with { type: "text" };
 import m0008 from "./0008_storage_pending_uploads.sql" with { type: "text" };
 
 export const migrations = [
@@ -15,5 +16,6 @@ export const migrations = [
   { name: "0004_api_keys", sql: m0004 },
   { name: "0005_project_rate_limits", sql: m0005 },
   { name: "0006_storage", sql: m0006 },
+  { name: "0007_jobs", sql: m0007 },
   { name: "0008_storage_pending_uploads", sql: m0008 },
 ];

@@ -12,6 +12,7 @@ import { dataRoutes } from "./data/routes";
 import type { ProjectPools } from "./data/pools";
 import { postgrestErrors } from "./data/postgrest";
 import { provisionRoutes } from "./projects/provisionRoute";
+import { jobRoutes } from "./jobs/routes";
 import { isStreamedUpload, storageAdminRoutes, storageObjectCors, storageRoutes } from "./storage/routes";
 
 export function buildApp(ctx: AppContext, pools: ProjectPools) {
@@ -29,6 +30,7 @@ export function buildApp(ctx: AppContext, pools: ProjectPools) {
   app.route("/admin/api", adminRoutes(ctx));
   app.route("/admin/api/projects", projectRoutes(ctx));
   app.route("/admin/api/projects", keyRoutes(ctx));
+  app.route("/admin/api/jobs", jobRoutes(ctx));
   app.route("/admin/api/projects", storageAdminRoutes(ctx));
   app.use("/v1/storage/object/*", storageObjectCors());
   app.use("/v1/*", except("/v1/storage/object/*", publicApiCors()));

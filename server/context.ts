@@ -4,6 +4,7 @@ import type { Sql } from "./platform/db";
 import type { Actor } from "./platform/audit";
 import type { VerifiedKey } from "./keys/service";
 import type { ProjectPools } from "./data/pools";
+import type { JobRunner } from "./jobs/runner";
 import type { ObjectStore } from "./engines/storage/store";
 
 /** What every router gets: built once in startAtlasHub, passed down as a plain object. */
@@ -19,6 +20,8 @@ export interface AppContext {
   extensions: Record<string, boolean>;
   /** The /v1 pools of this process, one per active project; made lazily, so commands other than serve open none. */
   pools: ProjectPools;
+  /** Runs jobs in this process ("run now" always; scheduled occurrences once serve starts its scheduler). */
+  jobs: JobRunner;
   /** Where object bytes live (fs or s3); their metadata is in the control plane. */
   storage: ObjectStore;
 }

@@ -10,6 +10,7 @@ import { lockDataDir, prepareDataDir } from "./platform/dataDir";
 import { log } from "./platform/log";
 import { startReconciler } from "./projects/reconciler";
 import { ProjectPools } from "./data/pools";
+import { JobRunner } from "./jobs/runner";
 import { createObjectStore } from "./engines/storage";
 import { migrations } from "../migrations";
 import pkg from "../package.json";
@@ -45,8 +46,9 @@ export async function openPlatform(config: Config, mode: { serve: boolean; onEng
         if (removed > 0) log.info("removed partial uploads left by a previous run", { count: removed });
       }
       const base = { config, version: VERSION, engine, sql, clusterSql, masterKey, extensions, storage };
-      const ctx: AppContext = { ...base, pools: new ProjectPools(base) };
+      const ctx: AppContext = { ...base, pools: new ProjectPools(base), jobs: new JobRunner(base) };
       const close = async () => {
+        await ctx.jobs.stop();
         await ctx.pools.closeAll();
         await Promise.all([sql.end({ timeout: 5 }), clusterSql.end({ timeout: 5 })]);
         await engine.stop();
@@ -70,6 +72,7 @@ export async function startAtlasHub(config: Config, onEngine?: (engine: Postgres
     log.warn("pgvector is not installed: projects will be created without the vector extension (run build/setup-postgres.sh as root to add it)");
   }
   const stopReconciler = startReconciler(ctx);
+  if (config.scheduler) ctx.jobs.startScheduler();
   const app = buildApp(ctx, ctx.pools);
   let server: ReturnType<typeof Bun.serve>;
   try {
