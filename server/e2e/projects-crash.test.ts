@@ -2,46 +2,29 @@
 // reconciler leaves every project in a final state and no orphan database or role behind.
 // Uses the compiled binary (ATLASHUB_TEST_CRASH_AT makes it SIGKILL itself at a named point).
 import { afterAll, beforeAll, describe, expect, it } from "bun:test";
-import { randomBytes } from "node:crypto";
-import { join } from "node:path";
 import postgres from "postgres";
-import { createAdmin, createToken } from "../admin/service";
-import { freePort, registerSecret, tempDir, waitFor } from "../test/harness";
+import { registerSecret, waitFor } from "../test/harness";
 import { spawnAtlasHub, stopAtlasHubsAfterTests } from "../test/binary";
+import { binaryTestSetup } from "../test/binaryProject";
 
 stopAtlasHubsAfterTests();
 
-const masterKey = randomBytes(32).toString("hex");
-const controlDb = `atlashub_crash_${randomBytes(4).toString("hex")}`;
-const env = {
-  ATLASHUB_PG_ENGINE: "external",
-  ATLASHUB_DATABASE_URL: process.env.ATLASHUB_TEST_DATABASE_URL,
-  ATLASHUB_CONTROL_DB: controlDb,
-  ATLASHUB_MASTER_KEY: masterKey,
-  ATLASHUB_PORT: String(freePort()),
-};
-const dataDir = join(tempDir("crash"), "data");
-const cluster = postgres(process.env.ATLASHUB_TEST_DATABASE_URL!, { max: 2, onnotice: () => {} });
+const { env, dataDir, url, ...setup } = binaryTestSetup("crash");
+const cluster = setup.cluster(2);
 let control: postgres.Sql;
 let headers: Record<string, string>;
-registerSecret(masterKey);
 
 beforeAll(async () => {
   const first = spawnAtlasHub({ dataDir, env, lifetime: "file" });
   await first.waitHealthy(200, 30_000);
   expect(await first.stop()).toBe(0);
-  control = postgres({ ...cluster.options, database: controlDb, max: 2, onnotice: () => {} } as postgres.Options<{}>);
-  const admin = await createAdmin(control, "crash@example.com", randomBytes(16).toString("hex"));
-  const { token } = await createToken(control, admin.id, { name: "crash" });
-  registerSecret(token);
-  headers = { authorization: `Bearer ${token}`, "content-type": "application/json" };
+  control = setup.controlPlane(2);
+  headers = await setup.adminHeaders(control);
 });
 afterAll(async () => {
   await control?.end();
   await cluster.end();
 });
-
-const url = (path: string) => `http://127.0.0.1:${env.ATLASHUB_PORT}${path}`;
 
 /** Starts atlashub set to die at `point`, makes the request that reaches it, and waits for the SIGKILL. */
 async function crashDuring(point: string, method: string, path: string, body?: unknown) {

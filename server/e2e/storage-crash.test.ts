@@ -2,54 +2,29 @@
 // becomes visible (no file under its key, no metadata row), and the next start removes the partial
 // temp file.
 import { afterAll, beforeAll, describe, expect, it } from "bun:test";
-import { randomBytes } from "node:crypto";
 import { existsSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
-import postgres from "postgres";
-import { createAdmin, createToken } from "../admin/service";
-import { freePort, registerSecret, tempDir, waitFor } from "../test/harness";
+import type postgres from "postgres";
+import { registerSecret, waitFor } from "../test/harness";
 import { spawnAtlasHub, stopAtlasHubsAfterTests } from "../test/binary";
+import { binaryTestSetup } from "../test/binaryProject";
 
 stopAtlasHubsAfterTests();
 
-const masterKey = randomBytes(32).toString("hex");
-const controlDb = `atlashub_scrash_${randomBytes(4).toString("hex")}`;
-const env = {
-  ATLASHUB_PG_ENGINE: "external",
-  ATLASHUB_DATABASE_URL: process.env.ATLASHUB_TEST_DATABASE_URL,
-  ATLASHUB_CONTROL_DB: controlDb,
-  ATLASHUB_MASTER_KEY: masterKey,
-  ATLASHUB_PORT: String(freePort()),
-};
-const dataDir = join(tempDir("storage-crash"), "data");
-const cluster = postgres(process.env.ATLASHUB_TEST_DATABASE_URL!, { max: 1, onnotice: () => {} });
+const { env, dataDir, url, post, ...setup } = binaryTestSetup("storage-crash");
 let control: postgres.Sql;
 let admin: Record<string, string>;
-registerSecret(masterKey);
 
 beforeAll(async () => {
   const first = spawnAtlasHub({ dataDir, env, lifetime: "file" });
   await first.waitHealthy(200, 30_000);
   expect(await first.stop()).toBe(0);
-  control = postgres({ ...cluster.options, database: controlDb, max: 1, onnotice: () => {} } as postgres.Options<{}>);
-  const user = await createAdmin(control, "storage-crash@example.com", randomBytes(16).toString("hex"));
-  const { token } = await createToken(control, user.id, { name: "storage-crash" });
-  registerSecret(token);
-  admin = { authorization: `Bearer ${token}`, "content-type": "application/json" };
+  control = setup.controlPlane();
+  admin = await setup.adminHeaders(control);
 });
 afterAll(async () => {
   await control?.end();
-  await cluster.end();
 });
-
-const url = (path: string) => `http://127.0.0.1:${env.ATLASHUB_PORT}${path}`;
-
-async function post(path: string, headers: Record<string, string>, body: unknown) {
-  const res = await fetch(url(path), { method: "POST", headers: { "content-type": "application/json", ...headers }, body: JSON.stringify(body) });
-  const json = await res.json();
-  if (res.status >= 300) throw new Error(`${path}: ${res.status} ${JSON.stringify(json)}`);
-  return json;
-}
 
 function filesUnder(dir: string): string[] {
   if (!existsSync(dir)) return [];

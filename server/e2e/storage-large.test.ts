@@ -5,10 +5,10 @@ import { afterAll, beforeAll, describe, expect, it } from "bun:test";
 import { createHash, randomBytes } from "node:crypto";
 import { readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import postgres from "postgres";
-import { createAdmin, createToken } from "../admin/service";
-import { freePort, registerSecret, tempDir } from "../test/harness";
+import type postgres from "postgres";
+import { registerSecret } from "../test/harness";
 import { spawnAtlasHub, stopAtlasHubsAfterTests, type AtlasHubProcess } from "../test/binary";
+import { binaryTestSetup } from "../test/binaryProject";
 
 stopAtlasHubsAfterTests();
 
@@ -19,41 +19,16 @@ const CHUNK = 256 * 1024;
 // at under half the object, which a buffered upload or download could never meet.
 const MAX_GROWTH = 96 * 1024 * 1024;
 
-const masterKey = randomBytes(32).toString("hex");
-const controlDb = `atlashub_slarge_${randomBytes(4).toString("hex")}`;
-const env = {
-  ATLASHUB_PG_ENGINE: "external",
-  ATLASHUB_DATABASE_URL: process.env.ATLASHUB_TEST_DATABASE_URL,
-  ATLASHUB_CONTROL_DB: controlDb,
-  ATLASHUB_MASTER_KEY: masterKey,
-  ATLASHUB_PORT: String(freePort()),
-  ATLASHUB_STORAGE_MAX_UPLOAD: String(SIZE),
-};
-const dataDir = join(tempDir("storage-large"), "data");
+const { env, dataDir, post, ...setup } = binaryTestSetup("storage-large", { ATLASHUB_STORAGE_MAX_UPLOAD: String(SIZE) });
 let hub: AtlasHubProcess;
 let control: postgres.Sql;
 let apiKey: string;
-registerSecret(masterKey);
-
-const url = (path: string) => `http://127.0.0.1:${env.ATLASHUB_PORT}${path}`;
-
-async function post(path: string, headers: Record<string, string>, body: unknown) {
-  const res = await fetch(url(path), { method: "POST", headers: { "content-type": "application/json", ...headers }, body: JSON.stringify(body) });
-  const json = await res.json();
-  if (res.status >= 300) throw new Error(`${path}: ${res.status} ${JSON.stringify(json)}`);
-  return json;
-}
 
 beforeAll(async () => {
   hub = spawnAtlasHub({ dataDir, env, lifetime: "file" });
   await hub.waitHealthy(200, 30_000);
-  const cluster = postgres(process.env.ATLASHUB_TEST_DATABASE_URL!, { max: 1, onnotice: () => {} });
-  control = postgres({ ...cluster.options, database: controlDb, max: 1, onnotice: () => {} } as postgres.Options<{}>);
-  await cluster.end();
-  const user = await createAdmin(control, "storage-large@example.com", randomBytes(16).toString("hex"));
-  const { token } = await createToken(control, user.id, { name: "storage-large" });
-  registerSecret(token);
-  const admin = { authorization: `Bearer ${token}` };
+  control = setup.controlPlane();
+  const admin = await setup.adminHeaders(control);
   const project = await post("/admin/api/projects", admin, { name: "large-objects" });
   for (const c of Object.values(project.credentials) as { password: string }[]) registerSecret(c.password);
   apiKey = (await post(`/admin/api/projects/${project.id}/keys`, admin, { name: "app", kind: "secret" })).key;
