@@ -1,5 +1,4 @@
 import { Hono } from "hono";
-import { except } from "hono/combine";
 import type { AppContext, AppEnv } from "./context";
 import { errors, renderError } from "./http/errors";
 import { accessLog, bodyLimit, clientIp, publicApiCors, requestId, sameOrigin, securityHeaders } from "./http/middleware";
@@ -17,7 +16,7 @@ import { isStreamedUpload, storageAdminRoutes, storageObjectCors, storageRoutes 
 
 export function buildApp(ctx: AppContext, pools: ProjectPools) {
   const app = new Hono<AppEnv>();
-  app.use(requestId(), accessLog(), securityHeaders(), except(isStreamedUpload, bodyLimit(ctx.config.bodyLimit)));
+  app.use(requestId(), accessLog(), securityHeaders(), bodyLimit(ctx.config.bodyLimit, isStreamedUpload));
   // Only what is audited or rate-limited by address needs the client's IP (looking it up costs on every request).
   app.use("/admin/api/*", clientIp(ctx.config.trustProxy));
   app.use("/provision", clientIp(ctx.config.trustProxy));
@@ -33,7 +32,9 @@ export function buildApp(ctx: AppContext, pools: ProjectPools) {
   app.route("/admin/api/jobs", jobRoutes(ctx));
   app.route("/admin/api/projects", storageAdminRoutes(ctx));
   app.use("/v1/storage/object/*", storageObjectCors());
-  app.use("/v1/*", except("/v1/storage/object/*", publicApiCors()));
+  // The signed-URL endpoint has CORS of its own (storageObjectCors).
+  const apiCors = publicApiCors();
+  app.use("/v1/*", (c, next) => (c.req.path.startsWith("/v1/storage/object/") ? next() : apiCors(c, next)));
   app.use("/rest/v1/*", publicApiCors(), postgrestErrors());
   app.route("/v1/db", dataRoutes(ctx, pools, { postgrest: false }));
   app.route("/rest/v1", dataRoutes(ctx, pools, { postgrest: true }));
