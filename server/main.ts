@@ -8,6 +8,7 @@ import { recordAudit } from "./platform/audit";
 import { openPlatform, startAtlasHub, VERSION } from "./serve";
 import { projectFlags, projectUsage, runProjectCommand } from "./projects/cli";
 import { runStorageCommand, storageFlags, storageUsage } from "./storage/cli";
+import { jobsUsage, runJobsCommand } from "./jobs/cli";
 
 const usage: Record<string, string> = {
   main: `atlashub ${VERSION}: self-hosted Postgres projects, REST API, storage and scheduler in one binary.
@@ -20,6 +21,7 @@ Commands:
   admin create   create an admin account: atlashub admin create --email you@example.com
   project        create, list, show, delete, restore or purge projects
   storage        list a project's buckets and objects, upload, download or delete objects
+  jobs           list scheduled jobs or run one now
   version        print the version
 
 Run 'atlashub <command> --help' for the flags of a command.`,
@@ -28,6 +30,7 @@ Run 'atlashub <command> --help' for the flags of a command.`,
   "admin create": `Usage: atlashub admin create --email EMAIL [flags]\n\nCreates an admin account. The password is read from standard input (first line) or prompted for on a terminal.\n\n${settingsHelp()}`,
   project: projectUsage,
   storage: storageUsage,
+  jobs: jobsUsage,
   version: "Usage: atlashub version\n\nPrints the version.",
 };
 
@@ -88,6 +91,20 @@ async function main(argv: string[]) {
         await close();
       }
       return process.exit(0);
+    }
+    case "jobs": {
+      const [sub = "", ...args] = rest;
+      const { positional, settingFlags } = splitPositional(args);
+      const { ctx, close } = await openPlatform(configFrom(settingFlags), { serve: false });
+      let exitCode: number;
+      try {
+        const result = await runJobsCommand(ctx, sub, positional);
+        print(result.output);
+        exitCode = result.exitCode;
+      } finally {
+        await close();
+      }
+      return process.exit(exitCode);
     }
     case "admin create": {
       const { value: email, remaining } = takeFlag(rest, "--email");

@@ -11,6 +11,7 @@ import { log } from "./platform/log";
 import { startReconciler } from "./projects/reconciler";
 import { ProjectPools } from "./data/pools";
 import { JobRunner } from "./jobs/runner";
+import { registerPlatformJobs } from "./jobs/platform";
 import { createObjectStore } from "./engines/storage";
 import { migrations } from "../migrations";
 import pkg from "../package.json";
@@ -35,6 +36,7 @@ export async function openPlatform(config: Config, mode: { serve: boolean; onEng
       await engine.start();
       const sql = await openControlPlane(engine.superuser(), config.controlDb);
       await runMigrations(sql, migrations);
+      await registerPlatformJobs(sql);
       await hardenClusterDatabases(sql);
       const extensions = await availableExtensions(sql);
       const clusterSql = openClusterPool(engine.superuser(), config.controlDb);
@@ -46,7 +48,9 @@ export async function openPlatform(config: Config, mode: { serve: boolean; onEng
         if (removed > 0) log.info("removed partial uploads left by a previous run", { count: removed });
       }
       const base = { config, version: VERSION, engine, sql, clusterSql, masterKey, extensions, storage };
-      const ctx: AppContext = { ...base, pools: new ProjectPools(base), jobs: new JobRunner(base) };
+      const ctx = { ...base, pools: new ProjectPools(base) } as AppContext;
+      // Platform jobs run with the whole context, so the runner is made once the rest of it exists.
+      ctx.jobs = new JobRunner(ctx);
       const close = async () => {
         await ctx.jobs.stop();
         await ctx.pools.closeAll();
@@ -72,7 +76,7 @@ export async function startAtlasHub(config: Config, onEngine?: (engine: Postgres
     log.warn("pgvector is not installed: projects will be created without the vector extension (run build/setup-postgres.sh as root to add it)");
   }
   const stopReconciler = startReconciler(ctx);
-  if (config.scheduler) ctx.jobs.startScheduler();
+  ctx.jobs.start();
   const app = buildApp(ctx, ctx.pools);
   let server: ReturnType<typeof Bun.serve>;
   try {

@@ -39,7 +39,7 @@ export function jobRoutes(ctx: AppContext) {
   });
 
   app.post("/:id/run", async (c) => {
-    const runId = await jobs.runJobNow(ctx, c.req.param("id"), auditing(c, "job.run"));
+    const { runId } = await jobs.runJobNow(ctx, c.req.param("id"), auditing(c, "job.run"));
     return c.json({ run_id: runId }, 202);
   });
 

@@ -15,6 +15,8 @@ beforeAll(async () => {
   // The server's own scheduler is off: each test drives runners of its own (on a simulated clock) against its control plane.
   server = await startTestServer({ ATLASHUB_JOB_ALLOW_HOSTS: "127.0.0.1", ATLASHUB_SCHEDULER: "false" });
   auth = await adminHeaders(server);
+  // Only the jobs each test creates run here (a simulated day would otherwise run the platform jobs too).
+  await server.ctx.sql`update jobs set enabled = false where kind = 'platform'`;
 });
 afterAll(async () => {
   await Promise.all(runners.map((r) => r.stop()));

@@ -6,6 +6,8 @@ import { log } from "../platform/log";
 import { Scheduler, type Clock, type ScheduledJob } from "./scheduler";
 import { guardedFetch, parseAllowList, SsrfBlockedError, type GuardOptions, type Resolver } from "./ssrf";
 import { readSecrets, type HttpPayload, type JobRow, type JobSecrets } from "./service";
+import { PLATFORM_TASKS } from "./platform";
+import { notify } from "./notify";
 
 const EXCERPT_BYTES = 4096;
 const MAX_REDIRECTS = 5;
@@ -13,7 +15,7 @@ const MAX_BACKOFF_MS = 10 * 60_000;
 
 export type RunStatus = "succeeded" | "failed" | "timed_out";
 
-interface Outcome {
+export interface Outcome {
   status: RunStatus;
   responseStatus?: number;
   responseBody?: string;
@@ -46,12 +48,17 @@ export class JobRunner {
   private stopping: Promise<void> | undefined;
 
   constructor(
-    private readonly ctx: Pick<AppContext, "sql" | "masterKey" | "config">,
+    private readonly ctx: AppContext,
     options: JobRunnerOptions = {},
   ) {
     this.instanceId = options.instanceId ?? `${hostname()}:${process.pid}:${randomBytes(3).toString("hex")}`;
     this.heartbeatMs = options.heartbeatMs ?? 5_000;
     this.guard = { allow: parseAllowList(ctx.config.jobAllowHosts), resolve: options.resolve };
+  }
+
+  /** For serve: starts the scheduler unless ATLASHUB_SCHEDULER=false. */
+  start() {
+    if (this.ctx.config.scheduler) this.startScheduler();
   }
 
   /** Starts claiming and running scheduled occurrences, and reaping the runs of dead instances. */
@@ -76,12 +83,18 @@ export class JobRunner {
     this.scheduler?.wake();
   }
 
-  /** Runs an already claimed run in the background on this instance ("run now"). */
-  launch(runId: string, firstAttempt = 1) {
+  /** Runs an already claimed run in the background on this instance ("run now"); the promise settles when it is recorded. */
+  launch(runId: string, firstAttempt = 1): Promise<void> {
     const run = this.execute(runId, this.abort.signal, firstAttempt)
       .catch((err) => log.error("job run crashed", { run: runId, reason: (err as Error).message }))
       .finally(() => this.inFlight.delete(run));
     this.inFlight.add(run);
+    return run;
+  }
+
+  /** Resolves once the runs this instance launched ("run now", takeovers) have finished. */
+  async idle() {
+    while (this.inFlight.size) await Promise.allSettled([...this.inFlight]);
   }
 
   /** Stops scheduling, interrupts runs in progress (recorded as failed) and waits for them. */
@@ -147,11 +160,23 @@ export class JobRunner {
         response_status = ${outcome.responseStatus ?? null}, response_body = ${outcome.responseBody ?? null}, error = ${outcome.error ?? null}
       where id = ${runId} and status = 'running' and instance_id = ${this.instanceId}`;
     log.info("job run finished", { job: job.id, run: runId, status: outcome.status, attempt, response_status: outcome.responseStatus });
+    if (job.notify && (job.notify.on === "always" || outcome.status !== "succeeded")) {
+      const url = readSecrets(this.ctx.masterKey, job).notify_url;
+      if (url) await notify(url, { job, runId, attempt, ...outcome }, this.guard, signal);
+    }
   }
 
   private async attempt(job: JobRow, signal: AbortSignal): Promise<Outcome> {
-    if (job.kind !== "http") return { status: "failed", error: `unknown job kind ${job.kind}`, final: true };
-    return httpAttempt(job.payload as HttpPayload, readSecrets(this.ctx.masterKey, job), job.timeout_ms, signal, this.guard);
+    if (job.kind === "http") return httpAttempt(job.payload as HttpPayload, readSecrets(this.ctx.masterKey, job), job.timeout_ms, signal, this.guard);
+    const task = PLATFORM_TASKS[(job.payload as { task: string }).task];
+    if (!task) return { status: "failed", error: "this version of AtlasHub has no such platform task", final: true };
+    // Platform tasks are the server's own database work: they run to the end (their heartbeat keeps them
+    // alive), as cutting a purge short only leaves it for the reconciler.
+    try {
+      return { status: "succeeded", responseBody: JSON.stringify(await task.run(this.ctx, signal)) };
+    } catch (err) {
+      return { status: "failed", error: (err as Error).message.slice(0, 500) };
+    }
   }
 }
 

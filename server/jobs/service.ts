@@ -7,6 +7,7 @@ import { errors } from "../http/errors";
 import { pageSchema, safeText } from "../http/schemas";
 import { nextRuns, parseSchedule, ScheduleError } from "./scheduler";
 import { checkTarget, SsrfBlockedError } from "./ssrf";
+import { PLATFORM_PREFIX, PLATFORM_TASKS } from "./platform";
 
 // ---- input ----------------------------------------------------------------------------------
 
@@ -55,8 +56,10 @@ const concurrency = z.enum(["forbid", "allow"]);
 const noBodyOnGet = (h: { method?: string; body?: string | null }) => !(h.body && (h.method === "GET" || h.method === "HEAD"));
 const noBodyOnGetMessage = { message: "a GET or HEAD request cannot have a body", path: ["body"] };
 
+const jobName = safeText(100).refine((n) => !n.startsWith(PLATFORM_PREFIX), `names starting with ${PLATFORM_PREFIX} are kept for platform jobs`);
+
 export const createJobSchema = z.object({
-  name: safeText(100),
+  name: jobName,
   schedule,
   timezone: timezone.default("UTC"),
   project_id: z.string().optional(),
@@ -81,7 +84,7 @@ export const createJobSchema = z.object({
 
 export const updateJobSchema = z
   .object({
-    name: safeText(100).optional(),
+    name: jobName.optional(),
     schedule: schedule.optional(),
     timezone: timezone.optional(),
     enabled: z.boolean().optional(),
@@ -178,7 +181,7 @@ export function presentJob(job: JobRow, lastRun: LastRun) {
     schedule: job.schedule,
     timezone: job.timezone,
     enabled: job.enabled,
-    ...(http ? { http } : { task: (job.payload as { task: string }).task, timeout_ms: job.timeout_ms }),
+    ...(http ? { http } : platformFields(job)),
     retries: job.retries,
     backoff_ms: job.backoff_ms,
     missed: job.missed,
@@ -189,6 +192,11 @@ export function presentJob(job: JobRow, lastRun: LastRun) {
     created_at: job.created_at,
     updated_at: job.updated_at,
   };
+}
+
+function platformFields(job: JobRow) {
+  const task = (job.payload as { task: string }).task;
+  return { task, description: PLATFORM_TASKS[task]?.description ?? null };
 }
 
 // ---- checks ---------------------------------------------------------------------------------
@@ -294,7 +302,7 @@ export async function updateJob(ctx: AppContext, id: string, input: UpdateJobInp
       const nextSchedule = input.schedule ?? current.schedule;
       const nextTimezone = input.timezone ?? current.timezone;
       assertSchedule(nextSchedule, nextTimezone);
-      if (input.http && current.kind !== "http") throw errors.unprocessable("This job is not an HTTP job.");
+      if (current.kind === "platform" && (input.http || input.name)) throw errors.unprocessable("A platform job's task and name are fixed; change its schedule, enabled, retries, missed, concurrency or notify.");
       const secrets = readSecrets(ctx.masterKey, current);
       let payload = current.payload;
       if (current.kind === "http") {
@@ -337,6 +345,7 @@ export async function updateJob(ctx: AppContext, id: string, input: UpdateJobInp
 export async function deleteJob(ctx: AppContext, id: string, record: (db: Db, job: JobRow) => Promise<unknown>) {
   await ctx.sql.begin(async (tx) => {
     const job = await getJobRow(tx, id, true);
+    if (job.kind === "platform") throw errors.unprocessable("Platform jobs cannot be deleted (they come back at the next start); disable it instead.");
     await tx`delete from jobs where id = ${id}`;
     await record(tx, job);
   });
@@ -374,7 +383,10 @@ export async function getRun(ctx: AppContext, jobId: string, runId: string) {
   return run;
 }
 
-/** Starts a run on this instance now, whatever the schedule; 409 while one is running and overlap is forbidden. */
+/**
+ * Starts a run on this instance now, whatever the schedule; 409 while one is running and overlap is
+ * forbidden. `finished` settles once the run's outcome is recorded.
+ */
 export async function runJobNow(ctx: AppContext, id: string, record: (db: Db, job: JobRow) => Promise<unknown>) {
   const runId = await ctx.sql.begin(async (tx) => {
     // The row lock makes the busy check and the insert one step for concurrent "run now" calls.
@@ -389,6 +401,5 @@ export async function runJobNow(ctx: AppContext, id: string, record: (db: Db, jo
     await record(tx, job);
     return run!.id;
   });
-  ctx.jobs.launch(runId);
-  return runId;
+  return { runId, finished: ctx.jobs.launch(runId) };
 }

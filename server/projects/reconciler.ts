@@ -6,18 +6,29 @@ import { advance, UNFINISHED } from "./provision";
 const INTERVAL_MS = 60_000;
 
 /**
- * Finishes every operation a stopped process left half-done (creation, delete, restore, purge) and
- * purges soft-deleted projects past ATLASHUB_DELETED_RETENTION. Projects another instance is working
- * on are skipped (their advisory lock is taken). Reports what it did in the log and the audit log.
+ * Purges soft-deleted projects past ATLASHUB_DELETED_RETENTION: each is marked purging (audited),
+ * then purged; a purge cut short is finished by the reconciler. Run by the platform job
+ * platform/purge_deleted_projects (server/jobs/platform.ts), so it shows in the job list and history.
  */
-export async function reconcileProjects(ctx: AppContext) {
+export async function purgeExpiredProjects(ctx: AppContext) {
   const expired = await ctx.sql<{ id: string }[]>`
     update projects set status = 'purging', operation = 'purge', updated_at = now()
     where status = 'deleted' and deleted_at < now() - make_interval(secs => ${ctx.config.deletedRetention})
     returning id`;
+  let purged = 0;
   for (const { id } of expired) {
-    await recordAudit(ctx.sql, { actor: { type: "system", label: "reconciler" }, action: "project.purge", target: { type: "project", id }, details: { reason: "retention" } });
+    await recordAudit(ctx.sql, { actor: { type: "system", label: "retention" }, action: "project.purge", target: { type: "project", id }, details: { reason: "retention" } });
+    if ((await advance(ctx, id, "try")) === "purged") purged++;
   }
+  return purged;
+}
+
+/**
+ * Finishes every operation a stopped process left half-done (creation, delete, restore, purge).
+ * Projects another instance is working on are skipped (their advisory lock is taken). Reports what
+ * it did in the log and the audit log.
+ */
+export async function reconcileProjects(ctx: AppContext) {
   const unfinished = await ctx.sql<{ id: string; status: string }[]>`select id, status from projects where status in ${ctx.sql(UNFINISHED)} order by updated_at`;
   for (const { id, status } of unfinished) {
     const final = await advance(ctx, id, "try");

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from "bun:test";
 import postgres from "postgres";
 import { adminHeaders, clientTracker, createTestProject, jsonRequest, startTestServer, type TestServer } from "../test/server";
 import { registerSecret } from "../test/harness";
-import { reconcileProjects } from "./reconciler";
+import { purgeExpiredProjects } from "./reconciler";
 
 let server: TestServer;
 let auth: Record<string, string>;
@@ -245,7 +245,7 @@ describe("failed projects", () => {
   });
 });
 
-describe("the reconciler", () => {
+describe("retention", () => {
   it("purges soft-deleted projects once ATLASHUB_DELETED_RETENTION has passed", async () => {
     const short = await startTestServer({ ATLASHUB_DELETED_RETENTION: "1s" });
     try {
@@ -255,7 +255,7 @@ describe("the reconciler", () => {
       for (const c of Object.values(p.credentials) as { password: string }[]) registerSecret(c.password);
       await short.fetch(`/admin/api/projects/${p.id}`, { method: "DELETE", headers: shortAuth });
       await short.ctx.sql`update projects set deleted_at = now() - interval '2 seconds' where id = ${p.id}`;
-      await reconcileProjects(short.ctx);
+      expect(await purgeExpiredProjects(short.ctx)).toBe(1);
       const [row] = await short.ctx.sql`select status from projects where id = ${p.id}`;
       expect(row!.status).toBe("purged");
       expect(await short.ctx.sql`select 1 from pg_database where datname = ${`p_${p.id}`}`).toHaveLength(0);

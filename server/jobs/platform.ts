@@ -1,0 +1,46 @@
+// Platform jobs: the server's own housekeeping, run by the same scheduler as HTTP jobs so that they
+// show in the job list and history and can be disabled or rescheduled. Another domain adds its task
+// here; registerPlatformJobs creates the missing ones at start-up with their default schedule.
+import type { AppContext } from "../context";
+import type { Sql } from "../platform/db";
+import { purgeExpiredProjects } from "../projects/reconciler";
+
+export const PLATFORM_PREFIX = "platform/";
+const RUN_HISTORY_DAYS = 30;
+
+export interface PlatformTask {
+  description: string;
+  schedule: string;
+  /** Returns counts for the run's history (kept as its response body). */
+  run(ctx: AppContext, signal: AbortSignal): Promise<Record<string, number>>;
+}
+
+export const PLATFORM_TASKS: Record<string, PlatformTask> = {
+  purge_deleted_projects: {
+    description: "Purge soft-deleted projects past ATLASHUB_DELETED_RETENTION (database and roles dropped for good).",
+    schedule: "* * * * *",
+    run: async (ctx) => ({ purged: await purgeExpiredProjects(ctx) }),
+  },
+  clean_expired_sessions: {
+    description: "Delete expired admin sessions.",
+    schedule: "17 * * * *",
+    run: async (ctx) => ({ deleted: (await ctx.sql`delete from admin_sessions where expires_at < now()`).count }),
+  },
+  prune_job_runs: {
+    description: `Delete job runs finished more than ${RUN_HISTORY_DAYS} days ago.`,
+    schedule: "41 3 * * *",
+    run: async (ctx) => ({
+      deleted: (await ctx.sql`delete from job_runs where status <> 'running' and started_at < now() - make_interval(days => ${RUN_HISTORY_DAYS})`).count,
+    }),
+  },
+};
+
+/** Creates the platform jobs that do not exist yet; an admin's changes to existing ones are kept. */
+export async function registerPlatformJobs(sql: Sql) {
+  for (const [task, t] of Object.entries(PLATFORM_TASKS)) {
+    await sql`
+      insert into jobs (name, kind, schedule, payload, timeout_ms)
+      values (${PLATFORM_PREFIX + task}, 'platform', ${t.schedule}, ${sql.json({ task })}, 60000)
+      on conflict do nothing`;
+  }
+}
