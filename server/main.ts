@@ -2,7 +2,7 @@
 import { z } from "zod";
 import { ConfigError, loadConfig, settings, type Config } from "./config";
 import type { PostgresEngine } from "./engines/postgres/engine";
-import { log, setLogLevel } from "./platform/log";
+import { log, setLogLevel, setLogSink } from "./platform/log";
 import { emailSchema, passwordSchema, createAdmin } from "./admin/service";
 import { recordAudit } from "./platform/audit";
 import { openPlatform, startAtlasHub, VERSION } from "./serve";
@@ -93,6 +93,8 @@ async function main(argv: string[]) {
       return process.exit(0);
     }
     case "jobs": {
+      // Standard output is the result (JSON of a run); the run's log lines go to standard error.
+      setLogSink((line) => process.stderr.write(line + "\n"));
       const [sub = "", ...args] = rest;
       const { positional, settingFlags } = splitPositional(args);
       const { ctx, close } = await openPlatform(configFrom(settingFlags), { serve: false });
