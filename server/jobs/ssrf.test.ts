@@ -193,6 +193,22 @@ describe("guardedFetch", () => {
     expect(h.connects).toEqual([`http://127.0.0.1:${server.port}/plain`]);
   });
 
+  it("connects directly even when a proxy is configured (a proxy would resolve the name again)", async () => {
+    const proxied: string[] = [];
+    const proxy = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: (req) => (proxied.push(req.url), new Response("proxy")) });
+    const saved = process.env.HTTP_PROXY;
+    process.env.HTTP_PROXY = `http://127.0.0.1:${proxy.port}`;
+    try {
+      const { response } = await guardedFetch(`${base}/direct`, { method: "GET" }, { ...harness(), allow });
+      expect(await response.text()).toBe("hello");
+      expect(proxied).toEqual([]);
+    } finally {
+      if (saved === undefined) delete process.env.HTTP_PROXY;
+      else process.env.HTTP_PROXY = saved;
+      proxy.stop(true);
+    }
+  });
+
   it("refuses a redirect to 127.0.0.1 without connecting to it", async () => {
     for (const path of ["/to-loopback", "/to-ipv6-loopback"]) {
       const h = harness();

@@ -309,7 +309,7 @@ export async function guardedFetch(target: string | URL, request: GuardedRequest
       body,
       signal: request.signal,
       redirect: "manual",
-      proxy: false as unknown as undefined, // a proxy would do its own lookup
+      proxy: false, // a proxy would do its own lookup
       tls: isIP(checked.url.hostname) ? undefined : { serverName: checked.url.hostname },
     } as BunFetchRequestInit);
     const location = response.headers.get("location");
