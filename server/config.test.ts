@@ -47,6 +47,7 @@ describe("loadConfig", () => {
     ["a pool larger than the cap on project connections", { ATLASHUB_MAX_PROJECT_CONNECTIONS: "4" }, [], /^invalid setting ATLASHUB_MAX_PROJECT_CONNECTIONS .*at least ATLASHUB_PROJECT_POOL_MAX \(5\), got 4$/],
     ["a pool beyond the app role's connection limit", { ATLASHUB_PROJECT_POOL_MAX: "21" }, [], /ATLASHUB_PROJECT_POOL_MAX .*at most 20/],
     ["a zero rate limit", { ATLASHUB_API_RATE_LIMIT: "0" }, [], /ATLASHUB_API_RATE_LIMIT/],
+    ["a job notify URL that is not http(s), without echoing it", { ATLASHUB_JOB_NOTIFY_URL: "ftp://hooks.example/token-123" }, [], /^invalid setting ATLASHUB_JOB_NOTIFY_URL .*\(value hidden\)$/],
     ["an unknown storage driver", { ATLASHUB_STORAGE: "gcs" }, [], /ATLASHUB_STORAGE .*must be fs or s3/],
     ["s3 storage without credentials", { ATLASHUB_STORAGE: "s3", ATLASHUB_S3_ACCESS_KEY_ID: "id" }, [], /ATLASHUB_S3_SECRET_ACCESS_KEY.*required when ATLASHUB_STORAGE=s3/],
     ["an S3 bucket name S3 would refuse", { ATLASHUB_S3_BUCKET: "Shared_Bucket" }, [], /ATLASHUB_S3_BUCKET /],

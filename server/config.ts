@@ -53,6 +53,16 @@ const allowHosts = z.string().transform((v, ctx) => {
 /** An S3 bucket name (3–63 characters of lowercase letters, digits, . and -). */
 const s3BucketName = z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, "must be an S3 bucket name (3–63 characters: a-z, 0-9, . and -)");
 
+/** A webhook to post to: any http(s) URL without credentials (its path or query usually holds a token). */
+const webhookUrl = z.string().refine((v) => {
+  try {
+    const u = new URL(v);
+    return (u.protocol === "http:" || u.protocol === "https:") && !u.username && !u.password;
+  } catch {
+    return false;
+  }
+}, "must be an http:// or https:// URL without credentials");
+
 /** "7d", "12h", "30m", "45s" → seconds. */
 const duration = z
   .string()
@@ -109,6 +119,7 @@ export const settings = {
   sessionHours: setting("ATLASHUB_SESSION_HOURS", positiveInt, "168", "Lifetime of an admin session cookie in hours."),
   trustProxy: setting("ATLASHUB_TRUST_PROXY", bool, "false", "Take the client IP from X-Forwarded-For (only behind a reverse proxy you run)."),
   scheduler: setting("ATLASHUB_SCHEDULER", bool, "true", "Run scheduled jobs in this process (false: serve only; another instance on the same control plane runs them)."),
+  jobNotifyUrl: setting("ATLASHUB_JOB_NOTIFY_URL", webhookUrl.optional(), undefined, "Webhook (Discord or any JSON endpoint) told about every job run that does not succeed, besides each job's own notify."),
   jobAllowHosts: setting("ATLASHUB_JOB_ALLOW_HOSTS", allowHosts, "", "Internal hosts, addresses or CIDR ranges that HTTP jobs and notifications may reach (comma-separated); everything private is refused otherwise."),
   logLevel: setting("ATLASHUB_LOG_LEVEL", z.enum(["debug", "info", "warn", "error"]), "info", "Lowest log level written."),
 };
@@ -126,7 +137,7 @@ export function loadConfig(env: Record<string, string | undefined>, argv: string
     const raw = flags.get(s.flag) ?? emptyToUndefined(env[s.env]) ?? s.fallback;
     const parsed = s.schema.safeParse(raw);
     if (!parsed.success) {
-      const shown = ["ATLASHUB_MASTER_KEY", "ATLASHUB_DATABASE_URL", "ATLASHUB_PROVISION_KEY", "ATLASHUB_S3_SECRET_ACCESS_KEY"].includes(s.env) ? "(value hidden)" : JSON.stringify(raw);
+      const shown = ["ATLASHUB_MASTER_KEY", "ATLASHUB_DATABASE_URL", "ATLASHUB_PROVISION_KEY", "ATLASHUB_S3_SECRET_ACCESS_KEY", "ATLASHUB_JOB_NOTIFY_URL"].includes(s.env) ? "(value hidden)" : JSON.stringify(raw);
       throw new ConfigError(`invalid setting ${s.env} (${s.flag}): ${parsed.error.issues[0]?.message ?? "invalid"}, got ${shown}`);
     }
     out[key] = parsed.data;

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "bun:test";
 import { adminHeaders, createTestProject, jsonRequest, startTestServer, type TestServer } from "../test/server";
-import { waitFor } from "../test/harness";
+import { registerSecret, waitFor } from "../test/harness";
 import { startHttpTarget } from "../test/httpTarget";
 import { runJobsCommand } from "./cli";
 
@@ -110,6 +110,28 @@ describe("notifications", () => {
     await server.ctx.jobs.idle();
     expect(target.hits("/hooks/quiet")).toHaveLength(0);
     expect(JSON.parse(target.hits("/hooks/loud")[0]!.body).run.status).toBe("succeeded");
+  });
+});
+
+describe("ATLASHUB_JOB_NOTIFY_URL", () => {
+  it("is told about every run that does not succeed, of any job", async () => {
+    const hook = `${target.url}/hooks/global-token-7f6e5d4c3b2a`;
+    registerSecret(hook);
+    const own = await startTestServer({ ATLASHUB_JOB_NOTIFY_URL: hook, ATLASHUB_JOB_ALLOW_HOSTS: "127.0.0.1", ATLASHUB_SCHEDULER: "false" });
+    try {
+      const headers = await adminHeaders(own);
+      for (const [name, path] of [["global-ok", "/ok"], ["global-fail", "/status/502"]]) {
+        const res = await own.fetch("/admin/api/jobs", jsonRequest("POST", { name, schedule: "@daily", kind: "http", http: { method: "GET", url: target.url + path } }, headers));
+        const job = (await res.json()) as { id: string };
+        await own.fetch(`/admin/api/jobs/${job.id}/run`, { method: "POST", headers });
+      }
+      await waitFor("both runs", async () => (await own.ctx.sql`select 1 from job_runs where status <> 'running'`).length === 2);
+      await own.ctx.jobs.idle();
+      const hits = target.hits("/hooks/global-token-7f6e5d4c3b2a").map((h) => JSON.parse(h.body));
+      expect(hits.map((h) => [h.job.name, h.run.status])).toEqual([["global-fail", "failed"]]);
+    } finally {
+      await own.stop();
+    }
   });
 });
 

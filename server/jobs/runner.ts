@@ -164,6 +164,8 @@ export class JobRunner {
       const url = readSecrets(this.ctx.masterKey, job).notify_url;
       if (url) await notify(url, { job, runId, attempt, ...outcome }, this.guard, signal);
     }
+    const everyFailure = this.ctx.config.jobNotifyUrl;
+    if (everyFailure && outcome.status !== "succeeded") await notify(everyFailure, { job, runId, attempt, ...outcome }, this.guard, signal);
   }
 
   private async attempt(job: JobRow, signal: AbortSignal): Promise<Outcome> {
