@@ -159,6 +159,23 @@ describe("runs of instances that died", () => {
   });
 });
 
+describe("a run taken over while its instance was only stalled", () => {
+  it("is given up by that instance, which then records nothing", async () => {
+    const job = await createJob("/hang", { http: { method: "GET", url: target.url + "/hang", timeout_ms: 60_000 }, notify: { on: "always", webhook_url: target.url + "/hooks/stalled" } });
+    const slow = runner("stalled", { heartbeatMs: 50 });
+    const [run] = await server.ctx.sql<{ id: string }[]>`
+      insert into job_runs (job_id, scheduled_for, trigger, status, instance_id) values (${job.id}, now(), 'manual', 'running', ${slow.instanceId}) returning id`;
+    const hangsBefore = target.hits("/hang").length;
+    const finished = slow.launch(run!.id);
+    await waitFor("the request to arrive", () => target.hits("/hang").length > hangsBefore);
+    await server.ctx.sql`update job_runs set instance_id = 'the-new-owner' where id = ${run!.id}`;
+    await finished;
+    const [row] = await server.ctx.sql`select status, instance_id, finished_at from job_runs where id = ${run!.id}`;
+    expect(row).toEqual({ status: "running", instance_id: "the-new-owner", finished_at: null });
+    expect(target.hits("/hooks/stalled")).toHaveLength(0);
+  });
+});
+
 describe("stopping", () => {
   it("interrupts a run in progress and records it as failed", async () => {
     const job = await createJob("/hang", { http: { method: "GET", url: target.url + "/hang", timeout_ms: 60_000 } });

@@ -131,20 +131,26 @@ export class JobRunner {
   }
 
   /** Executes a claimed run: attempts with backoff, heartbeats, and the outcome recorded. */
-  private async execute(runId: string, signal: AbortSignal, firstAttempt = 1) {
+  private async execute(runId: string, stopping: AbortSignal, firstAttempt = 1) {
     const sql = this.ctx.sql;
     const [job] = await sql<JobRow[]>`select j.* from jobs j join job_runs r on r.job_id = j.id where r.id = ${runId}`;
     if (!job) return;
-    const beat = setInterval(
-      () => void sql`update job_runs set heartbeat_at = now() where id = ${runId} and status = 'running' and instance_id = ${this.instanceId}`.catch(() => {}),
-      this.heartbeatMs,
-    );
+    // Another instance takes a run over when its heartbeats stop arriving (this process stalled): the
+    // heartbeat then finds the run no longer ours, and the request in flight is given up.
+    const lost = new AbortController();
+    const signal = AbortSignal.any([stopping, lost.signal]);
+    const ours = async () =>
+      (await sql`update job_runs set heartbeat_at = now() where id = ${runId} and status = 'running' and instance_id = ${this.instanceId} returning 1`).length > 0;
+    const beat = setInterval(() => void ours().then((yes) => yes || lost.abort(), () => {}), this.heartbeatMs);
     let outcome: Outcome;
     let attempt = firstAttempt;
     try {
       for (; ; attempt++) {
-        await sql`update job_runs set attempt = ${attempt}, heartbeat_at = now() where id = ${runId} and instance_id = ${this.instanceId}`;
+        const [mine] = await sql`
+          update job_runs set attempt = ${attempt}, heartbeat_at = now() where id = ${runId} and status = 'running' and instance_id = ${this.instanceId} returning 1`;
+        if (!mine) return;
         outcome = await this.attempt(job, signal);
+        if (lost.signal.aborted) return;
         if (outcome.status === "succeeded" || outcome.final || attempt >= job.retries + 1) break;
         await sleep(backoffDelay(job.backoff_ms, attempt), signal);
         if (signal.aborted) {
@@ -155,6 +161,7 @@ export class JobRunner {
     } finally {
       clearInterval(beat);
     }
+    if (lost.signal.aborted) return;
     await sql`
       update job_runs set status = ${outcome.status}, attempt = ${attempt}, finished_at = now(), duration_ms = ${durationSql(sql)},
         response_status = ${outcome.responseStatus ?? null}, response_body = ${outcome.responseBody ?? null}, error = ${outcome.error ?? null}
