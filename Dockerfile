@@ -18,11 +18,16 @@ WORKDIR /src
 COPY package.json package-lock.json ./
 COPY build/patch-postgres.mjs ./build/
 COPY build/patches ./build/patches
-RUN bun install --production --ignore-scripts && bun build/patch-postgres.mjs
+# Dev dependencies too: Vite builds the admin UI, which the binary embeds (build/embed-ui.ts).
+RUN bun install --ignore-scripts && bun build/patch-postgres.mjs
 COPY tsconfig.json ./
 COPY migrations ./migrations
 COPY server ./server
-RUN bun build --compile --minify --sourcemap=none server/main.ts --outfile /out/atlashub
+COPY ui ./ui
+COPY build/embed-ui.ts ./build/
+RUN bun --bun node_modules/.bin/vite build ui \
+ && bun build/embed-ui.ts \
+ && bun build --compile --minify --sourcemap=none server/ui/embedded.gen.ts --outfile /out/atlashub
 
 # --- pgvector: not in bookworm, so build it the way `npm start` does (build/setup-postgres.sh) -----
 FROM debian:bookworm-slim AS pgvector

@@ -9,6 +9,7 @@ source build/lib.sh
 ensure_node_modules || exit 1
 bash build/setup-postgres.sh || echo "test: build/setup-postgres.sh failed (offline?); testing with what is installed"
 bash build/setup-qemu.sh || echo "test: qemu is missing; the arm64 smoke test will fail"
+bash build/setup-chromium.sh || echo "test: chromium is missing; the admin UI browser test (server/e2e/ui.test.ts) will fail"
 bash build/build.sh || exit 1
 
 # Everything the suite creates lives under one root that is removed below, even when tests crash.
@@ -41,6 +42,8 @@ run_bun_test() {
 
 echo "test: typecheck (tsc --noEmit)"
 if node_modules/.bin/tsc --noEmit -p .; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
+echo "test: typecheck of the admin UI (tsc --noEmit -p ui)"
+if node_modules/.bin/tsc --noEmit -p ui; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
 
 run_bun_test suite server
 # Runs last, on purpose: it reads the log of everything above.

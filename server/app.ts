@@ -13,6 +13,7 @@ import { postgrestErrors } from "./data/postgrest";
 import { provisionRoutes } from "./projects/provisionRoute";
 import { jobRoutes } from "./jobs/routes";
 import { isStreamedUpload, storageAdminRoutes, storageObjectCors, storageRoutes } from "./storage/routes";
+import { serveUi } from "./ui/routes";
 
 export function buildApp(ctx: AppContext, pools: ProjectPools) {
   const app = new Hono<AppEnv>();
@@ -39,5 +40,7 @@ export function buildApp(ctx: AppContext, pools: ProjectPools) {
   app.route("/v1/db", dataRoutes(ctx, pools, { postgrest: false }));
   app.route("/rest/v1", dataRoutes(ctx, pools, { postgrest: true }));
   app.route("/v1/storage", storageRoutes(ctx));
+  // Last: the admin UI answers GETs no API route took (never under the API prefixes).
+  app.get("/*", serveUi());
   return app;
 }

@@ -30,10 +30,13 @@ describe("GET /health", () => {
     expect(hostile.headers.get("x-request-id")).not.toBe("a b\tc");
   });
 
-  it("answers unknown routes with the JSON error shape", async () => {
-    const res = await server.fetch("/no/such/thing");
-    expect(res.status).toBe(404);
-    expect(await res.json()).toEqual({ error: { code: "route_not_found", message: expect.any(String) } });
+  // Other GETs are the admin UI's client-side routes (server/ui/routes.test.ts).
+  it("answers unknown API routes and non-GETs with the JSON error shape", async () => {
+    for (const [method, path] of [["GET", "/v1/no/such/thing"], ["POST", "/no/such/thing"]]) {
+      const res = await server.fetch(path!, { method });
+      expect(res.status).toBe(404);
+      expect(await res.json()).toEqual({ error: { code: "route_not_found", message: expect.any(String) } });
+    }
   });
 });
 

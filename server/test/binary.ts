@@ -89,8 +89,8 @@ process.on("exit", () => {
 export function spawnAtlasHub(options: SpawnOptions = {}) {
   const binary = options.binary ?? (options.qemu ? arm64Binary : x64Binary);
   if (!existsSync(binary)) throw new Error(`${binary} does not exist: run \`npm run build\` first`);
-  // The same test as build/build.sh --if-stale: a source (not a test) newer than the binary.
-  const find = ["find", "server", "migrations", "package.json", "-type", "f", "-newer", binary, "-not", "-name", "*.test.ts", "-not", "-path", "server/test/*", "-not", "-path", "server/e2e/*", "-print", "-quit"];
+  // The same test as build/build.sh --if-stale: a source (not a test) or UI file newer than the binary.
+  const find = ["find", "server", "migrations", "package.json", "ui/dist", "-type", "f", "-newer", binary, "-not", "-name", "*.test.ts", "-not", "-path", "server/test/*", "-not", "-path", "server/e2e/*", "-print", "-quit"];
   const stale = Bun.spawnSync(find, { cwd: repoRoot }).stdout.toString().trim();
   if (stale) throw new Error(`${binary} is older than ${stale}: run \`npm run build\` first`);
   if (options.qemu && !existsSync(QEMU)) {

@@ -1,0 +1,257 @@
+// The one client of the admin API (docs/API.md). Every call goes through `request`, which sends the
+// session cookie, turns the server's error shape into an ApiError and sends a 401 to the sign-in page.
+
+export interface Page<T> {
+  items: T[];
+  limit: number;
+  offset: number;
+}
+
+export type ProjectStatus =
+  | "pending"
+  | "creating_roles"
+  | "creating_db"
+  | "configuring"
+  | "ready"
+  | "failed"
+  | "deleting"
+  | "deleted"
+  | "restoring"
+  | "purging"
+  | "purged";
+
+export type RoleKind = "owner" | "app" | "ro";
+
+export interface Project {
+  id: string;
+  name: string;
+  description: string;
+  status: ProjectStatus;
+  failure_reason: string | null;
+  rate_limit_rps: number | null;
+  rate_limit_burst: number | null;
+  created_at: string;
+  updated_at: string;
+  deleted_at: string | null;
+  purged_at?: string | null;
+  database: {
+    name: string;
+    host: string;
+    port: number;
+    sslmode: string;
+    roles: Record<RoleKind, string>;
+    extensions: string[];
+  };
+}
+
+export interface Credential {
+  role: string;
+  password: string;
+  connection_string: string;
+}
+export type Credentials = Record<RoleKind, Credential>;
+
+export type Access = "read" | "write" | "migrate";
+export interface DbUser {
+  username: string;
+  access: Access;
+  role_name: string;
+  created_at: string;
+  password_changed_at: string;
+}
+export interface DbUserWithPassword extends DbUser {
+  password: string;
+  connection_string: string;
+}
+
+export type KeyKind = "publishable" | "secret";
+export interface ApiKey {
+  id: string;
+  name: string;
+  kind: KeyKind;
+  prefix: string;
+  created_at: string;
+  last_used_at: string | null;
+  expires_at: string | null;
+  revoked_at: string | null;
+  replaced_by: string | null;
+  status: "active" | "rotating" | "expired" | "revoked";
+}
+export interface NewApiKey extends ApiKey {
+  key: string;
+}
+
+export interface Bucket {
+  name: string;
+  public: boolean;
+  created_at: string;
+  objects: number;
+  bytes: number;
+}
+export interface StoredObject {
+  key: string;
+  size: number;
+  content_type: string;
+  sha256: string | null;
+  uploaded_by: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface AuditEntry {
+  id: string;
+  at: string;
+  actor_type: "admin" | "token" | "cli" | "system" | "anonymous";
+  actor_id: string | null;
+  actor_label: string | null;
+  action: string;
+  target_type: string | null;
+  target_id: string | null;
+  request_id: string | null;
+  ip: string | null;
+  details: Record<string, unknown>;
+}
+
+export interface Me {
+  id: string;
+  email: string;
+  via: "admin" | "token";
+}
+
+/** The server's error shape, with the HTTP status; `retryAfter` (seconds) on 429. */
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly details?: Record<string, unknown>,
+    readonly retryAfter?: number,
+  ) {
+    super(message);
+  }
+}
+
+let onUnauthorized: () => void = () => {};
+/** Called when a request answers 401 (the session ended): the app goes to the sign-in page. */
+export function setUnauthorizedHandler(handler: () => void) {
+  onUnauthorized = handler;
+}
+
+async function toError(res: Response): Promise<ApiError> {
+  const retry = Number(res.headers.get("retry-after")) || undefined;
+  try {
+    const body = (await res.json()) as { error?: { code?: string; message?: string; details?: Record<string, unknown> } };
+    if (body.error?.code) return new ApiError(res.status, body.error.code, body.error.message ?? res.statusText, body.error.details, retry);
+  } catch {}
+  return new ApiError(res.status, "http_error", `${res.status} ${res.statusText || "error"}`, undefined, retry);
+}
+
+async function request<T>(method: string, path: string, body?: unknown, options: { quiet401?: boolean } = {}): Promise<T> {
+  let res: Response;
+  try {
+    res = await fetch(`/admin/api${path}`, {
+      method,
+      credentials: "same-origin",
+      headers: body === undefined ? undefined : { "content-type": "application/json" },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  } catch {
+    throw new ApiError(0, "network_error", "The server did not answer. Is AtlasHub running?");
+  }
+  if (!res.ok) {
+    const error = await toError(res);
+    if (res.status === 401 && !options.quiet401) onUnauthorized();
+    throw error;
+  }
+  if (res.status === 204) return undefined as T;
+  return (await res.json()) as T;
+}
+
+const q = (params: Record<string, string | number | undefined>) => {
+  const s = new URLSearchParams();
+  for (const [k, v] of Object.entries(params)) if (v !== undefined && v !== "") s.set(k, String(v));
+  const text = s.toString();
+  return text ? `?${text}` : "";
+};
+const enc = encodeURIComponent;
+/** An object key in a URL path: each segment encoded, the slashes kept. */
+export const keyPath = (key: string) => key.split("/").map(enc).join("/");
+
+export const api = {
+  login: (email: string, password: string) =>
+    request<{ user: { id: string; email: string }; expires_at: string }>("POST", "/login", { email, password }, { quiet401: true }),
+  logout: () => request<void>("POST", "/logout"),
+  me: () => request<Me>("GET", "/me", undefined, { quiet401: true }),
+
+  projects: {
+    list: (params: { status?: ProjectStatus; limit?: number; offset?: number } = {}) => request<Page<Project>>("GET", `/projects${q(params)}`),
+    get: (id: string) => request<Project>("GET", `/projects/${enc(id)}`),
+    create: (input: { name: string; description?: string }) => request<Project & { credentials: Credentials }>("POST", "/projects", input),
+    update: (id: string, input: { name?: string; description?: string }) => request<Project>("PATCH", `/projects/${enc(id)}`, input),
+    remove: (id: string) => request<Project>("DELETE", `/projects/${enc(id)}`),
+    purge: (id: string, confirm: string) => request<Project>("DELETE", `/projects/${enc(id)}?purge=true`, { confirm }),
+    restore: (id: string) => request<Project>("POST", `/projects/${enc(id)}/restore`),
+    retry: (id: string) => request<Project>("POST", `/projects/${enc(id)}/retry`),
+    reveal: (id: string) => request<{ credentials: Credentials }>("POST", `/projects/${enc(id)}/credentials/reveal`),
+    rotate: (id: string, role: RoleKind) => request<Credential>("POST", `/projects/${enc(id)}/credentials/rotate`, { role }),
+  },
+
+  users: {
+    list: (project: string) => request<{ items: DbUser[] }>("GET", `/projects/${enc(project)}/users`),
+    create: (project: string, input: { username: string; access: Access }) => request<DbUserWithPassword>("POST", `/projects/${enc(project)}/users`, input),
+    regenerate: (project: string, username: string) =>
+      request<DbUserWithPassword>("POST", `/projects/${enc(project)}/users/${enc(username)}/regenerate-password`),
+    remove: (project: string, username: string) => request<void>("DELETE", `/projects/${enc(project)}/users/${enc(username)}`),
+  },
+
+  keys: {
+    list: (project: string) => request<Page<ApiKey>>("GET", `/projects/${enc(project)}/keys?limit=1000`),
+    create: (project: string, input: { name: string; kind: KeyKind; expires_at?: string }) => request<NewApiKey>("POST", `/projects/${enc(project)}/keys`, input),
+    rotate: (project: string, keyId: string, graceHours: number) =>
+      request<NewApiKey>("POST", `/projects/${enc(project)}/keys/${enc(keyId)}/rotate`, { grace_hours: graceHours }),
+    revoke: (project: string, keyId: string) => request<void>("DELETE", `/projects/${enc(project)}/keys/${enc(keyId)}`),
+  },
+
+  storage: {
+    buckets: (project: string) => request<{ items: Bucket[] }>("GET", `/projects/${enc(project)}/storage/buckets`),
+    createBucket: (project: string, input: { name: string; public: boolean }) => request<Bucket>("POST", `/projects/${enc(project)}/storage/buckets`, input),
+    updateBucket: (project: string, bucket: string, input: { public: boolean }) =>
+      request<Bucket>("PATCH", `/projects/${enc(project)}/storage/buckets/${enc(bucket)}`, input),
+    deleteBucket: (project: string, bucket: string) => request<void>("DELETE", `/projects/${enc(project)}/storage/buckets/${enc(bucket)}?force=true`),
+    objects: (project: string, bucket: string, params: { prefix?: string; cursor?: string; limit?: number }) =>
+      request<{ items: StoredObject[]; next_cursor: string | null }>("GET", `/projects/${enc(project)}/storage/buckets/${enc(bucket)}/objects${q(params)}`),
+    objectUrl: (project: string, bucket: string, key: string) => `/admin/api/projects/${enc(project)}/storage/buckets/${enc(bucket)}/objects/${keyPath(key)}`,
+    deleteObject: (project: string, bucket: string, key: string) =>
+      request<void>("DELETE", `/projects/${enc(project)}/storage/buckets/${enc(bucket)}/objects/${keyPath(key)}`),
+    settings: (project: string) => request<{ max_upload_bytes: number | null; effective_max_upload_bytes: number }>("GET", `/projects/${enc(project)}/storage/settings`),
+  },
+
+  audit: (params: { action?: string; limit?: number; offset?: number }) => request<Page<AuditEntry>>("GET", `/audit${q(params)}`),
+};
+
+/**
+ * Uploads through the admin API with progress (fetch cannot report upload progress; XHR can).
+ * Resolves with the stored object's metadata; rejects with an ApiError.
+ */
+export function uploadObject(project: string, bucket: string, key: string, file: File, onProgress: (sent: number, total: number) => void, signal?: AbortSignal) {
+  return new Promise<StoredObject>((resolve, reject) => {
+    const xhr = new XMLHttpRequest();
+    xhr.open("PUT", api.storage.objectUrl(project, bucket, key));
+    xhr.setRequestHeader("content-type", file.type || "application/octet-stream");
+    xhr.upload.onprogress = (e) => onProgress(e.loaded, e.lengthComputable ? e.total : file.size);
+    xhr.onload = () => {
+      let body: any;
+      try {
+        body = JSON.parse(xhr.responseText);
+      } catch {}
+      if (xhr.status >= 200 && xhr.status < 300) return resolve(body as StoredObject);
+      if (xhr.status === 401) onUnauthorized();
+      const e = body?.error;
+      reject(new ApiError(xhr.status, e?.code ?? "http_error", e?.message ?? `Upload failed (${xhr.status})`, e?.details));
+    };
+    xhr.onerror = () => reject(new ApiError(0, "network_error", "The upload was interrupted."));
+    xhr.onabort = () => reject(new ApiError(0, "aborted", "Upload cancelled."));
+    signal?.addEventListener("abort", () => xhr.abort());
+    xhr.send(file);
+  });
+}
