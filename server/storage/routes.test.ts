@@ -258,6 +258,15 @@ describe("uploading and downloading through signed URLs", () => {
     expect(over.status).toBe(409);
     expect(filesUnder(join(storageRoot, a.id, "uploads", "nest"))).toEqual(["leaf"]);
   });
+  it("lets a failed upload of a/b leave the key a free: 413 then upload, download and delete of a", async () => {
+    const signed = await uploadUrl({ key: "blocked/child", max_bytes: 1 });
+    const tooLarge = await fetch(signed.url, { method: "PUT", headers: signed.headers, body: new ReadableStream({ start: (c) => (c.enqueue(new Uint8Array(10)), c.close()) }) });
+    expect(tooLarge.status).toBe(413);
+    expect(existsSync(join(storageRoot, a.id, "uploads", "blocked"))).toBe(false);
+    expect((await upload("blocked", "hello")).status).toBe(200);
+    expect(await (await fetch((await downloadUrl({ key: "blocked" })).url)).text()).toBe("hello");
+    expect((await api("DELETE", "/object", aSecret.key, { bucket: "uploads", key: "blocked" })).status).toBe(204);
+  });
 });
 
 describe("signed URL checks", () => {

@@ -141,6 +141,25 @@ describe("FsObjectStore", () => {
     expect(filesUnder(store.root)).toEqual([`${project}/${bucket}/a/b`]);
   });
 
+  it("leaves no directory behind a failed or discarded upload of a/b that would block the key a", async () => {
+    const store = newStore();
+    const tooLarge = store.put({ project, bucket, key: "blocked/deep/child" }, streamOf(new Uint8Array(10)), { maxBytes: 1 });
+    await expect(tooLarge).rejects.toBeInstanceOf(ObjectTooLargeError);
+    expect(existsSync(join(store.root, project, bucket, "blocked"))).toBe(false);
+    await (await store.put({ project, bucket, key: "refused/child" }, streamOf(new Uint8Array(1)), { maxBytes: 1 })).discard();
+    expect(existsSync(join(store.root, project, bucket, "refused"))).toBe(false);
+    for (const key of ["blocked", "refused"]) await (await store.put({ project, bucket, key }, streamOf(new Uint8Array(1)), { maxBytes: 1 })).commit();
+    expect(filesUnder(store.root)).toEqual([`${project}/${bucket}/blocked`, `${project}/${bucket}/refused`]);
+  });
+
+  it("takes a key over the empty directories a crash left in its place", async () => {
+    const store = newStore();
+    mkdirSync(join(store.root, project, bucket, "crashed", "below", "deeper"), { recursive: true });
+    await (await store.put({ project, bucket, key: "crashed" }, streamOf(new Uint8Array(1)), { maxBytes: 1 })).commit();
+    expect(filesUnder(store.root)).toEqual([`${project}/${bucket}/crashed`]);
+    expect(statSync(join(store.root, project, bucket, "crashed")).isFile()).toBe(true);
+  });
+
   it("deletes an object and the directories it leaves empty", async () => {
     const store = newStore();
     await (await store.put({ project, bucket, key: "x/y/z" }, streamOf(new Uint8Array(1)), { maxBytes: 1 })).commit();

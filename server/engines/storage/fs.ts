@@ -5,7 +5,7 @@
 // directory (NFS) would remove each other's uploads in flight at start-up; they use s3.
 import { createHash, randomBytes } from "node:crypto";
 import { constants } from "node:fs";
-import { mkdir, open, opendir, rename, rm, rmdir, stat, unlink, type FileHandle } from "node:fs/promises";
+import { mkdir, open, opendir, readdir, rename, rm, rmdir, stat, unlink, type FileHandle } from "node:fs/promises";
 import { dirname, join, resolve, sep } from "node:path";
 import { isBucketName, isObjectKey, isProjectId, RESERVED_PREFIX } from "./names";
 import {
@@ -48,7 +48,7 @@ export class FsObjectStore implements ObjectStore {
       await file.sync();
     } catch (err) {
       await file.close().catch(() => {});
-      await rm(temp, { force: true });
+      await this.removeTemp(temp, location);
       throw err;
     }
     await file.close();
@@ -56,19 +56,23 @@ export class FsObjectStore implements ObjectStore {
     return {
       ...written,
       commit: async () => {
-        try {
-          await rename(temp, path);
-        } catch (err) {
-          if (["EISDIR", "ENOTEMPTY", "EEXIST", "ENOTDIR"].includes(errorCode(err))) throw new ObjectKeyConflictError(location.key);
-          throw err;
-        }
+        await renameIntoPlace(temp, path, location.key);
         done = true;
         await syncDir(dirname(path));
       },
       discard: async () => {
-        if (!done) await rm(temp, { force: true });
+        if (!done) await this.removeTemp(temp, location);
       },
     };
+  }
+
+  /**
+   * Removes an upload's temp file and the directories openTemp made for it that are now empty: left
+   * behind, the directory "a/" of a failed upload of "a/b" would refuse the key "a" for good.
+   */
+  private async removeTemp(temp: string, location: ObjectLocation) {
+    await rm(temp, { force: true });
+    await pruneEmptyDirs(dirname(temp), this.bucketDir(location.project, location.bucket));
   }
 
   async get(location: ObjectLocation, range?: ByteRange): Promise<ObjectBody | undefined> {
@@ -188,6 +192,38 @@ async function writeRest(file: FileHandle, chunks: Uint8Array[], skip: number) {
       const { bytesWritten } = await file.write(view);
       view = view.subarray(bytesWritten);
     }
+  }
+}
+
+/**
+ * Renames a finished upload onto its key. A directory in the way that holds no file (a crash during
+ * an upload of a key below it) is removed and the rename tried once more; one that holds an object is
+ * a key conflict.
+ */
+async function renameIntoPlace(temp: string, path: string, key: string) {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await rename(temp, path);
+      return;
+    } catch (err) {
+      const code = errorCode(err);
+      if (code === "EISDIR" && attempt === 0 && (await removeEmptyTree(path))) continue;
+      if (["EISDIR", "ENOTEMPTY", "EEXIST", "ENOTDIR"].includes(code)) throw new ObjectKeyConflictError(key);
+      throw err;
+    }
+  }
+}
+
+/** Removes `dir` if it and its subdirectories hold no file; best effort, true when it is gone. */
+async function removeEmptyTree(dir: string): Promise<boolean> {
+  try {
+    for (const entry of await readdir(dir, { withFileTypes: true })) {
+      if (!entry.isDirectory() || !(await removeEmptyTree(join(dir, entry.name)))) return false;
+    }
+    await rmdir(dir);
+    return true;
+  } catch {
+    return false;
   }
 }
 
