@@ -29,3 +29,28 @@ describe("migration 0006_storage", () => {
     ]);
   });
 });
+
+describe("migration 0009_storage_staged_uploads", () => {
+  it("drops signings of the earlier design and lets one key have several", async () => {
+    const cp = await openControlPlane(superuser, `mig_staged_${randomBytes(5).toString("hex")}`);
+    try {
+      await runMigrations(cp, migrations.slice(0, migrations.findIndex((m) => m.name === "0009_storage_staged_uploads")));
+      await cp`insert into projects (id, name, status) values ('dddddddddd', 'p', 'ready')`;
+      await cp`insert into storage_buckets (project_id, name) values ('dddddddddd', 'uploads') on conflict do nothing`;
+      const pending = (key: string) => cp`
+        insert into storage_pending_uploads (project_id, bucket, key, content_type, max_bytes, expires_at)
+        values ('dddddddddd', 'uploads', ${key}, 'text/plain', 1, now() + interval '1 hour')`;
+      await pending("old.txt");
+      await runMigrations(cp, migrations);
+      expect(await cp`select key from storage_pending_uploads`).toEqual([]);
+      await pending("same.txt");
+      await pending("same.txt");
+      expect(await cp`select key, completed_at, checked_at from storage_pending_uploads`).toEqual([
+        { key: "same.txt", completed_at: null, checked_at: null },
+        { key: "same.txt", completed_at: null, checked_at: null },
+      ]);
+    } finally {
+      await cp.end();
+    }
+  });
+});

@@ -50,6 +50,15 @@ async function signUpload(key: string, extra: Record<string, unknown> = {}) {
   return res.body as { url: string; headers: Record<string, string>; max_bytes: number };
 }
 
+/** Size of what a presigned PUT URL left in staging, undefined when nothing is there. */
+const inStaging = (url: string) => {
+  const [, Bucket, ...key] = new URL(url).pathname.split("/");
+  return raw.send(new HeadObjectCommand({ Bucket, Key: key.map(decodeURIComponent).join("/") })).then(
+    (h) => h.ContentLength,
+    () => undefined,
+  );
+};
+
 const inS3 = (key: string) =>
   raw.send(new HeadObjectCommand({ Bucket: `${prefix}${project.id}`, Key: `uploads/${key}` })).then(
     (h) => h.ContentLength,
@@ -66,7 +75,7 @@ describe("/v1/storage with the s3 driver", () => {
     const signed = await signUpload("docs/hello.txt");
     const url = new URL(signed.url);
     expect(url.origin).toBe(s3.endpoint);
-    expect(url.pathname).toBe(`/${prefix}${project.id}/uploads/docs/hello.txt`);
+    expect(url.pathname).toMatch(new RegExp(`^/${prefix}${project.id}/\\.ah-pending/uploads/[0-9a-f-]{36}$`)); // staging, not the key
     expect(url.searchParams.get("X-Amz-SignedHeaders")).toBe("content-type;host");
     registerSecret(url.searchParams.get("X-Amz-Signature")!);
     expect((await fetch(signed.url, { method: "PUT", headers: signed.headers, body: "hello via s3" })).status).toBe(200);
@@ -96,7 +105,10 @@ describe("/v1/storage with the s3 driver", () => {
     await fetch(signed.url, { method: "PUT", headers: signed.headers, body: "found" });
     const list = await api("GET", "/list?bucket=uploads&prefix=listed/");
     expect(list.body.items).toEqual([expect.objectContaining({ key: "listed/found.txt", size: 5, content_type: "text/plain" })]);
-    expect(await server.ctx.sql`select 1 from storage_pending_uploads where key = 'listed/found.txt'`).toEqual([]);
+    expect(await inS3("listed/found.txt")).toBe(5);
+    // The signing stays until its URL expires (the URL works until then), marked as recorded.
+    const [pending] = await server.ctx.sql`select completed_at from storage_pending_uploads where key = 'listed/found.txt'`;
+    expect(pending!.completed_at).toBeInstanceOf(Date);
   });
 
   it("answers 400 for a key that fits AtlasHub's 1024 bytes but not S3's once the bucket prefix is added", async () => {
@@ -107,21 +119,91 @@ describe("/v1/storage with the s3 driver", () => {
     expect(admin.status).toBe(400);
   });
 
-  it("forgets a signed upload whose URL expired without an object", async () => {
+  it("forgets a signed upload an hour after its URL expired (an upload may still be arriving until then)", async () => {
     await signUpload("abandoned.txt");
     await server.ctx.sql`update storage_pending_uploads set expires_at = now() - interval '1 second' where key = 'abandoned.txt'`;
+    await api("GET", "/list?bucket=uploads");
+    expect((await server.ctx.sql`select 1 from storage_pending_uploads where key = 'abandoned.txt'`).length).toBe(1); // may still be arriving
+    await server.ctx.sql`update storage_pending_uploads set expires_at = now() - interval '61 minutes' where key = 'abandoned.txt'`;
     await api("GET", "/list?bucket=uploads");
     expect(await server.ctx.sql`select 1 from storage_pending_uploads where key = 'abandoned.txt'`).toEqual([]);
   });
 
-  it("deletes an upload over the signed size at completion and answers 413", async () => {
+  it("deletes an upload over the signed size at completion and answers 413; it never reaches the key", async () => {
     const signed = await signUpload("big.txt", { max_bytes: 4 });
     await fetch(signed.url, { method: "PUT", headers: signed.headers, body: "more than four" });
-    expect(await inS3("big.txt")).toBe(14);
+    expect(await inS3("big.txt")).toBeUndefined();
+    expect(await inStaging(signed.url)).toBe(14);
     const done = await api("POST", "/complete", { bucket: "uploads", key: "big.txt" });
     expect([done.status, done.body.error.code]).toEqual([413, "payload_too_large"]);
+    expect(await inStaging(signed.url)).toBeUndefined();
     expect(await inS3("big.txt")).toBeUndefined();
     expect(await server.ctx.sql`select 1 from storage_objects where key = 'big.txt'`).toEqual([]);
+  });
+
+  it("checks every use of a presigned URL: one used again after completion with too many bytes never reaches the key", async () => {
+    const signed = await signUpload("reuse.txt", { max_bytes: 10 });
+    expect((await fetch(signed.url, { method: "PUT", headers: signed.headers, body: "12345" })).status).toBe(200);
+    expect((await api("POST", "/complete", { bucket: "uploads", key: "reuse.txt" })).body.size).toBe(5);
+    expect((await fetch(signed.url, { method: "PUT", headers: signed.headers, body: "x".repeat(100_000) })).status).toBe(200); // S3 takes it, in staging
+    expect(await inS3("reuse.txt")).toBe(5);
+    const again = await api("POST", "/complete", { bucket: "uploads", key: "reuse.txt" });
+    expect([again.status, again.body.error.code]).toEqual([413, "payload_too_large"]);
+    expect((await api("GET", "/list?bucket=uploads&prefix=reuse")).body.items).toEqual([expect.objectContaining({ key: "reuse.txt", size: 5 })]);
+    expect(await inS3("reuse.txt")).toBe(5);
+    // A use within the limit is recorded as the new version.
+    await fetch(signed.url, { method: "PUT", headers: signed.headers, body: "1234567" });
+    expect((await api("POST", "/complete", { bucket: "uploads", key: "reuse.txt" })).body.size).toBe(7);
+    expect(await inS3("reuse.txt")).toBe(7);
+  });
+
+  it("keeps a re-signed key's upload for its own signing: a listing before the PUT does not record the old object in its place", async () => {
+    const first = await signUpload("old.txt", { max_bytes: 100 });
+    await fetch(first.url, { method: "PUT", headers: first.headers, body: "old object" });
+    expect((await api("POST", "/complete", { bucket: "uploads", key: "old.txt" })).status).toBe(200);
+    const second = await signUpload("old.txt", { max_bytes: 20 });
+    await api("GET", "/list?bucket=uploads&prefix=old"); // before the client's PUT
+    expect((await api("POST", "/complete", { bucket: "uploads", key: "old.txt" })).status).toBe(409); // not arrived yet
+    expect((await fetch(second.url, { method: "PUT", headers: second.headers, body: "y".repeat(50_000) })).status).toBe(200);
+    const done = await api("POST", "/complete", { bucket: "uploads", key: "old.txt" });
+    expect([done.status, done.body.error.code]).toEqual([413, "payload_too_large"]);
+    expect(await inS3("old.txt")).toBe(10);
+    expect(await server.ctx.sql`select size from storage_objects where project_id = ${project.id} and key = 'old.txt'`).toEqual([{ size: "10" }]);
+  });
+
+  it("keeps the object and its row when a re-upload over the signed size is refused", async () => {
+    const first = await signUpload("keep.txt", { max_bytes: 10 });
+    await fetch(first.url, { method: "PUT", headers: first.headers, body: "good" });
+    expect((await api("POST", "/complete", { bucket: "uploads", key: "keep.txt" })).status).toBe(200);
+    const second = await signUpload("keep.txt", { max_bytes: 4 });
+    await fetch(second.url, { method: "PUT", headers: second.headers, body: "way too large" });
+    expect((await api("POST", "/complete", { bucket: "uploads", key: "keep.txt" })).status).toBe(413);
+    expect(await inS3("keep.txt")).toBe(4);
+    expect(await server.ctx.sql`select size from storage_objects where project_id = ${project.id} and key = 'keep.txt'`).toEqual([{ size: "4" }]);
+    const down = await api("POST", "/signed-download", { bucket: "uploads", key: "keep.txt" });
+    const res = await fetch(down.body.url);
+    expect([res.status, await res.text()]).toEqual([200, "good"]);
+  });
+
+  it("refuses with 415 an upload that arrived with another Content-Type than signed (S3 checks it too)", async () => {
+    const signed = await signUpload("typed.txt");
+    await fetch(signed.url, { method: "PUT", headers: { "content-type": "text/html" }, body: "<script>" }); // s3rver does not check signatures
+    const done = await api("POST", "/complete", { bucket: "uploads", key: "typed.txt" });
+    expect([done.status, done.body.error.code]).toEqual([415, "content_type_mismatch"]);
+    expect(await inS3("typed.txt")).toBeUndefined();
+    expect(await inStaging(signed.url)).toBeUndefined();
+  });
+
+  it("lets every signing of one key work until it expires, each use recorded when completed", async () => {
+    const first = await signUpload("twice.txt");
+    const second = await signUpload("twice.txt");
+    await fetch(second.url, { method: "PUT", headers: second.headers, body: "second" });
+    expect((await api("POST", "/complete", { bucket: "uploads", key: "twice.txt" })).body.size).toBe(6);
+    await fetch(first.url, { method: "PUT", headers: first.headers, body: "first, later" });
+    expect((await api("POST", "/complete", { bucket: "uploads", key: "twice.txt" })).body.size).toBe(12);
+    expect(await inS3("twice.txt")).toBe(12);
+    expect(await inStaging(first.url)).toBeUndefined();
+    expect(await inStaging(second.url)).toBeUndefined();
   });
 
   it("stores admin uploads through AtlasHub in S3 (staged locally first), and deletes them there", async () => {

@@ -53,7 +53,7 @@ export function storageRoutes(ctx: AppContext) {
     const grant = storage.checkSignedUrl(ctx, "PUT", location, c.req.query());
     const maxBytes = grant.maxBytes!;
     if (Number(c.req.header("content-length") ?? 0) > maxBytes) throw errors.payloadTooLarge(maxBytes);
-    if (normaliseType(c.req.header("content-type")) !== normaliseType(grant.contentType)) throw errors.contentTypeMismatch(grant.contentType!);
+    if (storage.normaliseMediaType(c.req.header("content-type")) !== storage.normaliseMediaType(grant.contentType)) throw errors.contentTypeMismatch(grant.contentType!);
     const object = await storage.storeObject(ctx, location, requestBody(c), { maxBytes, contentType: grant.contentType!, uploadedBy: grant.uploadedBy! });
     return c.json({ bucket: location.bucket, ...object });
   });
@@ -180,11 +180,6 @@ function rawPathAfter(c: Context, prefix: string) {
 
 function requestBody(c: Context): ReadableStream<Uint8Array> {
   return c.req.raw.body ?? new ReadableStream({ start: (controller) => controller.close() });
-}
-
-/** Media types compare without case and without spaces around parameters. */
-function normaliseType(value: string | undefined) {
-  return (value ?? "").trim().replace(/\s*;\s*/g, ";").toLowerCase();
 }
 
 function conditionalHeaders(c: Context) {

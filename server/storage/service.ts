@@ -2,6 +2,7 @@
 // URLs for apps. Consistency rules: an object is recorded only after its bytes are complete, and
 // the bytes are made visible (commit) and recorded in one step under a per-key lock, so the object
 // a key holds is always the one its row describes — whichever of concurrent uploads commits last.
+import { randomUUID } from "node:crypto";
 import { z } from "zod";
 import type { AppContext } from "../context";
 import type { VerifiedKey } from "../keys/service";
@@ -10,7 +11,16 @@ import { ApiError, errors } from "../http/errors";
 import { lockReadyProject, getProject } from "../projects/service";
 import { isBucketName, objectKeyProblem, MAX_KEY_BYTES } from "../engines/storage/names";
 import { deriveSigningKey, signGrant, verifyGrant, type UrlGrant } from "../engines/storage/signer";
-import { InvalidObjectLocationError, ObjectKeyConflictError, ObjectTooLargeError, type ObjectLocation, type PresignRequest, type StagedObject } from "../engines/storage/store";
+import {
+  InvalidObjectLocationError,
+  ObjectKeyConflictError,
+  ObjectTooLargeError,
+  StagedUploadGoneError,
+  type ArrivedUpload,
+  type ObjectLocation,
+  type PresignRequest,
+  type StagedObject,
+} from "../engines/storage/store";
 import { resolveRange } from "./range";
 
 export const DEFAULT_BUCKETS = ["private", "uploads"] as const;
@@ -229,13 +239,13 @@ export async function signUpload(ctx: AppContext, apiKey: VerifiedKey, input: z.
   const location = { project: apiKey.projectId, bucket: input.bucket, key: input.key };
   let url: string;
   if (ctx.storage.presign) {
-    // Straight to S3: the object is recorded when the app completes it or the next listing finds it.
-    url = await presign(ctx, location, { method: "PUT", expiresIn: input.expires_in, contentType: input.content_type });
+    // Straight to S3, into a staging key of this signing's own: the object is checked and recorded
+    // when the app completes it or a listing finds it.
+    const uploadId = randomUUID();
+    url = await presign(ctx, location, { method: "PUT", uploadId, expiresIn: input.expires_in, contentType: input.content_type });
     await ctx.sql`
-      insert into storage_pending_uploads (project_id, bucket, key, content_type, max_bytes, uploaded_by, expires_at)
-      values (${location.project}, ${location.bucket}, ${location.key}, ${input.content_type}, ${maxBytes}, ${apiKey.id}, ${new Date(expires * 1000)})
-      on conflict (project_id, bucket, key) do update set content_type = excluded.content_type, max_bytes = excluded.max_bytes,
-        uploaded_by = excluded.uploaded_by, expires_at = excluded.expires_at, id = gen_random_uuid(), created_at = now()`;
+      insert into storage_pending_uploads (id, project_id, bucket, key, content_type, max_bytes, uploaded_by, expires_at)
+      values (${uploadId}, ${location.project}, ${location.bucket}, ${location.key}, ${input.content_type}, ${maxBytes}, ${apiKey.id}, ${new Date(expires * 1000)})`;
   } else {
     url = signedUrl(ctx, baseUrl, { method: "PUT", ...location, expires, maxBytes, contentType: input.content_type, uploadedBy: apiKey.id });
   }
@@ -391,6 +401,16 @@ export async function listObjects(ctx: AppContext, projectId: string, q: z.infer
 
 // ---- uploads that went straight to S3 ----------------------------------------------------------
 
+// A presigned PUT that started before its URL expired may still be arriving; its row is kept this
+// much longer before a listing forgets it and removes what it left in staging.
+const UPLOAD_GRACE_MS = 3600_000;
+// Signings of one key that completing looks at; more is an app signing in a loop.
+const MAX_PENDING_PER_KEY = 20;
+// A listing looks at this many signed uploads at most.
+const RECONCILE_BATCH = 100;
+// Completing takes the staged bytes it looked at; a client replacing them meanwhile makes it look again.
+const COMPLETE_ATTEMPTS = 3;
+
 interface PendingRow {
   id: string;
   content_type: string;
@@ -398,82 +418,136 @@ interface PendingRow {
   uploaded_by: string | null;
   expires_at: Date;
   created_at: Date;
+  completed_at: Date | null;
 }
 
+const PENDING_COLUMNS = ["id", "content_type", "max_bytes", "uploaded_by", "expires_at", "created_at", "completed_at"];
+
 /**
- * POST /v1/storage/complete (s3 driver): the app says its client finished a presigned PUT. The
- * object is looked up in S3 (HEAD) and recorded; one over the signed size is deleted (413).
- * Completing an object that is already recorded answers it again.
+ * POST /v1/storage/complete (s3 driver): the app says its client finished a presigned PUT. What
+ * arrived in staging for the key's signed uploads is checked (size, type) and copied over the key;
+ * an upload over the signed size is removed (413) and the key keeps what it held. Completing again
+ * with nothing new answers the object recorded.
  */
 export async function completeUpload(ctx: AppContext, apiKey: VerifiedKey, input: z.infer<typeof objectRefSchema>) {
   if (apiKey.kind !== "secret") throw errors.forbidden("A publishable key cannot complete uploads; use a secret key.");
   const location = { project: apiKey.projectId, bucket: input.bucket, key: input.key };
   await findBucket(ctx.sql, location.project, location.bucket);
-  const [pending] = await ctx.sql<PendingRow[]>`
-    select id, content_type, max_bytes, uploaded_by, expires_at, created_at from storage_pending_uploads
-    where project_id = ${location.project} and bucket = ${location.bucket} and key = ${location.key}`;
-  if (!pending) {
-    const [done] = await ctx.sql<ObjectRow[]>`
+  for (let attempt = 1; ; attempt++) {
+    const pending = await ctx.sql<PendingRow[]>`
+      select ${ctx.sql(PENDING_COLUMNS)} from storage_pending_uploads
+      where project_id = ${location.project} and bucket = ${location.bucket} and key = ${location.key}
+      order by created_at desc limit ${MAX_PENDING_PER_KEY}`;
+    const arrived = await findArrivedUploads(ctx, location, pending);
+    if (arrived.length > 0) {
+      try {
+        return await recordArrivedUploads(ctx, location, arrived);
+      } catch (err) {
+        if (err instanceof StagedUploadGoneError && attempt < COMPLETE_ATTEMPTS) continue;
+        throw err;
+      }
+    }
+    const [current] = await ctx.sql<ObjectRow[]>`
       select ${ctx.sql(OBJECT_COLUMNS)} from storage_objects where project_id = ${location.project} and bucket = ${location.bucket} and key = ${location.key}`;
-    if (done) return presentObject(done);
-    throw errors.notFound("upload");
+    // Nothing new: the object is the answer when the latest signing was recorded already (or all expired),
+    // not while that signing's upload is still to come.
+    if (current && (pending.length === 0 || pending[0]!.completed_at)) return presentObject(current);
+    if (pending.length === 0) throw errors.notFound("upload");
+    throw errors.conflict("The object has not arrived yet: PUT it to the signed URL first.");
   }
-  const head = await ctx.storage.head(location);
-  if (!head) throw errors.conflict("The object has not arrived yet: PUT it to the signed URL first.");
-  return recordArrivedUpload(ctx, location, pending, head.size);
 }
 
-async function recordArrivedUpload(ctx: AppContext, location: ObjectLocation, pending: PendingRow, size: number) {
+async function findArrivedUploads(ctx: AppContext, location: ObjectLocation, pending: PendingRow[]) {
+  const found = await Promise.all(pending.map(async (row) => ({ row, upload: await ctx.storage.findUpload!(location, row.id) })));
+  return found.filter((f): f is { row: PendingRow; upload: ArrivedUpload } => f.upload !== undefined);
+}
+
+/** Records arrived uploads of one key in the order they arrived: the last one is the key's. Answers it. */
+async function recordArrivedUploads(ctx: AppContext, location: ObjectLocation, arrived: { row: PendingRow; upload: ArrivedUpload }[]) {
+  arrived.sort((a, b) => a.upload.modifiedAt.getTime() - b.upload.modifiedAt.getTime());
+  let recorded: ReturnType<typeof presentObject> | undefined;
+  let refusal: unknown;
+  for (const { row, upload } of arrived) {
+    try {
+      recorded = await recordArrivedUpload(ctx, location, row, upload);
+    } catch (err) {
+      if (!(err instanceof ApiError)) throw err;
+      refusal = err;
+    }
+  }
+  if (recorded) return recorded;
+  throw refusal;
+}
+
+/**
+ * Checks an upload waiting in staging against its signing and copies it over the key, under the key's
+ * lock, in the transaction that records it. One over the signed size, or of another type, is removed
+ * from staging and never reaches the key.
+ */
+async function recordArrivedUpload(ctx: AppContext, location: ObjectLocation, pending: PendingRow, upload: ArrivedUpload) {
   const maxBytes = Number(pending.max_bytes);
-  // Only the pending row this call read: a newer signing for the key stays for its own upload.
-  const forgetPending = (db: Db) =>
-    db`delete from storage_pending_uploads where id = ${pending.id}`;
-  if (size > maxBytes) {
-    // S3 cannot bound a presigned PUT's size; the limit is applied here, after the fact.
-    await ctx.sql.begin(async (tx) => {
-      await lockObject(tx, location);
-      await forgetPending(tx);
-      await ctx.storage.delete(location);
-    });
+  if (upload.size > maxBytes) {
+    await upload.discard();
     throw errors.payloadTooLarge(maxBytes);
   }
-  return ctx.sql.begin(async (tx) => {
+  if (upload.contentType !== undefined && normaliseMediaType(upload.contentType) !== normaliseMediaType(pending.content_type)) {
+    await upload.discard();
+    throw errors.contentTypeMismatch(pending.content_type);
+  }
+  const object = await ctx.sql.begin(async (tx) => {
     await lockObject(tx, location);
     await lockReadyProject(tx, location.project, "uploads are completed");
     const [still] = await tx`select 1 from storage_buckets where project_id = ${location.project} and name = ${location.bucket} for share`;
     if (!still) throw errors.notFound("bucket");
-    await forgetPending(tx);
+    // A copy inside S3 (at most 5 GB, what one PUT can carry) may outlast the control plane's idle limit.
+    await tx`set local idle_in_transaction_session_timeout = '15min'`;
+    await upload.commit();
     const [row] = await tx<ObjectRow[]>`
       insert into storage_objects (project_id, bucket, key, size, content_type, sha256, uploaded_by)
-      values (${location.project}, ${location.bucket}, ${location.key}, ${size}, ${pending.content_type}, null,
+      values (${location.project}, ${location.bucket}, ${location.key}, ${upload.size}, ${pending.content_type}, null,
         (select id from api_keys where id = ${pending.uploaded_by}))
       on conflict (project_id, bucket, key) do update set
         size = excluded.size, content_type = excluded.content_type, sha256 = null, uploaded_by = excluded.uploaded_by, updated_at = now()
       returning ${tx(OBJECT_COLUMNS)}`;
+    await tx`update storage_pending_uploads set completed_at = now() where id = ${pending.id}`;
     return presentObject(row!);
   });
+  // After the commit: a client reusing the URL at this very moment loses that upload (complete then
+  // answers 409 or the object recorded here), never the bytes recorded.
+  await upload.discard();
+  return object;
 }
 
 /**
- * Before a listing (s3 driver): signed uploads nobody completed are looked up in S3; those that
- * arrived are recorded, those whose URL expired without an object are forgotten. At most 100 per call.
+ * Before a listing (s3 driver): signed uploads nobody completed are looked up in staging; those that
+ * arrived are recorded, those whose URL expired (plus a grace for uploads still arriving) are
+ * forgotten along with anything left in staging. At most RECONCILE_BATCH per call.
  */
 async function reconcilePendingUploads(ctx: AppContext, projectId: string, bucket: string) {
-  if (!ctx.storage.presign) return;
+  if (!ctx.storage.findUpload) return;
   const rows = await ctx.sql<(PendingRow & { key: string })[]>`
-    select id, key, content_type, max_bytes, uploaded_by, expires_at, created_at from storage_pending_uploads
-    where project_id = ${projectId} and bucket = ${bucket} order by created_at limit 100`;
-  for (const row of rows) {
-    const location = { project: projectId, bucket, key: row.key };
-    const head = await ctx.storage.head(location);
-    if (head) {
-      await recordArrivedUpload(ctx, location, row, head.size).catch((err) => {
-        if (!(err instanceof ApiError)) throw err; // too large (deleted) or bucket gone: nothing to list
-      });
-    } else if (row.expires_at.getTime() < Date.now()) {
-      await ctx.sql`delete from storage_pending_uploads where id = ${row.id}`;
-    }
+    select key, ${ctx.sql(PENDING_COLUMNS)} from storage_pending_uploads
+    where project_id = ${projectId} and bucket = ${bucket} order by created_at limit ${RECONCILE_BATCH}`;
+  for (const row of rows) await reconcilePendingUpload(ctx, { project: projectId, bucket, key: row.key }, row);
+}
+
+async function reconcilePendingUpload(ctx: AppContext, location: ObjectLocation, row: PendingRow) {
+  const upload = await ctx.storage.findUpload!(location, row.id);
+  if (upload) {
+    await recordArrivedUpload(ctx, location, row, upload).catch((err) => {
+      // Too large or of another type (removed), bucket gone, taken by a completion meanwhile: nothing to list.
+      if (!(err instanceof ApiError || err instanceof StagedUploadGoneError)) throw err;
+    });
   }
+  if (row.expires_at.getTime() + UPLOAD_GRACE_MS < Date.now()) {
+    await ctx.sql`delete from storage_pending_uploads where id = ${row.id}`;
+    await upload?.discard();
+  }
+}
+
+/** Media types compare without case and without spaces around parameters. */
+export function normaliseMediaType(value: string | undefined) {
+  return (value ?? "").trim().replace(/\s*;\s*/g, ";").toLowerCase();
 }
 
 /** How a download is answered: headers, status and the bytes (a streamed Blob or stream), or a 304. */

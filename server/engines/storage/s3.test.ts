@@ -1,12 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from "bun:test";
-import { createHash, createHmac, randomBytes } from "node:crypto";
+import { createHash, createHmac, randomBytes, randomUUID } from "node:crypto";
 import { readdirSync } from "node:fs";
 import { join } from "node:path";
 import { ListObjectsV2Command, ListBucketsCommand, S3Client } from "@aws-sdk/client-s3";
 import { tempDir } from "../../test/harness";
 import { S3RVER_CREDENTIALS, startS3rver } from "../../test/s3rver";
 import { S3ObjectStore, type S3Options } from "./s3";
-import { ObjectTooLargeError } from "./store";
+import { ObjectTooLargeError, StagedUploadGoneError } from "./store";
 
 let s3: Awaited<ReturnType<typeof startS3rver>>;
 let raw: S3Client;
@@ -96,6 +96,7 @@ for (const mode of ["per-project", "shared"] as const) {
       await staged.discard();
       expect(readdirSync(staging)).toEqual([]);
       expect(await store.head({ project, bucket: "uploads", key: "dropped" })).toBeUndefined();
+      expect(await keysIn(bucketOf(store))).toEqual([]); // nor its staging copy in S3
     });
 
     it("deletes a bucket's objects, then a project's", async () => {
@@ -105,9 +106,14 @@ for (const mode of ["per-project", "shared"] as const) {
         await (await store.put({ project, bucket, key }, streamOf("x"), { maxBytes: 1 })).commit();
       }
       await (await store.put({ project: "other12345", bucket: "uploads", key: "kept" }, streamOf("x"), { maxBytes: 1 })).commit();
+      const waiting = { location: { project, bucket: "uploads", key: "u/3" }, uploadId: randomUUID() };
+      const url = await store.presign(waiting.location, { method: "PUT", uploadId: waiting.uploadId, expiresIn: 60, contentType: "text/plain" });
+      await fetch(url, { method: "PUT", headers: { "content-type": "text/plain" }, body: "staged" });
+      expect(await store.findUpload(waiting.location, waiting.uploadId)).toBeDefined();
       await store.deletePrefix(project, "uploads");
       expect(await store.head({ project, bucket: "private", key: "p/1" })).toBeDefined();
       expect(await store.head({ project, bucket: "uploads", key: "u/1" })).toBeUndefined();
+      expect(await store.findUpload(waiting.location, waiting.uploadId)).toBeUndefined(); // its staged uploads go too
       await store.deletePrefix(project);
       await store.deletePrefix(project);
       expect(await store.head({ project, bucket: "private", key: "p/1" })).toBeUndefined();
@@ -118,17 +124,28 @@ for (const mode of ["per-project", "shared"] as const) {
       }
     });
 
-    it("uploads through a presigned PUT and downloads through a presigned GET", async () => {
+    it("uploads through a presigned PUT into staging, commits it over the key, and downloads through a presigned GET", async () => {
       const store = newStore(mode);
       await store.recover();
       const location = { project, bucket: "uploads", key: "presigned/a b+c.txt" };
-      const put = await store.presign(location, { method: "PUT", expiresIn: 600, contentType: "text/plain" });
+      const uploadId = randomUUID();
+      const put = await store.presign(location, { method: "PUT", uploadId, expiresIn: 600, contentType: "text/plain" });
       expect(new URL(put).origin).toBe(s3.endpoint);
+      expect(new URL(put).pathname).toBe(`/${bucketOf(store)}/.ah-pending/${mode === "shared" ? `${project}/` : ""}uploads/${uploadId}`);
       expect(new URL(put).searchParams.get("X-Amz-SignedHeaders")).toBe("content-type;host");
       expect(new URL(put).searchParams.has("x-amz-checksum-crc32")).toBe(false);
+      expect(await store.findUpload(location, uploadId)).toBeUndefined();
       const res = await fetch(put, { method: "PUT", headers: { "content-type": "text/plain" }, body: "hello s3" });
       expect(res.status).toBe(200);
+      expect(await store.head(location)).toBeUndefined(); // the key itself is never a presigned PUT's target
+      const arrived = await store.findUpload(location, uploadId);
+      expect(arrived).toMatchObject({ size: 8, contentType: "text/plain", modifiedAt: expect.any(Date) });
+      await arrived!.commit();
+      await arrived!.discard();
       expect(await store.head(location)).toMatchObject({ size: 8 });
+      expect(await store.findUpload(location, uploadId)).toBeUndefined();
+      await expect(arrived!.commit()).rejects.toBeInstanceOf(StagedUploadGoneError);
+      expect(await keysIn(bucketOf(store))).toEqual([mode === "shared" ? `${project}/uploads/presigned/a b+c.txt` : "uploads/presigned/a b+c.txt"]);
       const get = await store.presign(location, { method: "GET", expiresIn: 60, contentDisposition: 'attachment; filename="a b+c.txt"' });
       const down = await fetch(get);
       expect([down.status, await down.text()]).toEqual([200, "hello s3"]);
@@ -175,7 +192,7 @@ describe("presigned URLs carry a correct SigV4 query signature", () => {
     it(`PUT (content type signed) and GET, ${mode} bucket`, async () => {
       const store = newStore(mode, { region: "eu-central-1" });
       const location = { project, bucket: "uploads", key: "sig/ü ñ+(1)*.txt" };
-      const put = new URL(await store.presign(location, { method: "PUT", expiresIn: 900, contentType: "image/png" }));
+      const put = new URL(await store.presign(location, { method: "PUT", uploadId: randomUUID(), expiresIn: 900, contentType: "image/png" }));
       expect(put.searchParams.get("X-Amz-Algorithm")).toBe("AWS4-HMAC-SHA256");
       expect(put.searchParams.get("X-Amz-Expires")).toBe("900");
       const signature = put.searchParams.get("X-Amz-Signature");

@@ -1,13 +1,21 @@
 // The s3 driver: objects in S3 or MinIO, either one bucket per project (`<prefix><project>`, object
 // key `<bucket>/<key>`) or one shared bucket (object key `<project>/<bucket>/<key>`; a Pi's MinIO
-// prefers few buckets). Apps upload and download with presigned URLs, straight to S3. Uploads that
-// do pass through AtlasHub (admin API, CLI) are staged in a local temp file first — size, sha256 and
-// the size limit known before S3 sees a byte, memory bounded — and PUT with their length on commit.
+// prefers few buckets). Apps upload and download with presigned URLs, straight to S3.
+//
+// Nothing but a copy under the service's key lock ever writes an object's own key. S3 cannot bound
+// the size of a presigned PUT, nor how often its URL is used until it expires, so the URL names a
+// staging key of its own, `.ah-pending/[<project>/]<bucket>/<upload id>` — one prefix per S3 bucket,
+// for a lifecycle rule to sweep, that no project id or bucket name can start with: AtlasHub
+// looks at what arrived there (HEAD), checks size and type, and copies exactly that version
+// (x-amz-copy-source-if-match) over the key. Uploads that pass through AtlasHub (admin API, CLI) are
+// staged in a local temp file first — size, sha256 and the size limit known before S3 sees a byte,
+// memory bounded — then PUT to a staging key before the service's transaction, and copied in it.
 import { createReadStream } from "node:fs";
 import { mkdir, open, rm } from "node:fs/promises";
-import { randomBytes } from "node:crypto";
+import { randomBytes, randomUUID } from "node:crypto";
 import { join } from "node:path";
 import {
+  CopyObjectCommand,
   CreateBucketCommand,
   DeleteBucketCommand,
   DeleteObjectCommand,
@@ -22,9 +30,11 @@ import {
 } from "@aws-sdk/client-s3";
 import { getSignedUrl } from "@aws-sdk/s3-request-presigner";
 import { removeTempFiles, TEMP_PREFIX, writeStream } from "./fs";
-import { isBucketName, isObjectKey, isProjectId } from "./names";
+import { isBucketName, isObjectKey, isProjectId, RESERVED_PREFIX } from "./names";
 import {
   InvalidObjectLocationError,
+  StagedUploadGoneError,
+  type ArrivedUpload,
   type ByteRange,
   type ObjectBody,
   type ObjectHead,
@@ -51,6 +61,9 @@ export interface S3Options {
 
 // S3's own limit on a key, which here also holds the project and bucket prefix.
 const S3_MAX_KEY_BYTES = 1024;
+/** Where uploads wait, at the top of each S3 bucket, before they are checked and copied over their key. */
+export const STAGING_PREFIX = `${RESERVED_PREFIX}pending/`;
+const UPLOAD_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 export class S3ObjectStore implements ObjectStore {
   readonly driver = "s3";
@@ -79,31 +92,71 @@ export class S3ObjectStore implements ObjectStore {
     return removeTempFiles(this.options.stagingDir, (name) => name.startsWith(TEMP_PREFIX) && !name.startsWith(`${TEMP_PREFIX}${this.runId}-`));
   }
 
+  /** Staged locally, then PUT to a staging key of its own here, before the caller's transaction; commit only copies. */
   async put(location: ObjectLocation, body: ReadableStream<Uint8Array>, options: { maxBytes: number; contentType?: string }): Promise<StagedObject> {
     const target = this.address(location);
+    const staging = this.stagingAddress(location, randomUUID());
     await mkdir(this.options.stagingDir, { recursive: true, mode: 0o700 });
     const temp = join(this.options.stagingDir, `${TEMP_PREFIX}${this.runId}-${randomBytes(8).toString("hex")}`);
     const file = await open(temp, "wx", 0o600);
     let written: { size: number; sha256: string };
     try {
       written = await writeStream(file, body, options.maxBytes);
+      await file.close();
+      await this.ensureBucket(target.Bucket);
+      await this.client.send(new PutObjectCommand({ ...staging, Body: createReadStream(temp), ContentLength: written.size, ContentType: options.contentType }));
     } catch (err) {
       await file.close().catch(() => {});
-      await rm(temp, { force: true });
+      await this.deleteKey(staging).catch(() => {});
       throw err;
+    } finally {
+      await rm(temp, { force: true });
     }
-    await file.close();
     return {
       ...written,
-      commit: async () => {
-        await this.ensureBucket(target.Bucket);
-        await this.client.send(
-          new PutObjectCommand({ ...target, Body: createReadStream(temp), ContentLength: written.size, ContentType: options.contentType }),
-        );
-        await rm(temp, { force: true });
-      },
-      discard: () => rm(temp, { force: true }),
+      commit: () => this.copyStaged(staging, target),
+      discard: () => this.deleteKey(staging),
     };
+  }
+
+  async findUpload(location: ObjectLocation, uploadId: string): Promise<ArrivedUpload | undefined> {
+    const staging = this.stagingAddress(location, uploadId);
+    let head;
+    try {
+      head = await this.client.send(new HeadObjectCommand(staging));
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+    const target = this.address(location);
+    return {
+      size: head.ContentLength ?? 0,
+      contentType: head.ContentType,
+      modifiedAt: head.LastModified ?? new Date(0),
+      commit: () => this.copyStaged(staging, target, head.ETag),
+      discard: () => this.deleteKey(staging),
+    };
+  }
+
+  /**
+   * Copies a staging key over the object's key, inside S3. With `etag`, only the version that was
+   * looked at: one a client PUT to the staging key since then fails the copy (412) instead of
+   * slipping past the checks. (s3rver ignores the condition; S3, MinIO and Ceph apply it.)
+   */
+  private async copyStaged(staging: S3Address, target: S3Address, etag?: string) {
+    try {
+      await this.client.send(
+        new CopyObjectCommand({
+          ...target,
+          CopySource: `${staging.Bucket}/${staging.Key.split("/").map(encodeURIComponent).join("/")}`,
+          CopySourceIfMatch: etag,
+          MetadataDirective: "COPY",
+        }),
+      );
+    } catch (err) {
+      if (isNotFound(err) || isPreconditionFailed(err)) throw new StagedUploadGoneError("the staged upload is gone or was replaced");
+      throw err;
+    }
   }
 
   async get(location: ObjectLocation, range?: ByteRange): Promise<ObjectBody | undefined> {
@@ -128,8 +181,12 @@ export class S3ObjectStore implements ObjectStore {
   }
 
   async delete(location: ObjectLocation): Promise<void> {
+    await this.deleteKey(this.address(location));
+  }
+
+  private async deleteKey(address: S3Address) {
     try {
-      await this.client.send(new DeleteObjectCommand(this.address(location)));
+      await this.client.send(new DeleteObjectCommand(address));
     } catch (err) {
       if (!isNotFound(err)) throw err;
     }
@@ -138,19 +195,24 @@ export class S3ObjectStore implements ObjectStore {
   async deletePrefix(project: string, bucket?: string): Promise<void> {
     const { Bucket, Prefix } = this.prefix(project, bucket);
     try {
-      for (;;) {
-        const page = await this.client.send(new ListObjectsV2Command({ Bucket, Prefix, MaxKeys: 1000 }));
-        const keys = (page.Contents ?? []).map((o) => ({ Key: o.Key! }));
-        if (keys.length === 0) break;
-        await this.client.send(new DeleteObjectsCommand({ Bucket, Delete: { Objects: keys, Quiet: true } }));
-        if (!page.IsTruncated) break;
-      }
+      await this.deleteKeysUnder(Bucket, Prefix);
+      await this.deleteKeysUnder(Bucket, this.stagingPrefix(project, bucket));
       if (!this.options.bucket && bucket === undefined) {
         await this.client.send(new DeleteBucketCommand({ Bucket }));
         this.bucketsMade.delete(Bucket);
       }
     } catch (err) {
       if (!isNotFound(err)) throw err;
+    }
+  }
+
+  private async deleteKeysUnder(Bucket: string, Prefix: string) {
+    for (;;) {
+      const page = await this.client.send(new ListObjectsV2Command({ Bucket, Prefix, MaxKeys: 1000 }));
+      const keys = (page.Contents ?? []).map((o) => ({ Key: o.Key! }));
+      if (keys.length === 0) break;
+      await this.client.send(new DeleteObjectsCommand({ Bucket, Delete: { Objects: keys, Quiet: true } }));
+      if (!page.IsTruncated) break;
     }
   }
 
@@ -168,7 +230,7 @@ export class S3ObjectStore implements ObjectStore {
     const target = this.address(location);
     if (request.method === "PUT") {
       await this.ensureBucket(target.Bucket);
-      return getSignedUrl(this.client, new PutObjectCommand({ ...target, ContentType: request.contentType }), {
+      return getSignedUrl(this.client, new PutObjectCommand({ ...this.stagingAddress(location, request.uploadId), ContentType: request.contentType }), {
         expiresIn: request.expiresIn,
         // Content-Type signed too: S3 refuses the upload with any other type.
         signableHeaders: new Set(["content-type"]),
@@ -178,12 +240,23 @@ export class S3ObjectStore implements ObjectStore {
   }
 
   /** The S3 bucket and key of an object; names are checked here too, as the fs driver does. */
-  address(location: ObjectLocation) {
+  address(location: ObjectLocation): S3Address {
     if (!isObjectKey(location.key)) throw new InvalidObjectLocationError("invalid object key");
     const { Bucket, Prefix } = this.prefix(location.project, location.bucket);
     const Key = Prefix + location.key;
     if (Buffer.byteLength(Key) > S3_MAX_KEY_BYTES) throw new InvalidObjectLocationError(`is too long for S3 with its bucket prefix (at most ${S3_MAX_KEY_BYTES - Buffer.byteLength(Prefix)} bytes here)`);
     return { Bucket, Key };
+  }
+
+  /** Where the upload `uploadId` of an object waits until it is checked and copied over the key. */
+  stagingAddress(location: ObjectLocation, uploadId: string): S3Address {
+    if (!UPLOAD_ID.test(uploadId)) throw new InvalidObjectLocationError("invalid upload id");
+    const { Bucket } = this.address(location);
+    return { Bucket, Key: `${this.stagingPrefix(location.project, location.bucket)}${uploadId}` };
+  }
+
+  private stagingPrefix(project: string, bucket?: string) {
+    return STAGING_PREFIX + this.prefix(project, bucket).Prefix;
   }
 
   private prefix(project: string, bucket?: string) {
@@ -205,6 +278,16 @@ export class S3ObjectStore implements ObjectStore {
     }
     this.bucketsMade.add(Bucket);
   }
+}
+
+interface S3Address {
+  Bucket: string;
+  Key: string;
+}
+
+function isPreconditionFailed(err: unknown) {
+  const e = err as { name?: string; $metadata?: { httpStatusCode?: number } };
+  return e.name === "PreconditionFailed" || e.$metadata?.httpStatusCode === 412;
 }
 
 function isNotFound(err: unknown) {

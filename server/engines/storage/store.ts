@@ -61,19 +61,37 @@ export interface ObjectStore {
   check(): Promise<boolean>;
   /**
    * A URL of the store itself that clients PUT or GET directly (S3 presigned). Absent on stores whose
-   * URLs AtlasHub signs and serves itself (fs: /v1/storage/object/…).
+   * URLs AtlasHub signs and serves itself (fs: /v1/storage/object/…). A PUT URL never names the
+   * object's key: it names a staging place of its own upload id, which `findUpload` looks into.
    */
   presign?(location: ObjectLocation, request: PresignRequest): Promise<string>;
+  /** The bytes a client PUT to the presigned URL of `uploadId`, waiting in staging; undefined while none arrived. */
+  findUpload?(location: ObjectLocation, uploadId: string): Promise<ArrivedUpload | undefined>;
 }
 
-export interface PresignRequest {
-  method: "GET" | "PUT";
-  expiresIn: number;
-  /** PUT: the Content-Type the upload must carry (signed). */
+export type PresignRequest =
+  /** `contentType`: the Content-Type the upload must carry (signed). */
+  | { method: "PUT"; expiresIn: number; uploadId: string; contentType: string }
+  /** `contentDisposition`: the Content-Disposition the store answers with. */
+  | { method: "GET"; expiresIn: number; contentDisposition?: string };
+
+/**
+ * An upload that went straight to the store (presigned PUT) and waits in staging, where a client with
+ * the URL may still replace it: nothing is checked until AtlasHub looks. The caller checks size and
+ * type, then `commit`s under its lock (the bytes it looked at become the key's) or `discard`s.
+ */
+export interface ArrivedUpload {
+  size: number;
   contentType?: string;
-  /** GET: the Content-Disposition the store answers with. */
-  contentDisposition?: string;
+  modifiedAt: Date;
+  /** Copies the staged bytes over the key; throws StagedUploadGoneError when they vanished meanwhile. */
+  commit(): Promise<void>;
+  /** Removes the staged bytes; no error when they are gone already. */
+  discard(): Promise<void>;
 }
+
+/** The staged bytes of an upload were gone when it was committed (another completion took them). */
+export class StagedUploadGoneError extends Error {}
 
 export class ObjectTooLargeError extends Error {
   constructor(readonly limit: number) {
