@@ -112,6 +112,22 @@ export interface AuditEntry {
   details: Record<string, unknown>;
 }
 
+export interface SqlColumn {
+  name: string;
+  /** As Postgres' format_type writes it: "integer", "timestamp with time zone", "text[]". */
+  type: string;
+}
+/** POST /admin/api/projects/:id/sql: one statement, run as the project's owner role. */
+export interface SqlResult {
+  columns: SqlColumn[];
+  rows: unknown[][];
+  row_count: number | null;
+  truncated: boolean;
+  duration_ms: number;
+  notices: { severity: string; code: string; message: string }[];
+  command: string | null;
+}
+
 export interface Me {
   id: string;
   email: string;
@@ -225,6 +241,8 @@ export const api = {
       request<void>("DELETE", `/projects/${enc(project)}/storage/buckets/${enc(bucket)}/objects/${keyPath(key)}`),
     settings: (project: string) => request<{ max_upload_bytes: number | null; effective_max_upload_bytes: number }>("GET", `/projects/${enc(project)}/storage/settings`),
   },
+
+  sql: (project: string, query: string) => request<SqlResult>("POST", `/projects/${enc(project)}/sql`, { query }),
 
   audit: (params: { action?: string; limit?: number; offset?: number }) => request<Page<AuditEntry>>("GET", `/audit${q(params)}`),
 };

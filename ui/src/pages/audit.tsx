@@ -104,7 +104,7 @@ export default function Audit() {
                           <td class="nowrap" title={dateTime(e.at)}>
                             {relTime(e.at)}
                           </td>
-                          <td>
+                          <td class="nowrap">
                             <span>{e.actor_label ?? e.actor_type}</span>
                             <Show when={e.actor_type !== "admin"}>
                               {" "}
@@ -112,12 +112,12 @@ export default function Audit() {
                             </Show>
                           </td>
                           <td class="mono">
-                            <button class="btn ghost small mono" onClick={() => setParams({ action: e.action, page: undefined })} title="Show only this action">
+                            <button class="linkish mono" onClick={() => setParams({ action: e.action, page: undefined })} title="Show only this action">
                               {e.action}
                             </button>
                           </td>
-                          <td class="hide-narrow mono muted">{e.target_id ? `${e.target_type}:${e.target_id}` : ""}</td>
-                          <td class="hide-narrow mono muted" style={{ "max-width": "360px", overflow: "hidden", "text-overflow": "ellipsis", "white-space": "nowrap" }} title={detailsText(e.details)}>
+                          <td class="hide-narrow mono muted nowrap">{e.target_id ? `${e.target_type}:${e.target_id}` : ""}</td>
+                          <td class="hide-narrow mono muted truncate" title={detailsText(e.details)}>
                             {detailsText(e.details)}
                           </td>
                           <td class="hide-narrow mono muted">{e.ip}</td>

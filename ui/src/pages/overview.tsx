@@ -29,12 +29,14 @@ export default function Overview() {
     const db = p().database;
     const app = revealed()?.app.connection_string ?? `postgresql://${db.roles.app}:<password>@${db.host.includes(":") ? `[${db.host}]` : db.host}:${db.port}/${db.name}?sslmode=${db.sslmode}`;
     return [
-      `# .env.local (Next.js)`,
+      `# .env.local (Next.js). Keys: create them under API keys.`,
       `DATABASE_URL="${app}"`,
       `ATLASHUB_URL="${origin}"`,
-      `ATLASHUB_SECRET_KEY="ah_sk_…"          # server side only: create one under API keys`,
+      `# Secret key: server side only`,
+      `ATLASHUB_SECRET_KEY="ah_sk_…"`,
+      `# Publishable key: safe in the browser`,
       `NEXT_PUBLIC_ATLASHUB_URL="${origin}"`,
-      `NEXT_PUBLIC_ATLASHUB_KEY="ah_pk_…"     # publishable: safe in the browser`,
+      `NEXT_PUBLIC_ATLASHUB_KEY="ah_pk_…"`,
     ].join("\n");
   };
 
@@ -120,7 +122,7 @@ export default function Overview() {
                   </button>
                   <For each={ROLES}>
                     {(r) => (
-                      <button class="btn small ghost" onClick={() => setRotateRole(r.kind)} disabled={p().status !== "ready"}>
+                      <button class="btn small" onClick={() => setRotateRole(r.kind)} disabled={p().status !== "ready"}>
                         Rotate {r.label.toLowerCase()}
                       </button>
                     )}

@@ -153,7 +153,7 @@ export default function Storage() {
                 <For each={buckets()}>
                   {(b) => (
                     <li>
-                      <A href={`/projects/${id()}/storage?bucket=${encodeURIComponent(b.name)}`} aria-current={b.name === bucket() ? "true" : undefined}>
+                      <A href={`/projects/${id()}/storage?bucket=${encodeURIComponent(b.name)}`} classList={{ current: b.name === bucket() }}>
                         <span>{b.name}</span>
                         <Show when={b.public}>
                           <Badge tone="warn" plain>
