@@ -13,6 +13,7 @@ import { postgrestErrors } from "./data/postgrest";
 import { provisionRoutes } from "./projects/provisionRoute";
 import { jobRoutes } from "./jobs/routes";
 import { isStreamedUpload, storageAdminRoutes, storageObjectCors, storageRoutes } from "./storage/routes";
+import { sqlRoutes } from "./sql/routes";
 import { serveUi } from "./ui/routes";
 
 export function buildApp(ctx: AppContext, pools: ProjectPools) {
@@ -32,6 +33,7 @@ export function buildApp(ctx: AppContext, pools: ProjectPools) {
   app.route("/admin/api/projects", keyRoutes(ctx));
   app.route("/admin/api/jobs", jobRoutes(ctx));
   app.route("/admin/api/projects", storageAdminRoutes(ctx));
+  app.route("/admin/api/projects", sqlRoutes(ctx));
   app.use("/v1/storage/object/*", storageObjectCors());
   // The signed-URL endpoint has CORS of its own (storageObjectCors).
   const apiCors = publicApiCors();

@@ -60,6 +60,14 @@ export const errors = {
   ssrfBlocked: (reason: string) => new ApiError(400, "ssrf_blocked", `The job's target is not allowed: ${reason}.`, { reason }),
   invalidSchedule: (reason: string) => new ApiError(400, "invalid_schedule", `The schedule is not valid: ${reason}.`, { reason }),
   runInProgress: () => new ApiError(409, "run_in_progress", "A run of this job is still in progress and its concurrency is forbid; wait for it to finish."),
+  // SQL editor (server/sql/).
+  sqlEmpty: () => new ApiError(400, "sql_empty", "The query holds no statement (only whitespace or comments)."),
+  sqlMultipleStatements: (details?: { statements: number; position: number }) =>
+    new ApiError(400, "sql_multiple_statements", "The SQL editor runs exactly one statement at a time; send them one by one.", details),
+  sqlDenied: (rule: string, reason: string) => new ApiError(403, "sql_denied", `The SQL editor does not run this statement: ${reason}.`, { rule }),
+  sqlTimeout: (seconds: number) =>
+    new ApiError(400, "sql_timeout", `The statement ran longer than ${seconds} s and was cancelled.`, { sqlstate: "57014", timeout_seconds: seconds }),
+  sqlError: (message: string, details: Record<string, unknown>) => new ApiError(400, "sql_error", message, details),
   databaseUnavailable: () =>
     new ApiError(503, "database_unavailable", "The project's database cannot take the query right now; try again in a moment.", { retry_after: 1 }, { "Retry-After": "1" }),
 };
