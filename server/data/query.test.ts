@@ -26,7 +26,7 @@ const error = (fn: () => unknown) => {
 describe("parse → plan → render", () => {
   it("selects every column by default with limit 100 offset 0 as parameters", () => {
     expect(render("")).toEqual({
-      text: `select coalesce(json_agg(r), '[]')::text as body from (select "id", "Label Text", "we""ird" from "items" limit $1::bigint offset $2::bigint) r`,
+      text: `select coalesce(json_agg(r), '[]')::text as body, count(*)::int as shown from (select "id", "Label Text", "we""ird" from "items" limit $1::bigint offset $2::bigint) r`,
       params: ["100", "0"],
     });
   });

@@ -25,7 +25,8 @@ export function renderRead(plan: ReadPlan): Rendered {
   params.push(String(plan.limit), String(plan.offset));
   const columns = [...new Set(plan.columns)];
   const inner = `select ${columns.map(quoteIdent).join(", ")} from ${quoteIdent(plan.table.name)}${where}${order} limit $${params.length - 1}::bigint offset $${params.length}::bigint`;
-  return { text: `select coalesce(json_agg(r), '[]')::text as body from (${inJsonForm(plan.table, columns, inner)}) r`, params };
+  // `shown` saves parsing the JSON again to count it (Content-Range).
+  return { text: `select coalesce(json_agg(r), '[]')::text as body, count(*)::int as shown from (${inJsonForm(plan.table, columns, inner)}) r`, params };
 }
 
 /**

@@ -51,10 +51,10 @@ export function dataRoutes(ctx: AppContext, pools: ProjectPools, { postgrest }: 
     const prefer = parsePrefer(c.req.header("prefer"));
     const params = searchParams(c);
     const options = { returnRows: prefer.returnRows, select: prefer.returnRows ? parseSelect(params.get("select")) : undefined };
-    const [row] = await withSchema(projectId, (schema) => query<{ body: string }>(projectId, render(findTable(schema, c.req.param("table")!), params, options)));
+    const [row] = await withSchema(projectId, (schema) => query<{ body: string; shown?: number }>(projectId, render(findTable(schema, c.req.param("table")!), params, options)));
     const status = c.req.method === "POST" ? 201 : 200;
     if (prefer.returnRows) {
-      if (prefer.count) c.header("Content-Range", `*/${(JSON.parse(row!.body) as unknown[]).length}`);
+      if (prefer.count) c.header("Content-Range", `*/${row!.shown}`);
       return sendRows(c, row!.body, status);
     }
     if (!postgrest) return c.body(row!.body, status, { "content-type": "application/json" });
@@ -86,12 +86,12 @@ export function dataRoutes(ctx: AppContext, pools: ProjectPools, { postgrest }: 
     const request = parseReadRequest(searchParams(c), postgrest ? POSTGREST_LIMITS : undefined);
     const { plan, rows } = await withSchema(projectId, async (schema) => {
       const plan = planRead(schema, c.req.param("table"), request);
-      return { plan, rows: (await query<{ body: string }>(projectId, renderRead(plan)))[0] };
+      return { plan, rows: (await query<{ body: string; shown: number }>(projectId, renderRead(plan)))[0] };
     });
     const prefer = parsePrefer(c.req.header("prefer"));
     if (prefer.count || postgrest) {
       const total = prefer.count ? (await query<{ total: string }>(projectId, renderCount(plan)))[0]!.total : "*";
-      const shown = (JSON.parse(rows!.body) as unknown[]).length;
+      const shown = rows!.shown;
       c.header("Content-Range", shown ? `${plan.offset}-${plan.offset + shown - 1}/${total}` : `*/${total}`);
     }
     return sendRows(c, rows!.body, 200);

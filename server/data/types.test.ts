@@ -372,12 +372,12 @@ describe("rendering JSON forms", () => {
   const read = (qs: string) => renderRead(planRead(schema, table.name, parseReadRequest(new URLSearchParams(qs))));
 
   it("leaves a read of plain columns one flat select", () => {
-    expect(read("select=plain&order=plain").text).toBe(`select coalesce(json_agg(r), '[]')::text as body from (select "plain" from "T ""1""" order by "plain" asc limit $1::bigint offset $2::bigint) r`);
+    expect(read("select=plain&order=plain").text).toBe(`select coalesce(json_agg(r), '[]')::text as body, count(*)::int as shown from (select "plain" from "T ""1""" order by "plain" asc limit $1::bigint offset $2::bigint) r`);
   });
 
   it("converts outside the ordered, limited select, so order by sees the stored values", () => {
     const { text, params } = read("order=Big \"N\".desc&select=%2A&bÿtes=eq.AA");
-    expect(text).toStartWith(`select coalesce(json_agg(r), '[]')::text as body from (select "plain", case when "Big ""N"""`);
+    expect(text).toStartWith(`select coalesce(json_agg(r), '[]')::text as body, count(*)::int as shown from (select "plain", case when "Big ""N"""`);
     expect(text).toContain(`from (select "plain", "Big ""N""", "select", "bÿtes", "v" from "T ""1""" where "bÿtes" = $1 order by "Big ""N""" desc limit $2::bigint offset $3::bigint) v) r`);
     expect(params).toEqual(["AA", "100", "0"]);
   });

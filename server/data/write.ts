@@ -34,7 +34,7 @@ function finish(table: Table, statement: string, options: WriteOptions) {
   const columns = !options.select || options.select === "*" ? table.columns.map((c) => c.name) : [...new Set(options.select)];
   checkColumns(table, columns);
   const rows = inJsonForm(table, columns, `select ${columns.map(quoteIdent).join(", ")} from w`);
-  return `with w as (${statement} returning *) select coalesce(json_agg(r), '[]')::text as body from (${rows}) r`;
+  return `with w as (${statement} returning *) select coalesce(json_agg(r), '[]')::text as body, count(*)::int as shown from (${rows}) r`;
 }
 
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
