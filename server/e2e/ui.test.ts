@@ -333,7 +333,7 @@ describe("the admin UI in the compiled binary", () => {
         await page.goto(base() + path);
         await page.waitForLoadState("networkidle");
         expect(await page.evaluate(() => document.documentElement.dataset.theme)).toBe(theme);
-        expect(await page.locator(".skeleton").count()).toBe(0);
+        expect({ path, skeletons: await page.locator(".skeleton").count() }).toEqual({ path, skeletons: 0 });
         const name = (path.replace(new RegExp(projectId, "g"), "id").replace(/[^a-z0-9]+/gi, "-").replace(/^-|-$/g, "") || "root") + `-${theme}${width < 500 ? "-phone" : ""}`;
         await shot(name);
         if (width < 500) {

@@ -2,7 +2,7 @@ import { A, useLocation, useNavigate } from "@solidjs/router";
 import { createEffect, createResource, createSignal, For, Match, onCleanup, onMount, Show, Switch, type JSX } from "solid-js";
 import { api, ApiError, type Me, type Project } from "../api";
 import { cycleTheme, themePref } from "../theme";
-import { SkeletonBlock } from "./States";
+import { safe, SkeletonBlock } from "./States";
 import { notify } from "./toast";
 
 export interface Crumb {
@@ -88,7 +88,7 @@ function Sidebar() {
 export function Shell(props: { children?: JSX.Element }) {
   const navigate = useNavigate();
   const location = useLocation();
-  const [session] = createResource(async () => {
+  const [sessionRes] = createResource(async () => {
     try {
       const user = await api.me();
       setMe(user);
@@ -101,6 +101,7 @@ export function Shell(props: { children?: JSX.Element }) {
       throw err;
     }
   });
+  const session = safe(sessionRes);
   useSlashToSearch();
   createEffect(() => {
     const last = crumbs().at(-1)?.label;
@@ -154,12 +155,12 @@ export function Shell(props: { children?: JSX.Element }) {
       <Sidebar />
       <main class="main" id="main">
         <Switch>
-          <Match when={session.error}>
+          <Match when={sessionRes.error}>
             <div class="alert error" role="alert">
-              {(session.error as Error).message}
+              {(sessionRes.error as Error).message}
             </div>
           </Match>
-          <Match when={session.loading || !session()}>
+          <Match when={!session()}>
             <SkeletonBlock />
           </Match>
           <Match when={session()}>{props.children}</Match>

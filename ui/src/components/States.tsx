@@ -1,4 +1,12 @@
-import { For, type JSX } from "solid-js";
+import { For, type JSX, type Resource } from "solid-js";
+
+/**
+ * A resource's value that never throws: undefined while loading the first time or after an error
+ * (shown by the page from `resource.error`), the last value while reloading.
+ */
+export function safe<T>(r: Resource<T>): () => T | undefined {
+  return () => (r.state === "errored" ? undefined : r.latest);
+}
 
 /** Placeholder rows while a table loads. */
 export function SkeletonRows(props: { rows?: number; cols: number }) {

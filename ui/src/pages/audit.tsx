@@ -3,7 +3,7 @@ import { createResource, For, Match, Show, Switch } from "solid-js";
 import { api } from "../api";
 import { dateTime, relTime } from "../components/format";
 import { useCrumbs } from "../components/Shell";
-import { Empty, LoadError, SkeletonRows } from "../components/States";
+import { Empty, LoadError, SkeletonRows, safe } from "../components/States";
 import { Badge } from "../components/StatusBadge";
 
 const PAGE = 50;
@@ -53,13 +53,14 @@ export default function Audit() {
   useCrumbs(() => [{ label: "Audit log" }]);
   const [params, setParams] = useSearchParams<{ action?: string; page?: string }>();
   const page = () => Math.max(0, Number(params.page ?? 0) || 0);
-  const [entries, { refetch }] = createResource(
+  const [entriesRes, { refetch }] = createResource(
     () => ({ action: params.action, offset: page() * PAGE }),
     // One more than a page: tells whether there is a next page.
     (q) => api.audit({ action: q.action, offset: q.offset, limit: PAGE + 1 }).then((r) => r.items),
   );
-  const rows = () => (entries.latest ?? []).slice(0, PAGE);
-  const hasNext = () => (entries.latest?.length ?? 0) > PAGE;
+  const entries = safe(entriesRes);
+  const rows = () => (entries() ?? []).slice(0, PAGE);
+  const hasNext = () => (entries()?.length ?? 0) > PAGE;
 
   return (
     <>
@@ -77,10 +78,10 @@ export default function Audit() {
       </div>
       <div class="panel flush">
         <Switch>
-          <Match when={entries.error}>
-            <LoadError error={entries.error} retry={refetch} />
+          <Match when={entriesRes.error}>
+            <LoadError error={entriesRes.error} retry={refetch} />
           </Match>
-          <Match when={entries.latest && rows().length === 0}>
+          <Match when={entries() && rows().length === 0}>
             <Empty title="No entries">{params.action ? `Nothing recorded as ${params.action}${page() ? " on this page" : ""}.` : "Nothing has been recorded yet."}</Empty>
           </Match>
           <Match when={true}>
@@ -97,7 +98,7 @@ export default function Audit() {
                   </tr>
                 </thead>
                 <tbody>
-                  <Show when={entries.latest} fallback={<SkeletonRows cols={6} rows={8} />}>
+                  <Show when={entries()} fallback={<SkeletonRows cols={6} rows={8} />}>
                     <For each={rows()}>
                       {(e) => (
                         <tr>

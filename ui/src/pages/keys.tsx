@@ -4,7 +4,7 @@ import { ConfirmDialog } from "../components/ConfirmDialog";
 import { dateTime, relTime } from "../components/format";
 import { Modal } from "../components/Modal";
 import { ShownOnce } from "../components/ShownOnce";
-import { Empty, LoadError, SkeletonRows } from "../components/States";
+import { Empty, LoadError, SkeletonRows, safe } from "../components/States";
 import { Badge } from "../components/StatusBadge";
 import { notify } from "../components/toast";
 import { useProject, useProjectCrumbs } from "./project";
@@ -14,7 +14,8 @@ const STATUS_TONE = { active: "ok", rotating: "warn", expired: "", revoked: "bad
 export default function Keys() {
   useProjectCrumbs("API keys");
   const { id } = useProject();
-  const [keys, { refetch }] = createResource(id, (pid) => api.keys.list(pid).then((r) => r.items));
+  const [keysRes, { refetch }] = createResource(id, (pid) => api.keys.list(pid).then((r) => r.items));
+  const keys = safe(keysRes);
   const [creating, setCreating] = createSignal(false);
   const [shown, setShown] = createSignal<NewApiKey>();
   const [toRotate, setToRotate] = createSignal<ApiKey>();
@@ -40,8 +41,8 @@ export default function Keys() {
       </div>
       <div class="panel flush">
         <Switch>
-          <Match when={keys.error}>
-            <LoadError error={keys.error} retry={refetch} />
+          <Match when={keysRes.error}>
+            <LoadError error={keysRes.error} retry={refetch} />
           </Match>
           <Match when={keys() && visible().length === 0}>
             <Empty title={hidden() ? "No active keys" : "No API keys yet"} action={<button class="btn primary" onClick={() => setCreating(true)}>Create a key</button>}>

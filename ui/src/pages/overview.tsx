@@ -18,7 +18,7 @@ const ROLES: { kind: RoleKind; label: string; use: string }[] = [
 export default function Overview() {
   useProjectCrumbs("Overview");
   const { project, refetch } = useProject();
-  const p = () => project.latest!;
+  const p = () => project()!;
   const [confirmReveal, setConfirmReveal] = createSignal(false);
   const [revealed, setRevealed] = createSignal<Credentials>();
   const [rotateRole, setRotateRole] = createSignal<RoleKind>();

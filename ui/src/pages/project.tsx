@@ -1,12 +1,13 @@
 import { useParams } from "@solidjs/router";
-import { createContext, createEffect, createResource, Match, onCleanup, Switch, useContext, type JSX, type Resource } from "solid-js";
+import { createContext, createEffect, createResource, Match, onCleanup, Switch, useContext, type JSX } from "solid-js";
 import { api, type Project } from "../api";
 import { setCurrentProject, useCrumbs } from "../components/Shell";
-import { LoadError, SkeletonBlock } from "../components/States";
+import { LoadError, safe, SkeletonBlock } from "../components/States";
 import { isTransitional } from "../components/StatusBadge";
 
 interface ProjectContextValue {
-  project: Resource<Project>;
+  /** The project; pages inside the layout are shown only once it is loaded. */
+  project: () => Project | undefined;
   refetch: () => void;
   id: () => string;
 }
@@ -32,23 +33,24 @@ export function useProjectCrumbs(page?: string) {
 /** Loads the project once for all its pages; polls while an operation on it is under way. */
 export function ProjectLayout(props: { children?: JSX.Element }) {
   const params = useParams<{ id: string }>();
-  const [project, { refetch }] = createResource(() => params.id, (id) => api.projects.get(id));
+  const [projectRes, { refetch }] = createResource(() => params.id, (id) => api.projects.get(id));
+  const project = safe(projectRes);
   createEffect(() => project() && setCurrentProject(project()));
   const timer = setInterval(() => {
-    const p = project.latest;
+    const p = project();
     if (p && isTransitional(p.status)) refetch();
   }, 1500);
   onCleanup(() => clearInterval(timer));
   return (
     <ProjectContext.Provider value={{ project, refetch, id: () => params.id }}>
       <Switch>
-        <Match when={project.error}>
-          <LoadError error={project.error} retry={refetch} />
+        <Match when={projectRes.error}>
+          <LoadError error={projectRes.error} retry={refetch} />
         </Match>
-        <Match when={!project.latest}>
+        <Match when={!project()}>
           <SkeletonBlock lines={6} />
         </Match>
-        <Match when={project.latest}>{props.children}</Match>
+        <Match when={project()}>{props.children}</Match>
       </Switch>
     </ProjectContext.Provider>
   );

@@ -6,7 +6,7 @@ import { relTime, dateTime } from "../components/format";
 import { Modal } from "../components/Modal";
 import { useCrumbs } from "../components/Shell";
 import { ShownOnce } from "../components/ShownOnce";
-import { Empty, LoadError, SkeletonRows } from "../components/States";
+import { Empty, LoadError, SkeletonRows, safe } from "../components/States";
 import { isTransitional, StatusBadge } from "../components/StatusBadge";
 import { notify } from "../components/toast";
 
@@ -15,7 +15,8 @@ type Filter = "active" | "deleted" | "all";
 export default function Projects() {
   useCrumbs(() => [{ label: "Projects", href: "/projects" }]);
   const [params, setParams] = useSearchParams<{ q?: string; show?: Filter; new?: string }>();
-  const [list, { refetch, mutate }] = createResource(() => api.projects.list({ limit: 1000 }).then((r) => r.items));
+  const [listRes, { refetch, mutate }] = createResource(() => api.projects.list({ limit: 1000 }).then((r) => r.items));
+  const list = safe(listRes);
   const [creating, setCreating] = createSignal(params.new === "1");
   const [toDelete, setToDelete] = createSignal<Project>();
   const [toPurge, setToPurge] = createSignal<Project>();
@@ -94,8 +95,8 @@ export default function Projects() {
 
       <div class="panel flush">
         <Switch>
-          <Match when={list.error}>
-            <LoadError error={list.error} retry={refetch} />
+          <Match when={listRes.error}>
+            <LoadError error={listRes.error} retry={refetch} />
           </Match>
           <Match when={list() && shown().length === 0}>
             <Show

@@ -4,7 +4,7 @@ import { api, uploadObject, type Bucket, type StoredObject } from "../api";
 import { ConfirmDialog } from "../components/ConfirmDialog";
 import { bytes, dateTime, relTime } from "../components/format";
 import { Modal } from "../components/Modal";
-import { Empty, LoadError, SkeletonBlock, SkeletonRows } from "../components/States";
+import { Empty, LoadError, SkeletonBlock, SkeletonRows, safe } from "../components/States";
 import { Badge } from "../components/StatusBadge";
 import { notify } from "../components/toast";
 import { useProject, useProjectCrumbs } from "./project";
@@ -22,7 +22,8 @@ export default function Storage() {
   useProjectCrumbs("Storage");
   const { id } = useProject();
   const [params, setParams] = useSearchParams<{ bucket?: string; prefix?: string; q?: string }>();
-  const [buckets, { refetch: refetchBuckets }] = createResource(id, (pid) => api.storage.buckets(pid).then((r) => r.items));
+  const [bucketsRes, { refetch: refetchBuckets }] = createResource(id, (pid) => api.storage.buckets(pid).then((r) => r.items));
+  const buckets = safe(bucketsRes);
   const bucket = () => params.bucket ?? buckets()?.[0]?.name;
   const prefix = () => params.prefix ?? "";
   const [creatingBucket, setCreatingBucket] = createSignal(false);
@@ -31,7 +32,7 @@ export default function Storage() {
   // The listing of the bucket under the prefix, page by page (1000 keys a page).
   const [extra, setExtra] = createSignal<StoredObject[]>([]);
   const [cursor, setCursor] = createSignal<string | null>(null);
-  const [listing, { refetch: refetchObjects }] = createResource(
+  const [listingRes, { refetch: refetchObjects }] = createResource(
     () => (bucket() ? { pid: id(), bucket: bucket()!, prefix: prefix() } : undefined),
     async (k) => {
       const page = await api.storage.objects(k.pid, k.bucket, { prefix: k.prefix || undefined, limit: 1000 });
@@ -40,6 +41,7 @@ export default function Storage() {
       return page.items;
     },
   );
+  const listing = safe(listingRes);
   const loadMore = async () => {
     try {
       const page = await api.storage.objects(id(), bucket()!, { prefix: prefix() || undefined, cursor: cursor()!, limit: 1000 });
@@ -133,8 +135,8 @@ export default function Storage() {
         </button>
       </div>
       <Switch>
-        <Match when={buckets.error}>
-          <LoadError error={buckets.error} retry={refetchBuckets} />
+        <Match when={bucketsRes.error}>
+          <LoadError error={bucketsRes.error} retry={refetchBuckets} />
         </Match>
         <Match when={!buckets()}>
           <SkeletonBlock />
@@ -256,8 +258,8 @@ export default function Storage() {
                 </div>
               </Show>
               <Switch>
-                <Match when={listing.error}>
-                  <LoadError error={listing.error} retry={refetchObjects} />
+                <Match when={listingRes.error}>
+                  <LoadError error={listingRes.error} retry={refetchObjects} />
                 </Match>
                 <Match when={listing() && entries().folders.length === 0 && entries().files.length === 0}>
                   <Empty title={params.q ? "Nothing matches" : "This folder is empty"}>

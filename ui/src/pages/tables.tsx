@@ -6,7 +6,7 @@ import { ConfirmDialog } from "../components/ConfirmDialog";
 import { cellText, DataGrid, type Sort } from "../components/DataGrid";
 import { Modal } from "../components/Modal";
 import { condition, FILTER_OPS, ident, literal, where, type Filter, type FilterOp } from "../components/sqlText";
-import { Empty, LoadError, SkeletonBlock } from "../components/States";
+import { Empty, LoadError, SkeletonBlock, safe } from "../components/States";
 import { notify } from "../components/toast";
 import { useProject, useProjectCrumbs } from "./project";
 
@@ -56,15 +56,17 @@ export default function Tables() {
   useProjectCrumbs("Tables");
   const { id } = useProject();
   const [params, setParams] = useSearchParams<{ table?: string; page?: string; sort?: string; filter?: string }>();
-  const [tables, { refetch: refetchTables }] = createResource(id, async (pid) =>
+  const [tablesRes, { refetch: refetchTables }] = createResource(id, async (pid) =>
     (await api.sql(pid, TABLES_QUERY)).rows.map(([name, kind, estimate]) => ({ name, kind, estimate: Number(estimate) }) as TableInfo),
   );
+  const tables = safe(tablesRes);
   const table = () => (tables()?.some((t) => t.name === params.table) ? params.table : undefined);
-  const [columns] = createResource(
+  const [columnsRes] = createResource(
     () => (table() ? { pid: id(), table: table()! } : undefined),
     async (k) =>
       (await api.sql(k.pid, columnsQuery(k.table))).rows.map(([name, type, nullable, hasDefault, pk]) => ({ name, type, nullable, hasDefault, pk }) as ColumnInfo),
   );
+  const columns = safe(columnsRes);
   const page = () => Math.max(0, Number(params.page ?? 0) || 0);
   const sort = (): Sort | undefined => {
     const m = /^(.+)\.(asc|desc)$/.exec(params.sort ?? "");
@@ -74,7 +76,7 @@ export default function Tables() {
   const [filterError, setFilterError] = createSignal<string>();
 
   // One page of rows and the count, both with the same filters.
-  const [data, { refetch: refetchData }] = createResource(
+  const [dataRes, { refetch: refetchData }] = createResource(
     () => (table() ? { pid: id(), table: table()!, page: page(), sort: sort(), filters: filters() } : undefined),
     async (k) => {
       let clause: string;
@@ -94,6 +96,7 @@ export default function Tables() {
       return { ...rows, total: Number(count.rows[0]?.[0] ?? 0) };
     },
   );
+  const data = safe(dataRes);
 
   const pk = () => (columns() ?? []).filter((c) => c.pk);
   const [toDelete, setToDelete] = createSignal<unknown[]>();
@@ -118,8 +121,8 @@ export default function Tables() {
         </A>
       </div>
       <Switch>
-        <Match when={tables.error}>
-          <LoadError error={tables.error} retry={refetchTables} />
+        <Match when={tablesRes.error}>
+          <LoadError error={tablesRes.error} retry={refetchTables} />
         </Match>
         <Match when={!tables()}>
           <SkeletonBlock />
@@ -166,15 +169,15 @@ export default function Tables() {
                   </div>
                 </Show>
                 <Switch>
-                  <Match when={data.error}>
-                    <LoadError error={data.error} retry={refetchData} />
+                  <Match when={dataRes.error}>
+                    <LoadError error={dataRes.error} retry={refetchData} />
                   </Match>
-                  <Match when={!data.latest}>
+                  <Match when={!data()}>
                     <div style={{ padding: "12px" }}>
                       <SkeletonBlock lines={6} />
                     </div>
                   </Match>
-                  <Match when={data.latest}>
+                  <Match when={data()}>
                     {(d) => (
                       <>
                         <Show when={d().rows.length} fallback={<Empty title="No rows">{filters().length ? "No row matches the filters." : "This table is empty."}</Empty>}>
@@ -224,7 +227,7 @@ export default function Tables() {
         confirmLabel="Delete row"
         danger
         onConfirm={async () => {
-          const cols = data.latest!.columns.map((c) => c.name);
+          const cols = data()!.columns.map((c) => c.name);
           const match = pk().map((k) => {
             const v = cellText(toDelete()![cols.indexOf(k.name)]);
             return v === null ? `${ident(k.name)} is null` : `${ident(k.name)} = ${literal(v)}`;
@@ -237,7 +240,7 @@ export default function Tables() {
         <p>
           Deletes the row of <code>{table()}</code> where{" "}
           {pk()
-            .map((k) => `${k.name} = ${cellText(toDelete()?.[data.latest?.columns.findIndex((c) => c.name === k.name) ?? -1])}`)
+            .map((k) => `${k.name} = ${cellText(toDelete()?.[data()?.columns.findIndex((c) => c.name === k.name) ?? -1])}`)
             .join(", ")}
           .
         </p>

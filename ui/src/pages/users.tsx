@@ -4,7 +4,7 @@ import { ConfirmDialog } from "../components/ConfirmDialog";
 import { dateTime, relTime } from "../components/format";
 import { Modal } from "../components/Modal";
 import { ShownOnce } from "../components/ShownOnce";
-import { Empty, LoadError, SkeletonRows } from "../components/States";
+import { Empty, LoadError, SkeletonRows, safe } from "../components/States";
 import { Badge } from "../components/StatusBadge";
 import { notify } from "../components/toast";
 import { useProject, useProjectCrumbs } from "./project";
@@ -18,7 +18,8 @@ const ACCESS: { value: Access; label: string; help: string }[] = [
 export default function Users() {
   useProjectCrumbs("Database users");
   const { id } = useProject();
-  const [users, { refetch }] = createResource(id, (pid) => api.users.list(pid).then((r) => r.items));
+  const [usersRes, { refetch }] = createResource(id, (pid) => api.users.list(pid).then((r) => r.items));
+  const users = safe(usersRes);
   const [creating, setCreating] = createSignal(false);
   const [shown, setShown] = createSignal<DbUserWithPassword>();
   const [toRegenerate, setToRegenerate] = createSignal<DbUser>();
@@ -36,8 +37,8 @@ export default function Users() {
       </div>
       <div class="panel flush">
         <Switch>
-          <Match when={users.error}>
-            <LoadError error={users.error} retry={refetch} />
+          <Match when={usersRes.error}>
+            <LoadError error={usersRes.error} retry={refetch} />
           </Match>
           <Match when={users()?.length === 0}>
             <Empty title="No database users" action={<button class="btn primary" onClick={() => setCreating(true)}>Create a user</button>}>
