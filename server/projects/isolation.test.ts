@@ -283,6 +283,13 @@ describe("the server itself", () => {
       expect(codeOf(error, INSUFFICIENT_PRIVILEGE)).toEqual(want(INSUFFICIENT_PRIVILEGE));
     });
 
+    it(`${kind} cannot read or write server files through lo_import/lo_export`, async () => {
+      for (const attempt of ["select lo_import('/etc/passwd')", "select lo_import('global/1260', 424242)", "select lo_export(0, '/tmp/atlashub-owned')"]) {
+        const error = await failure(() => asA(kind, (sql) => sql.unsafe(attempt)));
+        expect(codeOf(error, INSUFFICIENT_PRIVILEGE)).toEqual(want(INSUFFICIENT_PRIVILEGE));
+      }
+    });
+
     it(`${kind} cannot terminate a session of project B`, async () => {
       const victim = connect(b, "app");
       try {
@@ -295,4 +302,27 @@ describe("the server itself", () => {
       }
     });
   }
+});
+
+describe("projects made before a provisioning fix", () => {
+  it("are brought up to the current hardening level by the reconciler (owner loses lo_import)", async () => {
+    const { hardenProject, HARDENING_LEVEL } = await import("./provision");
+    const { reconcileProjects } = await import("./reconciler");
+    const old = await createProject("isolation-old");
+    // As provisioning used to leave it: lo_import granted to the owner, level 0.
+    const superuserDsn = new URL(process.env.ATLASHUB_TEST_DATABASE_URL!);
+    superuserDsn.pathname = "/" + old.database.name;
+    const su = clients.connect(superuserDsn.toString());
+    await su.unsafe(`grant execute on function lo_import(text) to "${old.credentials.owner.role}"`);
+    await server.ctx.sql`update projects set hardening = 0 where id = ${old.id}`;
+    const owner = () => connect(old, "owner");
+    const [{ oid }] = await owner()`select lo_import('PG_VERSION') as oid`;
+    expect(Number(oid)).toBeGreaterThan(0);
+
+    await reconcileProjects(server.ctx);
+    expect((await server.ctx.sql`select hardening from projects where id = ${old.id}`)[0]!.hardening).toBe(HARDENING_LEVEL);
+    const error = await failure(() => owner()`select lo_import('PG_VERSION')`);
+    expect(codeOf(error, INSUFFICIENT_PRIVILEGE)).toEqual(want(INSUFFICIENT_PRIVILEGE));
+    expect(await hardenProject(server.ctx, old.id)).toBe(false); // already done
+  });
 });

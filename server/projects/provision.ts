@@ -5,7 +5,7 @@
 // A step that fails leaves the project `failed`; `operation` says which of these a retry repeats.
 import postgres from "postgres";
 import type { AppContext } from "../context";
-import type { Sql } from "../platform/db";
+import type { Db, Sql } from "../platform/db";
 import { decryptSecret } from "../platform/crypto";
 import { log } from "../platform/log";
 import { crashPoint } from "./crash";
@@ -29,7 +29,13 @@ const CONNECTION_LIMITS: Record<RoleKind, number> = { owner: 5, app: 20, ro: 10 
 const ROLE_STATEMENT_TIMEOUT = "30s";
 const ROLE_IDLE_IN_TRANSACTION_TIMEOUT = "60s";
 
-const LARGE_OBJECT_WRITERS = ["lo_creat(integer)", "lo_create(oid)", "lo_from_bytea(oid, bytea)", "lo_put(oid, bigint, bytea)", "lo_import(text)", "lo_import(text, oid)"];
+const LARGE_OBJECT_WRITERS = ["lo_creat(integer)", "lo_create(oid)", "lo_from_bytea(oid, bytea)", "lo_put(oid, bigint, bytea)"];
+// Server-side lo_import/lo_export read and write any file the database server's OS user can reach
+// (other projects' data files, pg_authid's password hashes): the superuser's alone.
+const SERVER_FILE_FUNCTIONS = ["lo_import(text)", "lo_import(text, oid)", "lo_export(oid, text)"];
+
+/** Raised when a fix to what configure sets up must reach existing projects (hardenProject). */
+export const HARDENING_LEVEL = 1;
 
 export const databaseName = (projectId: string) => `p_${projectId}`;
 
@@ -61,6 +67,14 @@ export async function advance(
   mode: "wait" | "try",
   start: () => Promise<unknown> = async () => {},
 ): Promise<ProjectStatus | undefined> {
+  return withProjectLock(ctx, projectId, mode, async (conn) => {
+    await start();
+    return runSteps(ctx, conn, projectId);
+  });
+}
+
+/** Runs `use` holding the project's advisory lock; undefined when `try` finds it taken. */
+async function withProjectLock<T>(ctx: AppContext, projectId: string, mode: "wait" | "try", use: (conn: Sql) => Promise<T>): Promise<T | undefined> {
   const conn = await ctx.clusterSql.reserve();
   try {
     const [locked] = await (mode === "wait"
@@ -68,14 +82,37 @@ export async function advance(
       : conn`select pg_try_advisory_lock(hashtext('atlashub.project'), hashtext(${projectId})) as ok`);
     if (!locked!.ok) return undefined;
     try {
-      await start();
-      return await runSteps(ctx, conn, projectId);
+      return await use(conn);
     } finally {
       await conn`select pg_advisory_unlock(hashtext('atlashub.project'), hashtext(${projectId}))`;
     }
   } finally {
     conn.release();
   }
+}
+
+/**
+ * Brings a ready project made before the latest HARDENING_LEVEL up to it (new projects get it from
+ * configure); the reconciler runs it. True when it changed the project.
+ */
+export async function hardenProject(ctx: AppContext, projectId: string): Promise<boolean> {
+  const done = await withProjectLock(ctx, projectId, "try", async (conn) => {
+    const [project] = await conn<{ status: string; hardening: number }[]>`select status, hardening from projects where id = ${projectId}`;
+    if (project?.status !== "ready" || project.hardening >= HARDENING_LEVEL) return false;
+    const inside = connectInside(ctx, databaseName(projectId));
+    try {
+      await revokeServerFileAccess(inside, roleName(projectId, "owner"));
+    } finally {
+      await inside.end({ timeout: 5 });
+    }
+    await conn`update projects set hardening = ${HARDENING_LEVEL} where id = ${projectId}`;
+    return true;
+  });
+  return done === true;
+}
+
+async function revokeServerFileAccess(sql: Db, owner: string) {
+  for (const fn of SERVER_FILE_FUNCTIONS) await sql`revoke execute on function ${sql.unsafe(fn)} from public, ${sql(owner)}`;
 }
 
 async function runSteps(ctx: AppContext, conn: Sql, projectId: string): Promise<ProjectStatus> {
@@ -168,12 +205,13 @@ async function configureDatabase(ctx: AppContext, conn: Sql, projectId: string):
         await tx`revoke execute on function ${tx.unsafe(fn)} from public`;
         await tx`grant execute on function ${tx.unsafe(fn)} to ${tx(owner)}`;
       }
+      await revokeServerFileAccess(tx, owner);
       if (ctx.extensions.vector) await tx`create extension if not exists vector with schema public`;
     });
   } finally {
     await inside.end({ timeout: 5 });
   }
-  await conn`update projects set has_vector = ${ctx.extensions.vector === true} where id = ${projectId}`;
+  await conn`update projects set has_vector = ${ctx.extensions.vector === true}, hardening = ${HARDENING_LEVEL} where id = ${projectId}`;
   return "ready";
 }
 

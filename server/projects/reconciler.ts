@@ -1,7 +1,7 @@
 import type { AppContext } from "../context";
 import { recordAudit } from "../platform/audit";
 import { log } from "../platform/log";
-import { advance, UNFINISHED } from "./provision";
+import { advance, hardenProject, HARDENING_LEVEL, UNFINISHED } from "./provision";
 
 const INTERVAL_MS = 60_000;
 
@@ -35,6 +35,10 @@ export async function reconcileProjects(ctx: AppContext) {
     if (final === undefined) continue;
     log.info("reconciled project", { project: id, from: status, to: final });
     await recordAudit(ctx.sql, { actor: { type: "system", label: "reconciler" }, action: "project.reconcile", target: { type: "project", id }, details: { from: status, to: final } });
+  }
+  const unhardened = await ctx.sql<{ id: string }[]>`select id from projects where status = 'ready' and hardening < ${HARDENING_LEVEL} order by created_at`;
+  for (const { id } of unhardened) {
+    if (await hardenProject(ctx, id)) log.info("hardened project", { project: id, level: HARDENING_LEVEL });
   }
 }
 
