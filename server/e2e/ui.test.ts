@@ -52,6 +52,8 @@ beforeAll(async () => {
   page = browser.pages()[0] ?? (await browser.newPage());
   page.setDefaultTimeout(10_000);
   page.on("pageerror", (e) => pageErrors.push(e.message));
+  // The CSP must not be getting in the way (Chromium reports what it refuses on the console).
+  page.on("console", (m) => m.type() === "error" && /Refused to/.test(m.text()) && pageErrors.push(m.text()));
 }, 60_000);
 
 afterAll(async () => {
