@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "bun:test";
 import { createHash, randomBytes } from "node:crypto";
-import { existsSync, readdirSync, statSync } from "node:fs";
+import { existsSync, readdirSync, renameSync, statSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";
 import { join } from "node:path";
 import { adminHeaders, createTestProject, jsonRequest, startTestServer, type TestServer } from "../test/server";
@@ -248,6 +248,51 @@ describe("uploading and downloading through signed URLs", () => {
     const [row] = await server.ctx.sql`select sha256 from storage_objects where project_id = ${a.id} and key = 'race/same.bin'`;
     expect(row!.sha256).toBe(sha256(got));
     expect(filesUnder(join(storageRoot, a.id, "uploads", "race"))).toEqual(["same.bin"]);
+  });
+
+  it("never pairs one version's ETag or Content-Type with another's bytes while the key is overwritten", async () => {
+    const versions = [
+      { type: "text/a", bytes: new Uint8Array(128 * 1024).fill(0x61) },
+      { type: "text/b", bytes: new Uint8Array(128 * 1024).fill(0x62) },
+    ];
+    expect((await upload("race/versions.bin", versions[0]!.bytes, versions[0]!.type)).status).toBe(200);
+    const url = (await downloadUrl({ key: "race/versions.bin" })).url;
+    let writing = true;
+    const writer = (async () => {
+      for (let i = 1; writing; i++) expect((await upload("race/versions.bin", versions[i % 2]!.bytes, versions[i % 2]!.type)).status).toBe(200);
+    })();
+    const mismatches: string[] = [];
+    for (let read = 0; read < 300; read++) {
+      const res = await fetch(url);
+      const body = new Uint8Array(await res.arrayBuffer());
+      const letter = String.fromCharCode(body[0]!);
+      if (res.headers.get("etag") !== `"${sha256(body)}"`) mismatches.push(`etag of another version (body ${letter})`);
+      if (res.headers.get("content-type") !== `text/${letter}`) mismatches.push(`${res.headers.get("content-type")} with body ${letter}`);
+      if (res.headers.get("content-length") !== String(body.length)) mismatches.push(`length ${res.headers.get("content-length")} for ${body.length}`);
+    }
+    writing = false;
+    await writer;
+    expect(mismatches).toEqual([]);
+  }, 60_000);
+
+  it("adopts the file it finds for a row that names no version (written before versions, or restored)", async () => {
+    expect((await upload("adopt/me.txt", "hello", "text/plain")).status).toBe(200);
+    const path = join(storageRoot, a.id, "uploads", "adopt", "me.txt");
+    // As a restore from a backup would: the same bytes in a new file (another inode).
+    writeFileSync(`${path}.copy`, "hello");
+    renameSync(`${path}.copy`, path);
+    const url = (await downloadUrl({ key: "adopt/me.txt" })).url;
+    const res = await fetch(url);
+    expect([res.status, await res.text(), res.headers.get("etag")]).toEqual([200, "hello", `"${sha256("hello")}"`]);
+    await server.ctx.sql`update storage_objects set file_version = null where project_id = ${a.id} and key = 'adopt/me.txt'`;
+    expect((await fetch(url)).status).toBe(200);
+    const [row] = await server.ctx.sql`select file_version from storage_objects where project_id = ${a.id} and key = 'adopt/me.txt'`;
+    expect(row!.file_version).toMatch(/^\d+-5-\d+$/);
+    // Bytes of another size than recorded are not served under the recorded headers.
+    writeFileSync(`${path}.copy`, "hello, changed");
+    renameSync(`${path}.copy`, path);
+    const changed = await fetch(url);
+    expect([changed.status, (await changed.json()).error.code]).toEqual([503, "unavailable"]);
   });
 
   it("answers 409 for a key that is another object's prefix", async () => {

@@ -306,6 +306,11 @@ async function lockObject(db: Db, location: ObjectLocation) {
   await db`select pg_advisory_xact_lock(hashtext('atlashub.object'), hashtext(${`${location.project}/${location.bucket}/${location.key}`}))`;
 }
 
+/** Keeps commits and deletes of one key out while a download reads its row and opens its bytes. */
+async function lockObjectShared(db: Db, location: ObjectLocation) {
+  await db`select pg_advisory_xact_lock_shared(hashtext('atlashub.object'), hashtext(${`${location.project}/${location.bucket}/${location.key}`}))`;
+}
+
 /**
  * Stores an upload: bytes streamed into staging (never the whole body in memory), then, with the
  * project still ready and the bucket still there, made visible and recorded in one transaction.
@@ -337,13 +342,13 @@ export async function storeObject(
         throw storeError(err);
       });
       const [row] = await tx<ObjectRow[]>`
-        insert into storage_objects (project_id, bucket, key, size, content_type, sha256, uploaded_by)
+        insert into storage_objects (project_id, bucket, key, size, content_type, sha256, uploaded_by, file_version)
         values (${location.project}, ${location.bucket}, ${location.key}, ${staged.size}, ${upload.contentType}, ${staged.sha256},
           -- A key deleted since it signed the URL leaves the field empty rather than failing the upload.
-          (select id from api_keys where id = ${upload.uploadedBy}))
+          (select id from api_keys where id = ${upload.uploadedBy}), ${staged.version ?? null})
         on conflict (project_id, bucket, key) do update set
           size = excluded.size, content_type = excluded.content_type, sha256 = excluded.sha256,
-          uploaded_by = excluded.uploaded_by, updated_at = now()
+          uploaded_by = excluded.uploaded_by, file_version = excluded.file_version, updated_at = now()
         returning ${tx(OBJECT_COLUMNS)}`;
       const object = presentObject(row!);
       await record?.(tx, object);
@@ -507,7 +512,7 @@ async function recordArrivedUpload(ctx: AppContext, location: ObjectLocation, pe
       values (${location.project}, ${location.bucket}, ${location.key}, ${upload.size}, ${pending.content_type}, null,
         (select id from api_keys where id = ${pending.uploaded_by}))
       on conflict (project_id, bucket, key) do update set
-        size = excluded.size, content_type = excluded.content_type, sha256 = null, uploaded_by = excluded.uploaded_by, updated_at = now()
+        size = excluded.size, content_type = excluded.content_type, sha256 = null, uploaded_by = excluded.uploaded_by, file_version = null, updated_at = now()
       returning ${tx(OBJECT_COLUMNS)}`;
     await tx`update storage_pending_uploads set completed_at = now() where id = ${pending.id}`;
     return presentObject(row!);
@@ -557,51 +562,85 @@ export interface Download {
   body: Blob | ReadableStream<Uint8Array> | null;
 }
 
+type DownloadRequest = { signed: boolean; range?: string; ifNoneMatch?: string; ifRange?: string };
+
 /**
  * An object's bytes for GET/HEAD. `signed` says a signature was checked; without one only public
  * buckets answer, and an unknown bucket answers like a private one (403), revealing nothing.
+ * Headers and bytes are always of one version: the bytes opened are served only when they are the
+ * version the row describes.
  */
-export async function readObject(ctx: AppContext, location: ObjectLocation, request: { signed: boolean; range?: string; ifNoneMatch?: string; ifRange?: string }): Promise<Download> {
-  for (let attempt = 0; ; attempt++) {
-    const [row] = await ctx.sql<(Partial<ObjectRow> & { public: boolean })[]>`
-      select b.public, o.size, o.content_type, o.sha256, o.updated_at
-      from storage_buckets b join projects p on p.id = b.project_id
-      left join storage_objects o on o.project_id = b.project_id and o.bucket = b.name and o.key = ${location.key}
-      where b.project_id = ${location.project} and b.name = ${location.bucket} and p.status = 'ready'`;
-    if (!request.signed && !row?.public) throw errors.signatureRequired();
-    if (!row) throw errors.notFound("bucket");
-    if (row.size === null || row.size === undefined) throw errors.notFound("object");
-    const size = Number(row.size);
-    const etag = row.sha256 ? `"${row.sha256}"` : undefined;
-    const headers: Record<string, string> = {
-      "content-type": row.content_type!,
-      "content-disposition": contentDisposition(location.key, row.content_type!),
-      "accept-ranges": "bytes",
-      "last-modified": row.updated_at!.toUTCString(),
-      "cache-control": request.signed ? "private, no-cache" : "public, no-cache",
-      // User content on AtlasHub's own origin: never a page that can run script there.
-      "content-security-policy": "default-src 'none'; sandbox",
-      ...(etag ? { etag } : {}),
-    };
-    if (etag && request.ifNoneMatch && request.ifNoneMatch.split(",").some((t) => t.trim() === etag || t.trim() === "*")) {
-      return { status: 304, headers, body: null };
+export async function readObject(ctx: AppContext, location: ObjectLocation, request: DownloadRequest): Promise<Download> {
+  const first = await prepareDownload(ctx, ctx.sql, location, request);
+  if (first.current) return first.download;
+  first.object!.discard();
+  // An upload replaced the key between reading the row and opening the file (or the row never named
+  // this file: written before versions were recorded, or the files were restored). Both again, while
+  // no upload or delete of the key can commit.
+  return ctx.sql.begin(async (tx) => {
+    await lockObjectShared(tx, location);
+    const again = await prepareDownload(ctx, tx, location, request);
+    if (again.current) return again.download;
+    const object = again.object!;
+    if (object.version !== undefined && object.size === Number(again.row.size)) {
+      await tx`
+        update storage_objects set file_version = ${object.version}
+        where project_id = ${location.project} and bucket = ${location.bucket} and key = ${location.key}`;
+      return again.download;
     }
-    const rangeHeader = request.ifRange === undefined || request.ifRange === etag ? request.range : undefined;
-    const range = resolveRange(rangeHeader, size);
-    if (range.kind === "unsatisfiable") throw errors.rangeNotSatisfiable(size);
-    const object = await ctx.storage.get(location, range.kind === "partial" ? range : undefined);
-    if (!object) throw errors.notFound("object");
-    // A concurrent overwrite between reading the row and opening the bytes: read both again.
-    if (object.size !== size && attempt < 2) continue;
-    // Set although a file body carries its own: a HEAD answer has no body to take it from.
-    if (range.kind === "partial") {
-      headers["content-range"] = `bytes ${range.start}-${range.end}/${size}`;
-      headers["content-length"] = String(range.end - range.start + 1);
-      return { status: 206, headers, body: object.body };
-    }
-    headers["content-length"] = String(object.size);
-    return { status: 200, headers, body: object.body };
+    object.discard();
+    throw errors.unavailable("The object's stored bytes do not match its recorded size; upload it again.");
+  });
+}
+
+interface DownloadRow {
+  public: boolean;
+  size: string | null;
+  content_type: string | null;
+  sha256: string | null;
+  updated_at: Date | null;
+  file_version: string | null;
+}
+
+/** Reads the row, answers 304 or opens the bytes; `current` says the bytes are the row's version. */
+async function prepareDownload(ctx: AppContext, db: Db, location: ObjectLocation, request: DownloadRequest) {
+  const [row] = await db<DownloadRow[]>`
+    select b.public, o.size, o.content_type, o.sha256, o.updated_at, o.file_version
+    from storage_buckets b join projects p on p.id = b.project_id
+    left join storage_objects o on o.project_id = b.project_id and o.bucket = b.name and o.key = ${location.key}
+    where b.project_id = ${location.project} and b.name = ${location.bucket} and p.status = 'ready'`;
+  if (!request.signed && !row?.public) throw errors.signatureRequired();
+  if (!row) throw errors.notFound("bucket");
+  if (row.size === null) throw errors.notFound("object");
+  const size = Number(row.size);
+  const etag = row.sha256 ? `"${row.sha256}"` : undefined;
+  const headers: Record<string, string> = {
+    "content-type": row.content_type!,
+    "content-disposition": contentDisposition(location.key, row.content_type!),
+    "accept-ranges": "bytes",
+    "last-modified": row.updated_at!.toUTCString(),
+    "cache-control": request.signed ? "private, no-cache" : "public, no-cache",
+    // User content on AtlasHub's own origin: never a page that can run script there.
+    "content-security-policy": "default-src 'none'; sandbox",
+    ...(etag ? { etag } : {}),
+  };
+  if (etag && request.ifNoneMatch && request.ifNoneMatch.split(",").some((t) => t.trim() === etag || t.trim() === "*")) {
+    return { row, current: true, download: { status: 304 as const, headers, body: null } };
   }
+  const rangeHeader = request.ifRange === undefined || request.ifRange === etag ? request.range : undefined;
+  const range = resolveRange(rangeHeader, size);
+  if (range.kind === "unsatisfiable") throw errors.rangeNotSatisfiable(size);
+  const object = await ctx.storage.get(location, range.kind === "partial" ? range : undefined);
+  if (!object) throw errors.notFound("object");
+  const current = object.version === undefined ? object.size === size : object.version === row.file_version;
+  // Set although a file body carries its own: a HEAD answer has no body to take it from.
+  if (range.kind === "partial") {
+    headers["content-range"] = `bytes ${range.start}-${range.end}/${size}`;
+    headers["content-length"] = String(range.end - range.start + 1);
+    return { row, object, current, download: { status: 206 as const, headers, body: object.body } };
+  }
+  headers["content-length"] = String(size);
+  return { row, object, current, download: { status: 200 as const, headers, body: object.body } };
 }
 
 // Types a browser may show in place; anything else (HTML, SVG, scripts…) is offered as a download.

@@ -59,6 +59,25 @@ describe("FsObjectStore", () => {
     expect(new TextDecoder().decode(await bytesOf(range!.body))).toBe("2345");
   });
 
+  it("serves the version get() opened, even when the key is replaced before the bytes are read", async () => {
+    const store = newStore();
+    const location = { project, bucket, key: "versioned" };
+    const first = await store.put(location, streamOf(new Uint8Array(64 * 1024).fill(0x41)), { maxBytes: 1 << 20 });
+    await first.commit();
+    const opened = (await store.get(location))!;
+    const openedRange = (await store.get(location, { start: 10, end: 19 }))!;
+    expect(opened.version).toBe(first.version!);
+    const second = await store.put(location, streamOf(new Uint8Array(64 * 1024).fill(0x42)), { maxBytes: 1 << 20 });
+    await second.commit();
+    expect(second.version).not.toBe(first.version!);
+    expect(new Set(await bytesOf(opened.body))).toEqual(new Set([0x41]));
+    expect(await bytesOf(openedRange.body)).toEqual(new Uint8Array(10).fill(0x41));
+    const now = (await store.get(location))!;
+    expect(now.version).toBe(second.version!);
+    expect(new Set(await bytesOf(now.body))).toEqual(new Set([0x42]));
+    now.discard();
+  });
+
   it("keeps an upload invisible until commit, and discard leaves nothing", async () => {
     const store = newStore();
     const staged = await store.put({ project, bucket, key: "later" }, streamOf(new Uint8Array([1, 2, 3])), { maxBytes: 10 });

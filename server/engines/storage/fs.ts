@@ -4,7 +4,7 @@
 // recover() at the next start. A single machine's driver: several instances sharing one storage
 // directory (NFS) would remove each other's uploads in flight at start-up; they use s3.
 import { createHash, randomBytes } from "node:crypto";
-import { constants } from "node:fs";
+import { constants, existsSync, type BigIntStats } from "node:fs";
 import { mkdir, open, opendir, readdir, rename, rm, rmdir, stat, unlink, type FileHandle } from "node:fs/promises";
 import { dirname, join, resolve, sep } from "node:path";
 import { isBucketName, isObjectKey, isProjectId, RESERVED_PREFIX } from "./names";
@@ -25,6 +25,13 @@ export const TEMP_PREFIX = `${RESERVED_PREFIX}tmp-`;
 const WRITE_BATCH_BYTES = 1024 * 1024;
 const DIR_MODE = 0o700;
 const FILE_MODE = 0o600;
+// Bun sends a file body with sendfile() and a Content-Length, but opens it by name only as the
+// response goes out, when the key may hold another version. /proc/self/fd/<fd> names the very file
+// a download opened and checked, whatever happens to the key. Bun opens that name while rendering the
+// response, straight after the handler returns (microtasks only, before any timer); the fd is kept
+// open far longer than that, then closed. Without /proc (not Linux) the key's name is used.
+const PROC_FD = existsSync("/proc/self/fd") ? "/proc/self/fd" : undefined;
+const DOWNLOAD_FD_HOLD_MS = 10_000;
 
 export class FsObjectStore implements ObjectStore {
   readonly driver = "fs";
@@ -43,9 +50,12 @@ export class FsObjectStore implements ObjectStore {
     const temp = join(dirname(path), `${TEMP_PREFIX}${this.runId}-${randomBytes(8).toString("hex")}`);
     const file = await this.openTemp(temp, location.key);
     let written: { size: number; sha256: string };
+    let version: string;
     try {
       written = await writeStream(file, body, options.maxBytes);
       await file.sync();
+      // A rename keeps the inode and mtime: this is the identity get() will see once committed.
+      version = fileVersion(await file.stat({ bigint: true }));
     } catch (err) {
       await file.close().catch(() => {});
       await this.removeTemp(temp, location);
@@ -55,6 +65,7 @@ export class FsObjectStore implements ObjectStore {
     let done = false;
     return {
       ...written,
+      version,
       commit: async () => {
         await renameIntoPlace(temp, path, location.key);
         done = true;
@@ -75,13 +86,35 @@ export class FsObjectStore implements ObjectStore {
     await pruneEmptyDirs(dirname(temp), this.bucketDir(location.project, location.bucket));
   }
 
+  /** Opens the object once: size, version and bytes are all of the file opened here. */
   async get(location: ObjectLocation, range?: ByteRange): Promise<ObjectBody | undefined> {
     const path = this.objectPath(location);
-    const head = await statFile(path);
-    if (!head) return undefined;
+    const handle = await openForReading(path);
+    if (!handle) return undefined;
+    let stats: BigIntStats;
+    try {
+      stats = await handle.stat({ bigint: true });
+    } catch (err) {
+      await handle.close();
+      throw err;
+    }
+    if (!stats.isFile()) {
+      await handle.close();
+      return undefined;
+    }
+    const timer = setTimeout(() => void handle.close().catch(() => {}), DOWNLOAD_FD_HOLD_MS);
+    timer.unref();
     // A Bun.file body is sent with sendfile() and a Content-Length: no copy through JS memory.
-    const file = Bun.file(path);
-    return { size: head.size, body: range ? file.slice(range.start, range.end + 1) : file };
+    const file = Bun.file(PROC_FD ? `${PROC_FD}/${handle.fd}` : path);
+    return {
+      size: Number(stats.size),
+      version: fileVersion(stats),
+      body: range ? file.slice(range.start, range.end + 1) : file,
+      discard: () => {
+        clearTimeout(timer);
+        void handle.close().catch(() => {});
+      },
+    };
   }
 
   async head(location: ObjectLocation): Promise<ObjectHead | undefined> {
@@ -234,6 +267,20 @@ async function syncDir(dir: string) {
     await handle.sync();
   } finally {
     await handle.close();
+  }
+}
+
+/** Which stored version a file is: a new upload is a new inode, and inode numbers come back only after a file is gone. */
+function fileVersion(stats: BigIntStats) {
+  return `${stats.ino}-${stats.size}-${stats.mtimeNs}`;
+}
+
+async function openForReading(path: string) {
+  try {
+    return await open(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+  } catch (err) {
+    if (["ENOENT", "ENOTDIR", "ELOOP"].includes(errorCode(err))) return undefined;
+    throw err;
   }
 }
 

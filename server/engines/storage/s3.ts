@@ -163,7 +163,8 @@ export class S3ObjectStore implements ObjectStore {
     try {
       const res = await this.client.send(new GetObjectCommand({ ...this.address(location), Range: range ? `bytes=${range.start}-${range.end}` : undefined }));
       const total = res.ContentRange ? Number(res.ContentRange.split("/")[1]) : res.ContentLength!;
-      return { size: total, body: res.Body!.transformToWebStream() as ReadableStream<Uint8Array> };
+      const body = res.Body!.transformToWebStream() as ReadableStream<Uint8Array>;
+      return { size: total, body, discard: () => void body.cancel().catch(() => {}) };
     } catch (err) {
       if (isNotFound(err)) return undefined;
       throw err;

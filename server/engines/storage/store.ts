@@ -23,6 +23,8 @@ export interface ByteRange {
 export interface StagedObject {
   size: number;
   sha256: string;
+  /** Identity of these bytes once committed, as `get` reports it (fs); absent where the store has none (s3). */
+  version?: string;
   /** Replaces whatever the key held, atomically: a reader sees the old object or the new one, never a mix. */
   commit(): Promise<void>;
   /** Removes the staged bytes; safe to call after commit (then it does nothing) and more than once. */
@@ -32,8 +34,15 @@ export interface StagedObject {
 export interface ObjectBody {
   /** Size of the whole object (not of the range). */
   size: number;
+  /**
+   * Identity of the stored version these bytes are (fs: inode, size, mtime): the body is of exactly
+   * that version, whatever replaces the key meanwhile. Absent where the store has none (s3).
+   */
+  version?: string;
   /** The bytes (of the range when one was asked for), streamed: never the whole object in memory. */
   body: Blob | ReadableStream<Uint8Array>;
+  /** Gives the body up unsent (releases the open file or connection); a body that is sent needs nothing. */
+  discard(): void;
 }
 
 export interface ObjectHead {
