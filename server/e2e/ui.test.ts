@@ -206,7 +206,7 @@ describe("the admin UI in the compiled binary", () => {
     await page.getByTestId("sql-summary").filter({ hasText: "INSERT 250" }).waitFor();
     await run("select id, name, price, note from items order by id");
     await page.getByTestId("sql-summary").filter({ hasText: "250 rows" }).waitFor();
-    await page.getByRole("columnheader", { name: /price\s*numeric\(10,2\)/ }).waitFor();
+    await page.getByRole("columnheader", { name: /price\s*numeric/ }).waitFor();
     const [csv] = await Promise.all([page.waitForEvent("download"), page.getByRole("button", { name: "Download CSV" }).click()]);
     const lines = readFileSync((await csv.path())!, "utf8").split("\r\n");
     expect(lines[0]).toBe("id,name,price,note");
@@ -234,8 +234,8 @@ describe("the admin UI in the compiled binary", () => {
     await pager.filter({ hasText: "Rows 201–250 of 250" }).waitFor();
     expect(await page.getByRole("button", { name: "Next" }).isDisabled()).toBe(true);
     // Sort by price, descending (second click), back on page 1.
-    await page.getByRole("button", { name: "Sort by price" }).click();
-    await page.getByRole("button", { name: "Sort by price" }).click();
+    await page.getByRole("button", { name: /^Sort by price/ }).click();
+    await page.getByRole("button", { name: /^Sort by price/ }).click();
     await pager.filter({ hasText: "Rows 1–100 of 250" }).waitFor();
     await page.locator("table.grid tbody td.cell", { hasText: "item 250" }).first().waitFor();
     // Filters with the /v1/db operators.

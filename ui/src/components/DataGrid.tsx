@@ -89,7 +89,7 @@ export function DataGrid(props: {
               {(c) => (
                 <th aria-sort={props.sort?.column === c.name ? (props.sort.dir === "asc" ? "ascending" : "descending") : undefined}>
                   <Show when={props.onSort} fallback={<ColumnHead column={c} />}>
-                    <button type="button" class="th-button" onClick={() => clickSort(c.name)} title={`Sort by ${c.name}`}>
+                    <button type="button" class="th-button" onClick={() => clickSort(c.name)} title={`Sort by ${c.name}`} aria-label={`Sort by ${c.name} (${c.type})`}>
                       <ColumnHead column={c} />
                       <span class="sort-mark" aria-hidden="true">
                         {props.sort?.column === c.name ? (props.sort.dir === "asc" ? "▲" : "▼") : ""}
