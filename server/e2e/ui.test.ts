@@ -130,6 +130,17 @@ describe("the admin UI in the compiled binary", () => {
     await page.getByRole("alert").filter({ hasText: "Wrong email or password." }).waitFor();
     await shot("login-error-dark");
     expect(await unlabelledControls()).toEqual([]);
+    // An account past its failed attempts: the 429 is shown with the wait, and the button waits too.
+    for (let i = 0; i < 10; i++) {
+      await hub.fetch("/admin/api/login", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ email: "locked@example.com", password: "wrong-password" }) });
+    }
+    await page.getByLabel("Email").fill("locked@example.com");
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await page.getByRole("alert").filter({ hasText: /Too many sign-in attempts\. Try again in \d+ min( \d+ s)?\./ }).waitFor();
+    expect(await page.getByRole("button", { name: /^Wait \d+ min/ }).isDisabled()).toBe(true);
+    await shot("login-rate-limited-dark");
+    await page.reload();
+    await page.getByLabel("Email").fill(email);
     await page.getByLabel("Password").fill(password);
     await page.getByRole("button", { name: "Sign in" }).click();
     await page.waitForURL(/\/projects$/);
@@ -293,6 +304,13 @@ describe("the admin UI in the compiled binary", () => {
     // A file in a folder: the folder is listed and opens.
     await page.locator("#upload-input").setInputFiles({ name: "notes.txt", mimeType: "text/plain", buffer: Buffer.from("hi") });
     await page.locator('tr[data-object="notes.txt"]').waitFor();
+    // Dropped on the object list: uploaded too.
+    await page.evaluate(() => {
+      const files = new DataTransfer();
+      files.items.add(new File(["dropped on the list"], "dropped.txt", { type: "text/plain" }));
+      document.querySelector('section[aria-label^="Objects in"]')!.dispatchEvent(new DragEvent("drop", { dataTransfer: files, bubbles: true, cancelable: true }));
+    });
+    await page.locator('tr[data-object="dropped.txt"]').waitFor();
     seen.push(`/projects/${projectId}/storage?bucket=uploads`);
   });
 

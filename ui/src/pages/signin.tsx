@@ -20,6 +20,10 @@ export default function SignIn() {
   const timer = setInterval(() => setNow(Date.now()), 500);
   onCleanup(() => clearInterval(timer));
   const secondsLeft = () => Math.max(0, Math.ceil((waitUntil() - now()) / 1000));
+  const waitText = () => {
+    const s = secondsLeft();
+    return s < 60 ? `${s} s` : `${Math.floor(s / 60)} min${s % 60 ? ` ${s % 60} s` : ""}`;
+  };
 
   // Already signed in: straight on.
   onMount(async () => {
@@ -39,7 +43,7 @@ export default function SignIn() {
       navigate(safeNext(params.next), { replace: true });
     } catch (err) {
       if (err instanceof ApiError && err.status === 429) {
-        const retry = err.retryAfter ?? Number(err.details?.retry_after) ?? 60;
+        const retry = err.retryAfter ?? (Number(err.details?.retry_after) || 60);
         setWaitUntil(Date.now() + retry * 1000);
         setError("Too many sign-in attempts.");
       } else if (err instanceof ApiError && err.code === "invalid_credentials") {
@@ -65,19 +69,23 @@ export default function SignIn() {
         <Show when={error()}>
           <div class={secondsLeft() > 0 ? "alert warn" : "alert error"} role="alert">
             {error()}
-            <Show when={secondsLeft() > 0}> Try again in {secondsLeft()} s.</Show>
+            <Show when={secondsLeft() > 0}> Try again in {waitText()}.</Show>
           </div>
         </Show>
         <div class="field">
           <label for="email">Email</label>
-          <input id="email" type="email" autocomplete="username" required autofocus value={email()} onInput={(e) => setEmail(e.currentTarget.value)} />
+          <input id="email" type="email" autocomplete="username" required autofocus value={email()} onInput={(e) => {
+              setEmail(e.currentTarget.value);
+              setWaitUntil(0);
+            }}
+          />
         </div>
         <div class="field">
           <label for="password">Password</label>
           <input id="password" type="password" autocomplete="current-password" required value={password()} onInput={(e) => setPassword(e.currentTarget.value)} />
         </div>
         <button type="submit" class="btn primary" disabled={busy() || secondsLeft() > 0}>
-          {busy() ? "Signing in…" : secondsLeft() > 0 ? `Wait ${secondsLeft()} s` : "Sign in"}
+          {busy() ? "Signing in…" : secondsLeft() > 0 ? `Wait ${waitText()}` : "Sign in"}
         </button>
         <div class="setup-hint">
           <p>No admin account yet? Create the first one on the server:</p>
