@@ -88,3 +88,27 @@ describe("GET /health when Postgres hangs", () => {
     }
   });
 });
+
+describe("GET /health when S3 hangs", () => {
+  it("answers 503 with storage.ok false after the store's own 2 s check, instead of hanging", async () => {
+    // Accepts TCP connections and never answers.
+    const blackhole = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+    const server = await startTestServer({
+      ATLASHUB_STORAGE: "s3",
+      ATLASHUB_S3_ENDPOINT: `http://127.0.0.1:${blackhole.port}`,
+      ATLASHUB_S3_FORCE_PATH_STYLE: "true",
+      ATLASHUB_S3_ACCESS_KEY_ID: "x",
+      ATLASHUB_S3_SECRET_ACCESS_KEY: "y",
+    });
+    try {
+      const started = performance.now();
+      const res = await server.fetch("/health", { signal: AbortSignal.timeout(10_000) });
+      expect(res.status).toBe(503);
+      expect((await res.json()).storage).toEqual({ ok: false, driver: "s3" });
+      expect(performance.now() - started).toBeLessThan(5_000);
+    } finally {
+      await server.stop();
+      blackhole.stop(true);
+    }
+  }, 30_000);
+});

@@ -52,6 +52,8 @@ export const errors = {
   signatureRequired: () => new ApiError(403, "signature_required", "This object is not in a public bucket; use a signed URL."),
   contentTypeMismatch: (expected: string) =>
     new ApiError(415, "content_type_mismatch", "The upload's Content-Type is not the one the URL was signed for.", { expected }),
+  storageUnavailable: () =>
+    new ApiError(503, "storage_unavailable", "The object store does not answer right now; try again in a moment.", { retry_after: 5 }, { "Retry-After": "5" }),
   objectKeyConflict: () =>
     new ApiError(409, "object_key_conflict", 'An object key cannot also be the prefix of another key ("a" beside "a/b"); choose another key.'),
   rangeNotSatisfiable: (size: number) =>

@@ -1,11 +1,13 @@
-// The s3 driver when S3 is slow: an upload through AtlasHub (admin API, CLI) is sent to S3 before the
-// transaction that records it, so a slow link to S3 holds neither a control-plane connection nor the
-// key's lock (before, the whole PutObject ran inside it: 60 s of it met the idle-in-transaction limit).
+// The s3 driver when S3 is slow or down. An upload through AtlasHub (admin API, CLI) is sent to S3
+// before the transaction that records it, so a slow link to S3 holds neither a control-plane
+// connection nor the key's lock (before, the whole PutObject ran inside it: 60 s of it met the
+// idle-in-transaction limit). An S3 that does not answer is a 503 storage_unavailable, not a 500.
 import { afterAll, beforeAll, describe, expect, it } from "bun:test";
 import { randomBytes } from "node:crypto";
 import { connect, createServer, type Socket } from "node:net";
 import { HeadObjectCommand, S3Client } from "@aws-sdk/client-s3";
-import { adminHeaders, createTestProject, startTestServer, type TestServer } from "../test/server";
+import { adminHeaders, createTestProject, jsonRequest, startTestServer, type TestServer } from "../test/server";
+import { registerSecret } from "../test/harness";
 import { S3RVER_CREDENTIALS, startS3rver } from "../test/s3rver";
 
 const HOLD_MS = 3_000;
@@ -87,5 +89,31 @@ describe("admin uploads with the s3 driver over a slow link", () => {
     expect([res.status, (await res.json()).size]).toEqual([200, 7]);
     const raw = new S3Client({ endpoint: s3.endpoint, region: "us-east-1", forcePathStyle: true, credentials: S3RVER_CREDENTIALS });
     expect((await raw.send(new HeadObjectCommand({ Bucket: `${prefix}${project.id}`, Key: "uploads/slow.bin" }))).ContentLength).toBe(7);
+  }, 30_000);
+});
+
+describe("the API with the s3 driver when S3 does not answer", () => {
+  it("answers 503 storage_unavailable with Retry-After, and listings from the control plane still work", async () => {
+    const down = await startTestServer({
+      ATLASHUB_STORAGE: "s3",
+      ATLASHUB_S3_ENDPOINT: "http://127.0.0.1:1",
+      ATLASHUB_S3_FORCE_PATH_STYLE: "true",
+      ATLASHUB_S3_ACCESS_KEY_ID: "x",
+      ATLASHUB_S3_SECRET_ACCESS_KEY: "y",
+    });
+    try {
+      const admin = await adminHeaders(down);
+      const p = await createTestProject(down, admin, "storage-s3-down");
+      const key = (await (await down.fetch(`/admin/api/projects/${p.id}/keys`, jsonRequest("POST", { name: "app", kind: "secret" }, admin))).json()).key;
+      registerSecret(key);
+      const sign = await down.fetch("/v1/storage/signed-upload", jsonRequest("POST", { bucket: "uploads", key: "a.txt", content_type: "text/plain" }, { "x-api-key": key }));
+      expect([sign.status, sign.headers.get("retry-after"), (await sign.json()).error.code]).toEqual([503, "5", "storage_unavailable"]);
+      const put = await down.fetch(`/admin/api/projects/${p.id}/storage/buckets/uploads/objects/a.txt`, { method: "PUT", headers: admin, body: "x" });
+      expect([put.status, (await put.json()).error.code]).toEqual([503, "storage_unavailable"]);
+      const list = await down.fetch("/v1/storage/list?bucket=uploads", { headers: { "x-api-key": key } });
+      expect([list.status, (await list.json()).items]).toEqual([200, []]);
+    } finally {
+      await down.stop();
+    }
   }, 30_000);
 });

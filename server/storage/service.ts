@@ -14,6 +14,7 @@ import { deriveSigningKey, signGrant, verifyGrant, type UrlGrant } from "../engi
 import {
   InvalidObjectLocationError,
   ObjectKeyConflictError,
+  ObjectStoreUnavailableError,
   ObjectTooLargeError,
   StagedUploadGoneError,
   type ArrivedUpload,
@@ -134,7 +135,7 @@ export async function createBucket(ctx: AppContext, projectId: string, input: z.
       on conflict do nothing returning name, public, created_at`;
     if (!bucket) throw errors.conflict(`A bucket named ${input.name} already exists.`);
     // Files a crash left after an earlier bucket of this name was deleted would otherwise block keys.
-    await ctx.storage.deletePrefix(projectId, input.name);
+    await inStore(ctx.storage.deletePrefix(projectId, input.name));
     await record(tx);
     return bucket;
   });
@@ -164,7 +165,7 @@ export async function deleteBucket(ctx: AppContext, projectId: string, name: str
     if (object && !force) throw errors.conflict(`The bucket ${name} is not empty; delete its objects first or pass force=true.`);
     await tx`delete from storage_buckets where project_id = ${projectId} and name = ${name}`;
     // Inside the transaction: an upload committing into this bucket waits for the row and then finds it gone.
-    await ctx.storage.deletePrefix(projectId, name);
+    await inStore(ctx.storage.deletePrefix(projectId, name));
     await record(tx);
   });
 }
@@ -327,20 +328,14 @@ export async function storeObject(
     where b.project_id = ${location.project} and b.name = ${location.bucket} and p.status = 'ready'`;
   if (!bucket) throw errors.notFound("bucket");
   let staged: StagedObject;
-  try {
-    staged = await ctx.storage.put(location, body, { maxBytes: upload.maxBytes, contentType: upload.contentType });
-  } catch (err) {
-    throw storeError(err);
-  }
+  staged = await inStore(ctx.storage.put(location, body, { maxBytes: upload.maxBytes, contentType: upload.contentType }));
   try {
     return await ctx.sql.begin(async (tx) => {
       await lockObject(tx, location);
       await lockReadyProject(tx, location.project, "objects are stored");
       const [still] = await tx`select 1 from storage_buckets where project_id = ${location.project} and name = ${location.bucket} for share`;
       if (!still) throw errors.notFound("bucket");
-      await staged.commit().catch((err) => {
-        throw storeError(err);
-      });
+      await inStore(staged.commit());
       const [row] = await tx<ObjectRow[]>`
         insert into storage_objects (project_id, bucket, key, size, content_type, sha256, uploaded_by, file_version)
         values (${location.project}, ${location.bucket}, ${location.key}, ${staged.size}, ${upload.contentType}, ${staged.sha256},
@@ -355,12 +350,14 @@ export async function storeObject(
       return object;
     });
   } finally {
-    await staged.discard();
+    // Best effort: what an unreachable S3 keeps in staging its lifecycle rule sweeps (docs/OPERATIONS.md).
+    await staged.discard().catch(() => {});
   }
 }
 
-/** The store's refusals as API errors; anything else stays as it is. */
+/** The store's refusals and failures as API errors; anything else stays as it is. */
 function storeError(err: unknown) {
+  if (err instanceof ObjectStoreUnavailableError) return errors.storageUnavailable();
   if (err instanceof ObjectTooLargeError) return errors.payloadTooLarge(err.limit);
   if (err instanceof ObjectKeyConflictError) return errors.objectKeyConflict();
   if (err instanceof InvalidObjectLocationError) return errors.invalidObjectKey(err.message);
@@ -368,9 +365,16 @@ function storeError(err: unknown) {
 }
 
 function presign(ctx: AppContext, location: ObjectLocation, request: PresignRequest) {
-  return ctx.storage.presign!(location, request).catch((err) => {
+  return inStore(ctx.storage.presign!(location, request));
+}
+
+/** A call to the object store, its refusals and failures (S3 down: 503) as API errors. */
+async function inStore<T>(call: Promise<T>): Promise<T> {
+  try {
+    return await call;
+  } catch (err) {
     throw storeError(err);
-  });
+  }
 }
 
 export async function deleteObject(ctx: AppContext, location: ObjectLocation, record?: (db: Db) => Promise<unknown>) {
@@ -382,7 +386,7 @@ export async function deleteObject(ctx: AppContext, location: ObjectLocation, re
     if (!row) throw errors.notFound("object");
     // Under the key's lock, before the row's deletion commits: an upload to the same key can only
     // commit after this, so its new file is never the one removed here.
-    await ctx.storage.delete(location);
+    await inStore(ctx.storage.delete(location));
     await record?.(tx);
   });
 }
@@ -463,7 +467,7 @@ export async function completeUpload(ctx: AppContext, apiKey: VerifiedKey, input
 }
 
 async function findArrivedUploads(ctx: AppContext, location: ObjectLocation, pending: PendingRow[]) {
-  const found = await Promise.all(pending.map(async (row) => ({ row, upload: await ctx.storage.findUpload!(location, row.id) })));
+  const found = await Promise.all(pending.map(async (row) => ({ row, upload: await inStore(ctx.storage.findUpload!(location, row.id)) })));
   return found.filter((f): f is { row: PendingRow; upload: ArrivedUpload } => f.upload !== undefined);
 }
 
@@ -492,11 +496,11 @@ async function recordArrivedUploads(ctx: AppContext, location: ObjectLocation, a
 async function recordArrivedUpload(ctx: AppContext, location: ObjectLocation, pending: PendingRow, upload: ArrivedUpload) {
   const maxBytes = Number(pending.max_bytes);
   if (upload.size > maxBytes) {
-    await upload.discard();
+    await inStore(upload.discard());
     throw errors.payloadTooLarge(maxBytes);
   }
   if (upload.contentType !== undefined && normaliseMediaType(upload.contentType) !== normaliseMediaType(pending.content_type)) {
-    await upload.discard();
+    await inStore(upload.discard());
     throw errors.contentTypeMismatch(pending.content_type);
   }
   const object = await ctx.sql.begin(async (tx) => {
@@ -506,7 +510,7 @@ async function recordArrivedUpload(ctx: AppContext, location: ObjectLocation, pe
     if (!still) throw errors.notFound("bucket");
     // A copy inside S3 (at most 5 GB, what one PUT can carry) may outlast the control plane's idle limit.
     await tx`set local idle_in_transaction_session_timeout = '15min'`;
-    await upload.commit();
+    await inStore(upload.commit());
     const [row] = await tx<ObjectRow[]>`
       insert into storage_objects (project_id, bucket, key, size, content_type, sha256, uploaded_by)
       values (${location.project}, ${location.bucket}, ${location.key}, ${upload.size}, ${pending.content_type}, null,
@@ -519,7 +523,7 @@ async function recordArrivedUpload(ctx: AppContext, location: ObjectLocation, pe
   });
   // After the commit: a client reusing the URL at this very moment loses that upload (complete then
   // answers 409 or the object recorded here), never the bytes recorded.
-  await upload.discard();
+  await inStore(upload.discard());
   return object;
 }
 
@@ -537,7 +541,7 @@ async function reconcilePendingUploads(ctx: AppContext, projectId: string, bucke
 }
 
 async function reconcilePendingUpload(ctx: AppContext, location: ObjectLocation, row: PendingRow) {
-  const upload = await ctx.storage.findUpload!(location, row.id);
+  const upload = await inStore(ctx.storage.findUpload!(location, row.id));
   if (upload) {
     await recordArrivedUpload(ctx, location, row, upload).catch((err) => {
       // Too large or of another type (removed), bucket gone, taken by a completion meanwhile: nothing to list.
@@ -546,7 +550,7 @@ async function reconcilePendingUpload(ctx: AppContext, location: ObjectLocation,
   }
   if (row.expires_at.getTime() + UPLOAD_GRACE_MS < Date.now()) {
     await ctx.sql`delete from storage_pending_uploads where id = ${row.id}`;
-    await upload?.discard();
+    if (upload) await inStore(upload.discard());
   }
 }
 
@@ -630,7 +634,7 @@ async function prepareDownload(ctx: AppContext, db: Db, location: ObjectLocation
   const rangeHeader = request.ifRange === undefined || request.ifRange === etag ? request.range : undefined;
   const range = resolveRange(rangeHeader, size);
   if (range.kind === "unsatisfiable") throw errors.rangeNotSatisfiable(size);
-  const object = await ctx.storage.get(location, range.kind === "partial" ? range : undefined);
+  const object = await inStore(ctx.storage.get(location, range.kind === "partial" ? range : undefined));
   if (!object) throw errors.notFound("object");
   const current = object.version === undefined ? object.size === size : object.version === row.file_version;
   // Set although a file body carries its own: a HEAD answer has no body to take it from.

@@ -1,12 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from "bun:test";
 import { createHash, createHmac, randomBytes, randomUUID } from "node:crypto";
 import { readdirSync } from "node:fs";
+import { createServer, type Socket } from "node:net";
 import { join } from "node:path";
 import { ListObjectsV2Command, ListBucketsCommand, S3Client } from "@aws-sdk/client-s3";
 import { tempDir } from "../../test/harness";
 import { S3RVER_CREDENTIALS, startS3rver } from "../../test/s3rver";
 import { S3ObjectStore, type S3Options } from "./s3";
-import { ObjectTooLargeError, StagedUploadGoneError } from "./store";
+import { ObjectStoreUnavailableError, ObjectTooLargeError, StagedUploadGoneError } from "./store";
 
 let s3: Awaited<ReturnType<typeof startS3rver>>;
 let raw: S3Client;
@@ -160,6 +161,44 @@ for (const mode of ["per-project", "shared"] as const) {
     });
   });
 }
+
+describe("S3ObjectStore when S3 does not answer", () => {
+  const sockets: Socket[] = [];
+  // Accepts connections and never answers a byte.
+  const hole = createServer((socket) => {
+    sockets.push(socket);
+    socket.on("error", () => {});
+  });
+  let endpoint: string;
+  beforeAll(async () => {
+    await new Promise<void>((resolve) => hole.listen(0, "127.0.0.1", resolve));
+    endpoint = `http://127.0.0.1:${(hole.address() as { port: number }).port}`;
+  });
+  afterAll(() => {
+    for (const s of sockets) s.destroy();
+    hole.close();
+  });
+
+  it("answers check() false within its 2 s", async () => {
+    const started = performance.now();
+    expect(await newStore("shared", { endpoint }).check()).toBe(false);
+    expect(performance.now() - started).toBeLessThan(4_000);
+  });
+
+  it("fails a call with ObjectStoreUnavailableError once S3 stays silent past the idle timeout", async () => {
+    const store = newStore("per-project", { endpoint, idleTimeoutMs: 300 });
+    const started = performance.now();
+    await expect(store.head({ project, bucket: "uploads", key: "x" })).rejects.toBeInstanceOf(ObjectStoreUnavailableError);
+    expect(performance.now() - started).toBeLessThan(5_000);
+  });
+
+  it("fails with ObjectStoreUnavailableError when nothing listens, and keeps S3's answers about objects as they are", async () => {
+    const down = newStore("per-project", { endpoint: "http://127.0.0.1:1" });
+    await expect(down.get({ project, bucket: "uploads", key: "x" })).rejects.toBeInstanceOf(ObjectStoreUnavailableError);
+    await expect(down.put({ project, bucket: "uploads", key: "x" }, streamOf("x"), { maxBytes: 1 })).rejects.toBeInstanceOf(ObjectStoreUnavailableError);
+    expect(await newStore("per-project").get({ project, bucket: "uploads", key: "x" })).toBeUndefined(); // a 404 is an answer
+  });
+});
 
 // s3rver does not check signatures, so the presigned URLs are checked here against AWS Signature
 // Version 4 as documented (https://docs.aws.amazon.com/AmazonS3/latest/API/sigv4-query-string-auth.html),

@@ -33,6 +33,7 @@ import { removeTempFiles, TEMP_PREFIX, writeStream } from "./fs";
 import { isBucketName, isObjectKey, isProjectId, RESERVED_PREFIX } from "./names";
 import {
   InvalidObjectLocationError,
+  ObjectStoreUnavailableError,
   StagedUploadGoneError,
   type ArrivedUpload,
   type ByteRange,
@@ -57,7 +58,17 @@ export interface S3Options {
   bucketPrefix: string;
   /** Local directory for uploads that pass through AtlasHub, staged before they go to S3. */
   stagingDir: string;
+  /** How long S3 may stay silent in the middle of a request (default 30 s). */
+  idleTimeoutMs?: number;
 }
+
+// An S3 that accepts connections and never answers must not hang requests (or /health) for good.
+const S3_CONNECT_TIMEOUT_MS = 3_000;
+/** No byte either way for this long ends a request (an idle timeout: big transfers that progress go on). */
+const S3_IDLE_TIMEOUT_MS = 30_000;
+const S3_MAX_ATTEMPTS = 2;
+const HEALTH_CHECK_TIMEOUT_MS = 2_000;
+const STARTUP_CHECK_TIMEOUT_MS = 5_000;
 
 // S3's own limit on a key, which here also holds the project and bucket prefix.
 const S3_MAX_KEY_BYTES = 1024;
@@ -81,14 +92,29 @@ export class S3ObjectStore implements ObjectStore {
       // real upload then fails; S3 checks Content-MD5/length on its own.
       requestChecksumCalculation: "WHEN_REQUIRED",
       responseChecksumValidation: "WHEN_REQUIRED",
+      // Options of the SDK's own NodeHttpHandler (@smithy/node-http-handler), which it builds from them.
+      // Its requestTimeout would bound a whole upload (and only warns by default); socketTimeout is idleness.
+      requestHandler: { connectionTimeout: S3_CONNECT_TIMEOUT_MS, socketTimeout: options.idleTimeoutMs ?? S3_IDLE_TIMEOUT_MS },
+      maxAttempts: S3_MAX_ATTEMPTS,
     });
+    // Outermost, after the SDK's retries: S3 not answering is told apart from its answers about objects.
+    this.client.middlewareStack.add(
+      (next) => async (args) => {
+        try {
+          return await next(args);
+        } catch (err) {
+          throw isUnavailable(err) ? new ObjectStoreUnavailableError(err) : err;
+        }
+      },
+      { step: "initialize", name: "atlashubStoreUnavailable" },
+    );
   }
 
   async recover(): Promise<number> {
     await mkdir(this.options.stagingDir, { recursive: true, mode: 0o700 });
     // S3 unreachable at start-up must not keep AtlasHub down: /health says so, and the bucket is
     // made on first use instead.
-    if (this.options.bucket) await this.ensureBucket(this.options.bucket).catch(() => {});
+    if (this.options.bucket) await this.ensureBucket(this.options.bucket, AbortSignal.timeout(STARTUP_CHECK_TIMEOUT_MS)).catch(() => {});
     return removeTempFiles(this.options.stagingDir, (name) => name.startsWith(TEMP_PREFIX) && !name.startsWith(`${TEMP_PREFIX}${this.runId}-`));
   }
 
@@ -218,9 +244,10 @@ export class S3ObjectStore implements ObjectStore {
   }
 
   async check(): Promise<boolean> {
+    const options = { abortSignal: AbortSignal.timeout(HEALTH_CHECK_TIMEOUT_MS) };
     try {
-      if (this.options.bucket) await this.client.send(new HeadBucketCommand({ Bucket: this.options.bucket }));
-      else await this.client.send(new ListBucketsCommand({}));
+      if (this.options.bucket) await this.client.send(new HeadBucketCommand({ Bucket: this.options.bucket }), options);
+      else await this.client.send(new ListBucketsCommand({}), options);
       return true;
     } catch {
       return false;
@@ -270,10 +297,10 @@ export class S3ObjectStore implements ObjectStore {
   }
 
   /** Creates an S3 bucket the first time this process needs it; one that exists already is fine. */
-  private async ensureBucket(Bucket: string) {
+  private async ensureBucket(Bucket: string, abortSignal?: AbortSignal) {
     if (this.bucketsMade.has(Bucket)) return;
     try {
-      await this.client.send(new CreateBucketCommand({ Bucket }));
+      await this.client.send(new CreateBucketCommand({ Bucket }), { abortSignal });
     } catch (err) {
       if (!["BucketAlreadyOwnedByYou", "BucketAlreadyExists"].includes((err as Error).name)) throw err;
     }
@@ -284,6 +311,12 @@ export class S3ObjectStore implements ObjectStore {
 interface S3Address {
   Bucket: string;
   Key: string;
+}
+
+/** No answer (refused, reset, timed out, aborted), a server error, or AtlasHub's credentials refused. */
+function isUnavailable(err: unknown) {
+  const status = (err as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+  return status === undefined || status >= 500 || status === 401 || status === 403;
 }
 
 function isPreconditionFailed(err: unknown) {

@@ -115,5 +115,12 @@ export class ObjectKeyConflictError extends Error {
   }
 }
 
+/** The store did not answer in time, or failed or refused AtlasHub itself (S3 down, 5xx, credentials refused). */
+export class ObjectStoreUnavailableError extends Error {
+  constructor(readonly cause: unknown) {
+    super(`object store unavailable: ${(cause as Error)?.message ?? cause}`);
+  }
+}
+
 /** A name that the caller should have refused: a bug upstream or an attack, never written. */
 export class InvalidObjectLocationError extends Error {}
