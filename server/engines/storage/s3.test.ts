@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { ListObjectsV2Command, ListBucketsCommand, S3Client } from "@aws-sdk/client-s3";
 import { tempDir } from "../../test/harness";
 import { S3RVER_CREDENTIALS, startS3rver } from "../../test/s3rver";
-import { S3ObjectStore, type S3Options } from "./s3";
+import { BucketNotOwnedError, S3ObjectStore, type S3Options } from "./s3";
 import { ObjectStoreUnavailableError, ObjectTooLargeError, StagedUploadGoneError } from "./store";
 
 let s3: Awaited<ReturnType<typeof startS3rver>>;
@@ -197,6 +197,39 @@ describe("S3ObjectStore when S3 does not answer", () => {
     await expect(down.get({ project, bucket: "uploads", key: "x" })).rejects.toBeInstanceOf(ObjectStoreUnavailableError);
     await expect(down.put({ project, bucket: "uploads", key: "x" }, streamOf("x"), { maxBytes: 1 })).rejects.toBeInstanceOf(ObjectStoreUnavailableError);
     expect(await newStore("per-project").get({ project, bucket: "uploads", key: "x" })).toBeUndefined(); // a 404 is an answer
+  });
+});
+
+describe("S3ObjectStore and buckets it does not own", () => {
+  // An S3 where every bucket name is taken by another account: CreateBucket answers
+  // BucketAlreadyExists (or BucketAlreadyOwnedByYou once `owned`), and ListBuckets lists none of ours.
+  let owned = false;
+  const fake = Bun.serve({
+    hostname: "127.0.0.1",
+    port: 0,
+    fetch(req) {
+      const xml = (status: number, body: string) => new Response(`<?xml version="1.0" encoding="UTF-8"?>${body}`, { status, headers: { "content-type": "application/xml" } });
+      if (req.method === "PUT" && new URL(req.url).pathname.split("/").filter(Boolean).length === 1) {
+        const code = owned ? "BucketAlreadyOwnedByYou" : "BucketAlreadyExists";
+        return xml(409, `<Error><Code>${code}</Code><Message>taken</Message></Error>`);
+      }
+      if (req.method === "GET" && new URL(req.url).pathname === "/") {
+        return xml(200, `<ListAllMyBucketsResult><Owner><ID>us</ID></Owner><Buckets></Buckets></ListAllMyBucketsResult>`);
+      }
+      return xml(404, `<Error><Code>NoSuchKey</Code><Message>none</Message></Error>`);
+    },
+  });
+  afterAll(() => fake.stop(true));
+
+  it("refuses a bucket another account owns (BucketAlreadyExists, not among its own): nothing is signed for it", async () => {
+    owned = false;
+    const store = newStore("per-project", { endpoint: fake.url.origin });
+    const location = { project, bucket: "uploads", key: "x" };
+    const signing = store.presign(location, { method: "PUT", uploadId: randomUUID(), expiresIn: 60, contentType: "text/plain" });
+    await expect(signing).rejects.toBeInstanceOf(BucketNotOwnedError);
+    await expect(signing).rejects.toBeInstanceOf(ObjectStoreUnavailableError);
+    owned = true;
+    expect(await store.presign(location, { method: "PUT", uploadId: randomUUID(), expiresIn: 60, contentType: "text/plain" })).toStartWith(fake.url.origin);
   });
 });
 

@@ -296,15 +296,41 @@ export class S3ObjectStore implements ObjectStore {
       : { Bucket: `${this.options.bucketPrefix}${project}`, Prefix: inside };
   }
 
-  /** Creates an S3 bucket the first time this process needs it; one that exists already is fine. */
+  /**
+   * Creates an S3 bucket the first time this process needs it; one this account has already is fine.
+   * BucketAlreadyExists means the name is taken — on AWS by another account, which would then collect
+   * every upload (bucket names are global: anyone can create `ah-<project id>` first) — unless the
+   * bucket is among this account's own (s3rver answers so for every existing bucket).
+   */
   private async ensureBucket(Bucket: string, abortSignal?: AbortSignal) {
     if (this.bucketsMade.has(Bucket)) return;
     try {
       await this.client.send(new CreateBucketCommand({ Bucket }), { abortSignal });
     } catch (err) {
-      if (!["BucketAlreadyOwnedByYou", "BucketAlreadyExists"].includes((err as Error).name)) throw err;
+      const name = (err as Error).name;
+      if (name === "BucketAlreadyExists") {
+        if (!(await this.ownsBucket(Bucket, abortSignal))) throw new BucketNotOwnedError(Bucket);
+      } else if (name !== "BucketAlreadyOwnedByYou") throw err;
     }
     this.bucketsMade.add(Bucket);
+  }
+
+  /** Whether `Bucket` is one of this account's: ListBuckets lists only those. */
+  private async ownsBucket(Bucket: string, abortSignal?: AbortSignal) {
+    let ContinuationToken: string | undefined;
+    do {
+      const page = await this.client.send(new ListBucketsCommand({ Prefix: Bucket, ContinuationToken }), { abortSignal });
+      if (page.Buckets?.some((b) => b.Name === Bucket)) return true;
+      ContinuationToken = page.ContinuationToken;
+    } while (ContinuationToken);
+    return false;
+  }
+}
+
+/** The bucket AtlasHub would use exists and belongs to another account: nothing is sent to it. */
+export class BucketNotOwnedError extends ObjectStoreUnavailableError {
+  constructor(bucket: string) {
+    super(new Error(`the S3 bucket ${bucket} exists and belongs to another account`));
   }
 }
 
