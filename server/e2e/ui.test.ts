@@ -224,6 +224,14 @@ describe("the admin UI in the compiled binary", () => {
     expect(lines[1]).toStartWith("1,item 1,1.50,a long note");
     expect(lines[10]).toBe("10,item 10,15.00,");
     await shot("sql-results-dark");
+    // Keyboard: a cell, the arrow down to the next row, Enter shows the value in full, Escape goes back.
+    await page.locator('table.grid td[data-r="0"][data-c="1"]').click();
+    await page.keyboard.press("Escape");
+    await page.keyboard.press("ArrowDown");
+    await page.keyboard.press("Enter");
+    await page.locator(".cell-popover pre").filter({ hasText: /^item 2$/ }).waitFor();
+    await page.keyboard.press("Escape");
+    await page.waitForFunction(() => document.activeElement?.getAttribute("data-r") === "1" && document.activeElement?.getAttribute("data-c") === "1");
     await run("select nme from items");
     await page.getByRole("alert").filter({ hasText: 'column "nme" does not exist' }).waitFor();
     await page.locator(".cm-lintRange-error").waitFor();
@@ -252,7 +260,7 @@ describe("the admin UI in the compiled binary", () => {
     // Filters with the /v1/db operators.
     await page.getByLabel("Column", { exact: true }).selectOption("id");
     await page.getByLabel("Operator").selectOption("lte");
-    await page.getByLabel("Value").fill("10");
+    await page.getByLabel("Value", { exact: true }).fill("10");
     await page.getByRole("button", { name: "Add filter" }).click();
     await pager.filter({ hasText: "Rows 1–10 of 10" }).waitFor();
     expect(await page.locator("table.grid td.null").count()).toBe(1);
@@ -269,7 +277,7 @@ describe("the admin UI in the compiled binary", () => {
     await pager.filter({ hasText: "of 251" }).waitFor();
     await page.getByLabel("Column", { exact: true }).selectOption("name");
     await page.getByLabel("Operator").selectOption("eq");
-    await page.getByLabel("Value").fill("inserted by the browser");
+    await page.getByLabel("Value", { exact: true }).fill("inserted by the browser");
     await page.getByRole("button", { name: "Add filter" }).click();
     await pager.filter({ hasText: "Rows 1–1 of 1" }).waitFor();
     await page.locator("table.grid").getByRole("button", { name: "Delete" }).click();

@@ -36,6 +36,45 @@ export function DataGrid(props: {
   const [scrollTop, setScrollTop] = createSignal(0);
   const [viewport, setViewport] = createSignal(props.height ?? 480);
   const [open, setOpen] = createSignal<{ el: HTMLElement; column: SqlColumn; value: string | null }>();
+  // The cell keyboard users are on (one tab stop for the whole grid; arrows move, Enter opens).
+  const [active, setActive] = createSignal({ r: 0, c: 0 });
+  const cellAt = (r: number, c: number) => scroller.querySelector<HTMLElement>(`td[data-r="${r}"][data-c="${c}"]`);
+  const moveTo = (r: number, c: number) => {
+    r = Math.max(0, Math.min(props.rows.length - 1, r));
+    c = Math.max(0, Math.min(props.columns.length - 1, c));
+    setActive({ r, c });
+    // Bring the row into view (it may not be rendered yet), then focus it once it is.
+    const top = r * ROW_HEIGHT;
+    const header = 38;
+    if (top < scroller.scrollTop) scroller.scrollTop = top;
+    else if (top + ROW_HEIGHT + header > scroller.scrollTop + scroller.clientHeight) scroller.scrollTop = top + ROW_HEIGHT + header - scroller.clientHeight;
+    setScrollTop(scroller.scrollTop);
+    requestAnimationFrame(() => cellAt(r, c)?.focus());
+  };
+  const onKeyDown = (e: KeyboardEvent) => {
+    const cell = (e.target as HTMLElement).closest?.("td[data-r]") as HTMLElement | null;
+    if (!cell) return;
+    const { r, c } = active();
+    const page = Math.max(1, Math.floor(scroller.clientHeight / ROW_HEIGHT) - 1);
+    const moves: Record<string, [number, number]> = {
+      ArrowDown: [r + 1, c],
+      ArrowUp: [r - 1, c],
+      ArrowRight: [r, c + 1],
+      ArrowLeft: [r, c - 1],
+      PageDown: [r + page, c],
+      PageUp: [r - page, c],
+      Home: e.ctrlKey ? [0, 0] : [r, 0],
+      End: e.ctrlKey ? [props.rows.length - 1, props.columns.length - 1] : [r, props.columns.length - 1],
+    };
+    const to = moves[e.key];
+    if (to) {
+      e.preventDefault();
+      moveTo(to[0], to[1]);
+    } else if (e.key === "Enter" || e.key === " ") {
+      e.preventDefault();
+      cell.click();
+    }
+  };
 
   onMount(() => {
     const ro = new ResizeObserver(() => setViewport(scroller.clientHeight));
@@ -66,8 +105,16 @@ export function DataGrid(props: {
   };
 
   return (
-    <div class="grid-scroll" ref={scroller} style={{ "max-height": `${props.height ?? 480}px` }} onScroll={(e) => setScrollTop(e.currentTarget.scrollTop)} tabIndex={0} aria-label={props.label}>
-      <table class="grid" style={{ width: `${widths().reduce((a, b) => a + b, 0) + (props.rowActions ? 90 : 0) + 48}px` }}>
+    <div
+      class="grid-scroll"
+      ref={scroller}
+      style={{ "max-height": `${props.height ?? 480}px` }}
+      onScroll={(e) => setScrollTop(e.currentTarget.scrollTop)}
+      onKeyDown={onKeyDown}
+      role="region"
+      aria-label={`${props.label}: arrow keys move between cells, Enter shows a value in full`}
+    >
+      <table class="grid" aria-rowcount={props.rows.length + 1} style={{ width: `${widths().reduce((a, b) => a + b, 0) + (props.rowActions ? 90 : 0) + 48}px` }}>
         <colgroup>
           <col style={{ width: "48px" }} />
           <Show when={props.rowActions}>
@@ -113,12 +160,18 @@ export function DataGrid(props: {
                 <Index each={props.columns}>
                   {(col, j) => {
                     const text = () => cellText(row()[j]);
+                    const r = () => range().first + i;
                     return (
                       <td
                         class={text() === null ? "cell null" : "cell"}
-                        onClick={(e) => setOpen({ el: e.currentTarget, column: col(), value: text() })}
-                        onKeyDown={(e) => e.key === "Enter" && setOpen({ el: e.currentTarget, column: col(), value: text() })}
-                        tabIndex={-1}
+                        data-r={r()}
+                        data-c={j}
+                        onClick={(e) => {
+                          setActive({ r: r(), c: j });
+                          setOpen({ el: e.currentTarget, column: col(), value: text() });
+                        }}
+                        onFocus={() => setActive({ r: r(), c: j })}
+                        tabIndex={active().r === r() && active().c === j ? 0 : -1}
                       >
                         {text() ?? "NULL"}
                       </td>
@@ -131,7 +184,15 @@ export function DataGrid(props: {
           <tr aria-hidden="true" style={{ height: `${(props.rows.length - range().last) * ROW_HEIGHT}px` }} />
         </tbody>
       </table>
-      <Popover open={!!open()} onOpenChange={(o) => !o && setOpen(undefined)} anchorRef={() => open()?.el} placement="bottom-start" gutter={4}>
+      <Popover
+        open={!!open()}
+        onOpenChange={(o) => {
+          if (o) return;
+          const el = open()?.el;
+          setOpen(undefined);
+          // Back to the cell the value came from, for keyboard users.
+          if (el?.isConnected) requestAnimationFrame(() => el.focus());
+        }} anchorRef={() => open()?.el} placement="bottom-start" gutter={4}>
         <Popover.Portal>
           <Popover.Content class="cell-popover">
             <Show when={open()}>
