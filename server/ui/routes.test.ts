@@ -52,6 +52,9 @@ describe("serveUi", () => {
     const etag = res.headers.get("etag")!;
     expect(etag).toMatch(/^"[A-Za-z0-9_-]{22}"$/);
     expect((await get("/assets/index-abc123.js", { "if-none-match": etag })).status).toBe(304);
+    const head = await app.request("/assets/index-abc123.js", { method: "HEAD" });
+    expect(head.status).toBe(200);
+    expect(head.headers.get("content-length")).toBe(String("console.log('hi');".repeat(50).length));
     expect((await get("/favicon.svg")).headers.get("content-type")).toBe("image/svg+xml");
     expect((await get("/favicon.svg")).headers.get("cache-control")).toBe("public, max-age=300");
   });

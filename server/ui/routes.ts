@@ -56,7 +56,10 @@ export const serveUi = (files: () => UiFiles = uiFiles): MiddlewareHandler =>
       body = file.gzip;
       headers["Content-Encoding"] = "gzip";
     }
-    return new Response(Bun.file(body), { headers });
+    const blob = Bun.file(body);
+    // Said outright so that HEAD, which Hono answers without the body, carries it too.
+    headers["Content-Length"] = String(blob.size);
+    return new Response(blob, { headers });
   };
 
 function matchesEtag(header: string | undefined, etag: string) {
