@@ -111,6 +111,21 @@ describe("/v1/storage with the s3 driver", () => {
     expect(pending!.completed_at).toBeInstanceOf(Date);
   });
 
+  it("takes the least recently checked signings first at each listing, so unused ones never starve an upload that arrived", async () => {
+    expect((await server.fetch(`/admin/api/projects/${project.id}/storage/buckets`, jsonRequest("POST", { name: "starve" }, auth))).status).toBe(201);
+    for (let i = 0; i < 45; i++) await signUpload(`unused-${String(i).padStart(2, "0")}`, { bucket: "starve" });
+    const real = await signUpload("starve/real.txt", { bucket: "starve" });
+    await fetch(real.url, { method: "PUT", headers: real.headers, body: "arrived" });
+    const checkedCount = async () =>
+      (await server.ctx.sql`select count(*)::int as n from storage_pending_uploads where bucket = 'starve' and checked_at is not null`)[0]!.n;
+    const listed = async () => (await api("GET", "/list?bucket=starve")).body.items.map((o: { key: string }) => o.key);
+    expect(await listed()).toEqual([]); // 20 of 46 looked at, the oldest first
+    expect(await checkedCount()).toBe(20);
+    expect(await listed()).toEqual([]);
+    expect(await checkedCount()).toBe(40);
+    expect(await listed()).toEqual(["starve/real.txt"]); // the rest, the real one among them
+  });
+
   it("answers 400 for a key that fits AtlasHub's 1024 bytes but not S3's once the bucket prefix is added", async () => {
     const key = ["a", "b", "c", "d"].map((c) => c.repeat(254)).join("/"); // 1019 bytes; with "uploads/" 1027
     const res = await api("POST", "/signed-upload", { bucket: "uploads", key, content_type: "text/plain" });
@@ -121,12 +136,14 @@ describe("/v1/storage with the s3 driver", () => {
 
   it("forgets a signed upload an hour after its URL expired (an upload may still be arriving until then)", async () => {
     await signUpload("abandoned.txt");
+    const pending = async () => (await server.ctx.sql`select checked_at from storage_pending_uploads where key = 'abandoned.txt'`)[0];
     await server.ctx.sql`update storage_pending_uploads set expires_at = now() - interval '1 second' where key = 'abandoned.txt'`;
-    await api("GET", "/list?bucket=uploads");
-    expect((await server.ctx.sql`select 1 from storage_pending_uploads where key = 'abandoned.txt'`).length).toBe(1); // may still be arriving
-    await server.ctx.sql`update storage_pending_uploads set expires_at = now() - interval '61 minutes' where key = 'abandoned.txt'`;
-    await api("GET", "/list?bucket=uploads");
-    expect(await server.ctx.sql`select 1 from storage_pending_uploads where key = 'abandoned.txt'`).toEqual([]);
+    // Listings take 20 signings each, the least recently checked first: list until this one was looked at.
+    for (let i = 0; i < 10 && !(await pending())?.checked_at; i++) await api("GET", "/list?bucket=uploads");
+    expect((await pending())?.checked_at).toBeInstanceOf(Date); // looked at, and kept: may still be arriving
+    await server.ctx.sql`update storage_pending_uploads set expires_at = now() - interval '61 minutes', checked_at = null where key = 'abandoned.txt'`;
+    for (let i = 0; i < 10 && (await pending()); i++) await api("GET", "/list?bucket=uploads");
+    expect(await pending()).toBeUndefined();
   });
 
   it("deletes an upload over the signed size at completion and answers 413; it never reaches the key", async () => {

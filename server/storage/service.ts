@@ -415,8 +415,11 @@ export async function listObjects(ctx: AppContext, projectId: string, q: z.infer
 const UPLOAD_GRACE_MS = 3600_000;
 // Signings of one key that completing looks at; more is an app signing in a loop.
 const MAX_PENDING_PER_KEY = 20;
-// A listing looks at this many signed uploads at most.
-const RECONCILE_BATCH = 100;
+// A listing (publishable keys list public buckets) looks at this many signed uploads at most, this
+// many at a time, and starts no new look after its time budget.
+const RECONCILE_BATCH = 20;
+const RECONCILE_PARALLEL = 4;
+const RECONCILE_BUDGET_MS = 1_000;
 // Completing takes the staged bytes it looked at; a client replacing them meanwhile makes it look again.
 const COMPLETE_ATTEMPTS = 3;
 
@@ -530,14 +533,31 @@ async function recordArrivedUpload(ctx: AppContext, location: ObjectLocation, pe
 /**
  * Before a listing (s3 driver): signed uploads nobody completed are looked up in staging; those that
  * arrived are recorded, those whose URL expired (plus a grace for uploads still arriving) are
- * forgotten along with anything left in staging. At most RECONCILE_BATCH per call.
+ * forgotten along with anything left in staging. The least recently checked go first, so signings
+ * nobody uses never keep others waiting; best effort (S3 down leaves the listing to the control plane).
  */
 async function reconcilePendingUploads(ctx: AppContext, projectId: string, bucket: string) {
   if (!ctx.storage.findUpload) return;
   const rows = await ctx.sql<(PendingRow & { key: string })[]>`
     select key, ${ctx.sql(PENDING_COLUMNS)} from storage_pending_uploads
-    where project_id = ${projectId} and bucket = ${bucket} order by created_at limit ${RECONCILE_BATCH}`;
-  for (const row of rows) await reconcilePendingUpload(ctx, { project: projectId, bucket, key: row.key }, row);
+    where project_id = ${projectId} and bucket = ${bucket}
+    order by checked_at nulls first, created_at limit ${RECONCILE_BATCH}`;
+  const deadline = Date.now() + RECONCILE_BUDGET_MS;
+  const checked: string[] = [];
+  let storeDown = false;
+  const worker = async () => {
+    for (let row = rows.shift(); row && !storeDown && Date.now() < deadline; row = rows.shift()) {
+      try {
+        await reconcilePendingUpload(ctx, { project: projectId, bucket, key: row.key }, row);
+        checked.push(row.id);
+      } catch (err) {
+        if (!(err instanceof ApiError && err.code === "storage_unavailable")) throw err;
+        storeDown = true;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: RECONCILE_PARALLEL }, worker));
+  if (checked.length > 0) await ctx.sql`update storage_pending_uploads set checked_at = now() where id = any(${checked}::uuid[])`;
 }
 
 async function reconcilePendingUpload(ctx: AppContext, location: ObjectLocation, row: PendingRow) {
