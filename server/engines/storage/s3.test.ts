@@ -200,6 +200,36 @@ describe("S3ObjectStore when S3 does not answer", () => {
   });
 });
 
+describe("S3ObjectStore.deletePrefix when S3 refuses to delete an object", () => {
+  // A bucket whose listing always holds one more page and one object that DeleteObjects refuses.
+  let deletes = 0;
+  const fake = Bun.serve({
+    hostname: "127.0.0.1",
+    port: 0,
+    fetch(req) {
+      const url = new URL(req.url);
+      const xml = (body: string) => new Response(`<?xml version="1.0" encoding="UTF-8"?>${body}`, { headers: { "content-type": "application/xml" } });
+      if (req.method === "GET" && url.searchParams.get("list-type") === "2") {
+        return xml(`<ListBucketResult><Name>b</Name><KeyCount>1</KeyCount><MaxKeys>1000</MaxKeys><IsTruncated>true</IsTruncated><NextContinuationToken>t</NextContinuationToken><Contents><Key>uploads/stuck</Key><Size>1</Size></Contents></ListBucketResult>`);
+      }
+      if (req.method === "POST" && url.searchParams.has("delete")) {
+        deletes++;
+        return xml(`<DeleteResult><Error><Key>uploads/stuck</Key><Code>AccessDenied</Code><Message>Access Denied</Message></Error></DeleteResult>`);
+      }
+      return new Response(null, { status: 404 });
+    },
+  });
+  afterAll(() => fake.stop(true));
+
+  it("fails with the refused key instead of listing and deleting the same page for ever", async () => {
+    const store = newStore("per-project", { endpoint: fake.url.origin });
+    const deleting = store.deletePrefix(project, "uploads");
+    await expect(deleting).rejects.toBeInstanceOf(ObjectStoreUnavailableError);
+    await expect(deleting).rejects.toThrow(/uploads\/stuck: AccessDenied/);
+    expect(deletes).toBe(1);
+  });
+});
+
 describe("S3ObjectStore and buckets it does not own", () => {
   // An S3 where every bucket name is taken by another account: CreateBucket answers
   // BucketAlreadyExists (or BucketAlreadyOwnedByYou once `owned`), and ListBuckets lists none of ours.

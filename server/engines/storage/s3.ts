@@ -233,12 +233,21 @@ export class S3ObjectStore implements ObjectStore {
     }
   }
 
+  /**
+   * Deletes page after page from the start. DeleteObjects answers 200 with the keys it could not
+   * delete listed apart: those stop it (they would come back first in every listing, for ever).
+   */
   private async deleteKeysUnder(Bucket: string, Prefix: string) {
     for (;;) {
       const page = await this.client.send(new ListObjectsV2Command({ Bucket, Prefix, MaxKeys: 1000 }));
       const keys = (page.Contents ?? []).map((o) => ({ Key: o.Key! }));
       if (keys.length === 0) break;
-      await this.client.send(new DeleteObjectsCommand({ Bucket, Delete: { Objects: keys, Quiet: true } }));
+      const result = await this.client.send(new DeleteObjectsCommand({ Bucket, Delete: { Objects: keys, Quiet: true } }));
+      const refused = result.Errors ?? [];
+      if (refused.length > 0) {
+        const first = refused[0]!;
+        throw new ObjectStoreUnavailableError(new Error(`S3 did not delete ${refused.length} objects under ${Bucket}/${Prefix}, e.g. ${first.Key}: ${first.Code} ${first.Message ?? ""}`.trim()));
+      }
       if (!page.IsTruncated) break;
     }
   }
