@@ -10,6 +10,7 @@ import m0007 from "./0007_jobs.sql" with { type: "text" };
 import m0008 from "./0008_storage_pending_uploads.sql" with { type: "text" };
 import m0009 from "./0009_storage_staged_uploads.sql" with { type: "text" };
 import m0010 from "./0010_project_hardening.sql" with { type: "text" };
+import m0011 from "./0011_backups.sql" with { type: "text" };
 import m0012 from "./0012_storage_file_version.sql" with { type: "text" };
 
 export const migrations = [
@@ -23,5 +24,6 @@ export const migrations = [
   { name: "0008_storage_pending_uploads", sql: m0008 },
   { name: "0009_storage_staged_uploads", sql: m0009 },
   { name: "0010_project_hardening", sql: m0010 },
+  { name: "0011_backups", sql: m0011 },
   { name: "0012_storage_file_version", sql: m0012 },
 ];

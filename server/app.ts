@@ -15,6 +15,7 @@ import { jobRoutes } from "./jobs/routes";
 import { isStreamedUpload, storageAdminRoutes, storageObjectCors, storageRoutes } from "./storage/routes";
 import { sqlRoutes } from "./sql/routes";
 import { serveUi } from "./ui/routes";
+import { backupRoutes, signedBackupDownload } from "./backups/routes";
 
 export function buildApp(ctx: AppContext, pools: ProjectPools) {
   const app = new Hono<AppEnv>();
@@ -27,6 +28,8 @@ export function buildApp(ctx: AppContext, pools: ProjectPools) {
 
   app.route("/", healthRoutes(ctx));
   app.route("/", provisionRoutes(ctx));
+  // A signed backup download carries its credential in its URL: checked before requireAdmin.
+  app.get("/admin/api/projects/:id/backups/:backup/download", signedBackupDownload(ctx));
   app.use("/admin/api/*", sameOrigin(ctx.config.trustProxy), requireAdmin(ctx, ["/admin/api/login"]));
   app.route("/admin/api", adminRoutes(ctx));
   app.route("/admin/api/projects", projectRoutes(ctx));
@@ -34,6 +37,7 @@ export function buildApp(ctx: AppContext, pools: ProjectPools) {
   app.route("/admin/api/jobs", jobRoutes(ctx));
   app.route("/admin/api/projects", storageAdminRoutes(ctx));
   app.route("/admin/api/projects", sqlRoutes(ctx));
+  app.route("/admin/api/projects", backupRoutes(ctx));
   app.use("/v1/storage/object/*", storageObjectCors());
   // The signed-URL endpoint has CORS of its own (storageObjectCors).
   const apiCors = publicApiCors();

@@ -50,6 +50,8 @@ describe("loadConfig", () => {
     ["a job notify URL that is not http(s), without echoing it", { ATLASHUB_JOB_NOTIFY_URL: "ftp://hooks.example/token-123" }, [], /^invalid setting ATLASHUB_JOB_NOTIFY_URL .*\(value hidden\)$/],
     ["an unknown storage driver", { ATLASHUB_STORAGE: "gcs" }, [], /ATLASHUB_STORAGE .*must be fs or s3/],
     ["s3 storage without credentials", { ATLASHUB_STORAGE: "s3", ATLASHUB_S3_ACCESS_KEY_ID: "id" }, [], /ATLASHUB_S3_SECRET_ACCESS_KEY.*required when ATLASHUB_STORAGE=s3/],
+    ["a backup bucket that is the shared storage bucket", { ATLASHUB_STORAGE: "s3", ATLASHUB_S3_ACCESS_KEY_ID: "id", ATLASHUB_S3_SECRET_ACCESS_KEY: "secret", ATLASHUB_S3_BUCKET: "shared", ATLASHUB_BACKUP_S3_BUCKET: "shared" }, [], /ATLASHUB_BACKUP_S3_BUCKET .*must not be the shared storage bucket/],
+    ["backup parts smaller than 64 KiB", { ATLASHUB_BACKUP_PART_BYTES: "1000" }, [], /ATLASHUB_BACKUP_PART_BYTES .*at least 65536/],
     ["an S3 bucket name S3 would refuse", { ATLASHUB_S3_BUCKET: "Shared_Bucket" }, [], /ATLASHUB_S3_BUCKET /],
   ];
   for (const [name, env, argv, message] of invalid) {

@@ -110,6 +110,9 @@ export const settings = {
   s3Bucket: setting("ATLASHUB_S3_BUCKET", s3BucketName.optional(), undefined, "One shared S3 bucket for all projects, with a prefix per project (default: one S3 bucket per project)."),
   s3BucketPrefix: setting("ATLASHUB_S3_BUCKET_PREFIX", z.string().regex(/^[a-z0-9][a-z0-9.-]{0,40}$/, "must be lowercase letters, digits, . and -"), "ah-", "Name prefix of the per-project S3 buckets (<prefix><project id>)."),
   storageMaxUpload: setting("ATLASHUB_STORAGE_MAX_UPLOAD", positiveInt, String(50 * 1024 * 1024), "Default largest object a signed upload URL allows, in bytes (a project can set its own)."),
+  backupS3Bucket: setting("ATLASHUB_BACKUP_S3_BUCKET", s3BucketName.optional(), undefined, "S3 bucket that holds backups when ATLASHUB_STORAGE=s3 (default: <ATLASHUB_S3_BUCKET_PREFIX>backups)."),
+  backupPartBytes: setting("ATLASHUB_BACKUP_PART_BYTES", positiveInt.min(65536, "must be at least 65536"), String(64 * 1024 * 1024), "Size of the parts a backup's dump is stored in, in bytes (the s3 driver stages one part on local disk at a time)."),
+  backupVerify: setting("ATLASHUB_BACKUP_VERIFY", bool, "true", "After each backup, restore it into a temporary database and compare every table with the source."),
   publicUrl: setting("ATLASHUB_PUBLIC_URL", httpUrl.optional(), undefined, "Base URL apps reach AtlasHub at, for signed storage URLs (default: taken from each request)."),
   bodyLimit: setting("ATLASHUB_BODY_LIMIT", positiveInt, String(1024 * 1024), "Largest accepted request body in bytes (uploads through signed URLs have their own limit)."),
   maxProjectConnections: setting("ATLASHUB_MAX_PROJECT_CONNECTIONS", positiveInt, "40", "Most Postgres backends the /v1 pools of all projects may hold together (pools × ATLASHUB_PROJECT_POOL_MAX)."),
@@ -149,6 +152,9 @@ export function loadConfig(env: Record<string, string | undefined>, argv: string
   }
   if (config.storage === "s3" && (!config.s3AccessKeyId || !config.s3SecretAccessKey)) {
     throw new ConfigError("invalid setting ATLASHUB_S3_ACCESS_KEY_ID / ATLASHUB_S3_SECRET_ACCESS_KEY (--s3-access-key-id / --s3-secret-access-key): both are required when ATLASHUB_STORAGE=s3");
+  }
+  if (config.storage === "s3" && config.s3Bucket !== undefined && (config.backupS3Bucket ?? `${config.s3BucketPrefix}backups`) === config.s3Bucket) {
+    throw new ConfigError("invalid setting ATLASHUB_BACKUP_S3_BUCKET (--backup-s3-bucket): must not be the shared storage bucket ATLASHUB_S3_BUCKET");
   }
   if (config.projectPoolMax > config.maxProjectConnections) {
     throw new ConfigError(

@@ -6,6 +6,7 @@ import type { VerifiedKey } from "./keys/service";
 import type { ProjectPools } from "./data/pools";
 import type { JobRunner } from "./jobs/runner";
 import type { ObjectStore } from "./engines/storage/store";
+import type { BackupRunner } from "./backups/runner";
 
 /** What every router gets: built once in startAtlasHub, passed down as a plain object. */
 export interface AppContext {
@@ -24,6 +25,8 @@ export interface AppContext {
   jobs: JobRunner;
   /** Where object bytes live (fs or s3); their metadata is in the control plane. */
   storage: ObjectStore;
+  /** Backups (and their verifications) running in this process, and the store their bytes go to. */
+  backups: BackupRunner;
 }
 
 export type AppEnv = {

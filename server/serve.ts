@@ -13,6 +13,8 @@ import { ProjectPools } from "./data/pools";
 import { JobRunner } from "./jobs/runner";
 import { registerPlatformJobs } from "./jobs/platform";
 import { createObjectStore } from "./engines/storage";
+import { BackupRunner } from "./backups/runner";
+import { startBackupReconciler } from "./backups/reconciler";
 import { migrations } from "../migrations";
 import pkg from "../package.json";
 
@@ -41,18 +43,22 @@ export async function openPlatform(config: Config, mode: { serve: boolean; onEng
       const extensions = await availableExtensions(sql);
       const clusterSql = openClusterPool(engine.superuser(), config.controlDb);
       const storage = createObjectStore(config);
+      const backups = new BackupRunner(config);
       // Only the process that owns the data dir: a CLI command beside a running serve must not
       // remove the temp files of serve's uploads in flight.
       if (mode.serve) {
         const removed = await storage.recover();
         if (removed > 0) log.info("removed partial uploads left by a previous run", { count: removed });
+        const partial = await backups.store.recover();
+        if (partial > 0) log.info("removed partial backup parts left by a previous run", { count: partial });
       }
-      const base = { config, version: VERSION, engine, sql, clusterSql, masterKey, extensions, storage };
+      const base = { config, version: VERSION, engine, sql, clusterSql, masterKey, extensions, storage, backups };
       const ctx = { ...base, pools: new ProjectPools(base) } as AppContext;
       // Platform jobs run with the whole context, so the runner is made once the rest of it exists.
       ctx.jobs = new JobRunner(ctx);
       const close = async () => {
         await ctx.jobs.stop();
+        await ctx.backups.stop();
         await ctx.pools.closeAll();
         await Promise.all([sql.end({ timeout: 5 }), clusterSql.end({ timeout: 5 })]);
         await engine.stop();
@@ -76,6 +82,7 @@ export async function startAtlasHub(config: Config, onEngine?: (engine: Postgres
     log.warn("pgvector is not installed: projects will be created without the vector extension (run build/setup-postgres.sh as root to add it)");
   }
   const stopReconciler = startReconciler(ctx);
+  const stopBackupReconciler = startBackupReconciler(ctx);
   ctx.jobs.start();
   const app = buildApp(ctx, ctx.pools);
   let server: ReturnType<typeof Bun.serve>;
@@ -87,6 +94,7 @@ export async function startAtlasHub(config: Config, onEngine?: (engine: Postgres
     server = Bun.serve({ hostname: config.host, port: config.port, fetch: app.fetch, idleTimeout: 255, maxRequestBodySize: Number.MAX_SAFE_INTEGER });
   } catch (err) {
     await stopReconciler();
+    await stopBackupReconciler();
     await close();
     throw new ConfigError(`invalid setting ATLASHUB_HOST/ATLASHUB_PORT (--host/--port): cannot listen on ${config.host}:${config.port}: ${(err as Error).message}`);
   }
@@ -102,6 +110,7 @@ export async function startAtlasHub(config: Config, onEngine?: (engine: Postgres
       await server.stop();
       clearTimeout(force);
       await stopReconciler();
+      await stopBackupReconciler();
       await close();
     },
   };

@@ -70,6 +70,19 @@ export const errors = {
   sqlTimeout: (seconds: number) =>
     new ApiError(400, "sql_timeout", `The statement ran longer than ${seconds} s and was cancelled.`, { sqlstate: "57014", timeout_seconds: seconds }),
   sqlError: (message: string, details: Record<string, unknown>) => new ApiError(400, "sql_error", message, details),
+  // Backups and restores (server/backups/).
+  backupInProgress: () => new ApiError(409, "backup_in_progress", "A backup of this project is running; wait for it to finish."),
+  backupNotReady: (status: string) =>
+    new ApiError(409, "backup_not_ready", `The backup is ${status}; only a completed or verified backup can be downloaded or restored.`, { status }),
+  backupBusy: () => new ApiError(409, "backup_busy", "The backup is being verified, restored or deleted; try again when that is over."),
+  backupRunning: () => new ApiError(409, "backup_running", "The backup is still running; wait for it to finish before deleting it."),
+  pgToolsMismatch: (serverVersion: string, found: string[]) =>
+    new ApiError(
+      503,
+      "pg_tools_mismatch",
+      `No pg_dump/pg_restore of the server's major version (PostgreSQL ${serverVersion}) was found${found.length ? ` (${found.join("; ")})` : ""}; install the client tools of that version or point ATLASHUB_PG_BIN_DIR at them.`,
+      { server_version: serverVersion, found },
+    ),
   databaseUnavailable: () =>
     new ApiError(503, "database_unavailable", "The project's database cannot take the query right now; try again in a moment.", { retry_after: 1 }, { "Retry-After": "1" }),
 };

@@ -1,0 +1,26 @@
+import postgres from "postgres";
+
+/** A failure worth telling the admin in the backup's row (no secrets: tool output and our own sentences). */
+export class BackupFailure extends Error {}
+
+export function failureReason(err: unknown): string {
+  if (err instanceof BackupFailure) return err.message;
+  if (err instanceof postgres.PostgresError) return `${err.message} (${err.code})`;
+  return (err as Error).message ?? String(err);
+}
+
+/** The last lines a child wrote to stderr (4 KB at most are kept), read as they come so the pipe never fills. */
+export async function tailOf(stream: ReadableStream<Uint8Array>, keep = 4096): Promise<string> {
+  let tail = "";
+  const decoder = new TextDecoder();
+  for await (const chunk of stream) {
+    tail = (tail + decoder.decode(chunk, { stream: true })).slice(-keep);
+  }
+  return tail
+    .split("\n")
+    .map((l) => l.trim())
+    .filter(Boolean)
+    .slice(-5)
+    .join(" | ")
+    .slice(0, 1000);
+}

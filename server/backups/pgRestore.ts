@@ -1,0 +1,135 @@
+// Restoring a dump into a fresh database. pg_restore runs as the project's owner role, never as the
+// superuser: a dump is the tenant's own SQL (functions called by index expressions, defaults…), and
+// what runs during a restore runs with the rights of the role restoring. With --no-owner everything
+// comes out owned by that role, as in a provisioned project. The few things an owner may not do —
+// create an untrusted extension (vector), comment on an extension — are done beforehand as superuser
+// (the extensions the source had, in their schemas) and taken out of the restore's table of contents.
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { AppContext } from "../context";
+import type { Sql } from "../platform/db";
+import { decryptSecret } from "../platform/crypto";
+import { roleName } from "../projects/provision";
+import { pgEnv, type PgTools } from "./pgTools";
+import { connectForBackup, type ExtensionEntry } from "./snapshot";
+import { BackupFailure, tailOf } from "./failure";
+
+export interface RestoreTarget {
+  database: string;
+  role: string;
+  password: string;
+  /** Restore GRANTs (same project, same roles) or leave them out (another project's roles). */
+  privileges: boolean;
+}
+
+/** The owner role of a project with its password, to restore as. */
+export async function projectOwner(ctx: AppContext, projectId: string) {
+  const [row] = await ctx.sql<{ role_name: string; password_enc: string }[]>`
+    select role_name, password_enc from project_roles where project_id = ${projectId} and kind = 'owner'`;
+  if (!row) throw new BackupFailure(`project ${projectId} has no owner role`);
+  return { role: row.role_name, password: decryptSecret(ctx.masterKey, row.password_enc) };
+}
+
+export const ownerRole = (projectId: string) => roleName(projectId, "owner");
+
+/**
+ * Creates an empty database for `owner` to restore into: CONNECT and CREATE for the owner only, the
+ * public schema its own, and the source's extensions made by the superuser in their schemas.
+ * Idempotent (a crash may have come halfway).
+ */
+export async function createRestoreDatabase(ctx: AppContext, cluster: Sql, database: string, owner: string, extensions: ExtensionEntry[]) {
+  const available = new Set((await cluster<{ name: string }[]>`select name from pg_available_extensions`).map((e) => e.name));
+  const missing = extensions.filter((e) => !available.has(e.name)).map((e) => e.name);
+  if (missing.length) throw new BackupFailure(`the backup needs the extension(s) ${missing.join(", ")}, which this Postgres does not have`);
+  const [exists] = await cluster`select 1 from pg_database where datname = ${database}`;
+  if (!exists) await cluster`create database ${cluster(database)} template template0`;
+  await cluster`revoke all on database ${cluster(database)} from public`;
+  await cluster`grant connect, create on database ${cluster(database)} to ${cluster(owner)}`;
+  const inside = connectForBackup(ctx, database);
+  try {
+    await inside.begin(async (tx) => {
+      await tx`alter schema public owner to ${tx(owner)}`;
+      await tx`revoke all on schema public from public`;
+      for (const ext of extensions) {
+        if (ext.schema !== "public") await tx`create schema if not exists ${tx(ext.schema)} authorization ${tx(owner)}`;
+        await tx`create extension if not exists ${tx(ext.name)} with schema ${tx(ext.schema)}`;
+      }
+    });
+  } finally {
+    await inside.end({ timeout: 5 });
+  }
+}
+
+/** Drops a database and every session in it; no error when it is gone. */
+export async function dropDatabase(cluster: Sql, database: string) {
+  await cluster`drop database if exists ${cluster(database)} with (force)`;
+}
+
+/**
+ * Restores the dump `open()` streams into `target.database` (made by createRestoreDatabase) as
+ * `target.role`. The dump is read twice: its table of contents first (pg_restore -l stops after it),
+ * then the whole of it. Throws BackupFailure with pg_restore's last error lines when it fails.
+ */
+export async function restoreDump(
+  tools: PgTools,
+  connection: { host: string; port: number; ssl?: string },
+  open: (signal: AbortSignal) => ReadableStream<Uint8Array>,
+  target: RestoreTarget,
+  extensions: ExtensionEntry[],
+  signal: AbortSignal,
+) {
+  const env = pgEnv({ host: connection.host, port: connection.port, user: target.role, password: target.password, database: target.database, ssl: connection.ssl as never }, target.database, {
+    // The owner role's own statement_timeout (30 s) would cut off a large COPY or index build.
+    PGOPTIONS: "-c statement_timeout=0 -c idle_in_transaction_session_timeout=0 -c lock_timeout=0",
+  });
+  const toc = await runTool(tools.pgRestore, ["--list"], env, open, signal);
+  const list = filterToc(toc.stdout, extensions);
+  const dir = await mkdtemp(join(tmpdir(), "atlashub-restore-"));
+  try {
+    const listFile = join(dir, "toc.list");
+    await writeFile(listFile, list, { mode: 0o600 });
+    const args = ["--exit-on-error", "--no-owner", "--no-subscriptions", "--no-security-labels", "--no-tablespaces", `--use-list=${listFile}`, `--dbname=${target.database}`];
+    if (!target.privileges) args.push("--no-privileges");
+    await runTool(tools.pgRestore, args, env, open, signal);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Takes out of pg_restore's list what the superuser did beforehand: the extensions, comments on
+ * them, and the schemas made to hold them. Lines look like `12; 3079 16385 EXTENSION - vector `.
+ */
+export function filterToc(list: string, extensions: ExtensionEntry[]): string {
+  const schemas = new Set(extensions.map((e) => e.schema).filter((s) => s !== "public"));
+  return list
+    .split("\n")
+    .filter((line) => {
+      const entry = line.match(/^\d+; \d+ \d+ (.*)$/)?.[1];
+      if (!entry) return true;
+      if (entry.startsWith("EXTENSION - ") || entry.startsWith("COMMENT - EXTENSION ")) return false;
+      const schema = entry.match(/^SCHEMA - (\S+) /)?.[1];
+      return !(schema && schemas.has(schema));
+    })
+    .join("\n");
+}
+
+/** Runs pg_restore with the dump on standard input; its standard output (the list) is returned. */
+async function runTool(path: string, args: string[], env: Record<string, string>, open: (signal: AbortSignal) => ReadableStream<Uint8Array>, signal: AbortSignal) {
+  signal.throwIfAborted();
+  const input = new AbortController();
+  const child = Bun.spawn([path, ...args], { env, stdin: open(AbortSignal.any([signal, input.signal])), stdout: "pipe", stderr: "pipe" });
+  const kill = () => child.kill("SIGTERM");
+  signal.addEventListener("abort", kill, { once: true });
+  try {
+    const [stdout, stderr, code] = await Promise.all([new Response(child.stdout).text(), tailOf(child.stderr), child.exited]);
+    signal.throwIfAborted();
+    if (code !== 0) throw new BackupFailure(`pg_restore${args[0] === "--list" ? " --list" : ""} failed: ${stderr || `exit code ${code}`}`);
+    return { stdout };
+  } finally {
+    signal.removeEventListener("abort", kill);
+    // pg_restore --list stops reading after the table of contents: let go of the rest of the dump.
+    input.abort();
+  }
+}

@@ -1,0 +1,105 @@
+import { Hono, type Context, type MiddlewareHandler } from "hono";
+import type { AppContext, AppEnv } from "../context";
+import { audit } from "../http/auth";
+import { parseBody } from "../http/errors";
+import * as backups from "./service";
+import { checkDownloadSignature, downloadUrlSchema, signDownloadUrl } from "./download";
+import { startVerification } from "./verify";
+
+/** /admin/api/projects/:id/backups: create, list, show, delete, download. */
+export function backupRoutes(ctx: AppContext) {
+  const app = new Hono<AppEnv>();
+  const record = (c: Context<AppEnv>, action: string, details: Record<string, unknown>) => (db: Parameters<typeof audit>[0]) =>
+    audit(db, c, { action, target: { type: "project", id: c.req.param("id")! }, details });
+
+  app.post("/:id/backups", async (c) => {
+    const id = c.req.param("id");
+    const actor = c.get("actor");
+    const backup = await backups.startBackup(ctx, id, { trigger: "manual", createdBy: actor?.label ?? null }, (db, b) => record(c, "backup.create", { backup: b.id })(db));
+    return c.json({ id: backup.id, status: backup.status }, 202);
+  });
+
+  app.get("/:id/backups", async (c) => {
+    const q = backups.listBackupsQuery.parse(c.req.query());
+    const rows = await backups.listBackups(ctx, c.req.param("id"), q);
+    return c.json({ items: rows.map((b) => backups.presentBackup(b, { manifest: false })), limit: q.limit, offset: q.offset });
+  });
+
+  app.get("/:id/backups/:backup", async (c) => {
+    const { id, backup } = c.req.param();
+    return c.json(backups.presentBackup(await backups.getBackup(ctx, id, backup)));
+  });
+
+  app.delete("/:id/backups/:backup", async (c) => {
+    const { id, backup } = c.req.param();
+    await backups.deleteBackup(ctx, id, backup, record(c, "backup.delete", { backup }));
+    return c.body(null, 204);
+  });
+
+  app.post("/:id/backups/:backup/verify", async (c) => {
+    const { id, backup } = c.req.param();
+    await startVerification(ctx, id, backup, record(c, "backup.verify", { backup }));
+    return c.json({ id: backup, status: "completed", verifying: true }, 202);
+  });
+
+  app.post("/:id/backups/:backup/download-url", async (c) => {
+    const { id, backup } = c.req.param();
+    const input = await parseBody(c, downloadUrlSchema);
+    const row = await backups.getBackup(ctx, id, backup);
+    backups.assertUsable(row);
+    await record(c, "backup.download_url", { backup, expires_in: input.expires_in })(ctx.sql);
+    return c.json(signDownloadUrl(ctx.masterKey, baseUrl(ctx, c), id, backup, input.expires_in));
+  });
+
+  app.get("/:id/backups/:backup/download", async (c) => {
+    const { id, backup } = c.req.param();
+    const row = await backups.getBackup(ctx, id, backup);
+    const response = dumpResponse(ctx, row);
+    await record(c, "backup.download", { backup })(ctx.sql);
+    return response;
+  });
+
+  return app;
+}
+
+/**
+ * GET …/backups/:backup/download?exp=…&sig=…: a signed URL is its own credential, so this runs before
+ * requireAdmin (which it would fail). Requests without a signature go on to requireAdmin and the
+ * authenticated route.
+ */
+export const signedBackupDownload = (ctx: AppContext): MiddlewareHandler<AppEnv> =>
+  async function signedBackupDownload(c, next) {
+    if (c.req.query("sig") === undefined) return next();
+    const { id, backup } = c.req.param() as { id: string; backup: string };
+    const row = await backups.getBackup(ctx, id, backup);
+    checkDownloadSignature(ctx.masterKey, id, backup, c.req.query());
+    return dumpResponse(ctx, row);
+  };
+
+function dumpResponse(ctx: AppContext, row: backups.BackupRow) {
+  const { stream, bytes } = backups.openDump(ctx, row);
+  const stamp = (row.completed_at ?? row.created_at).toISOString().replace(/[:]/g, "").replace(/\..*$/, "Z");
+  const name = `${row.manifest!.project.name}-${stamp}.dump`.replace(/[^A-Za-z0-9._-]/g, "_");
+  return new Response(stream, {
+    headers: {
+      "content-type": "application/octet-stream",
+      "content-length": String(bytes),
+      "content-disposition": `attachment; filename="${name}"`,
+      "cache-control": "private, no-store",
+      "x-content-sha256": row.manifest!.dump.sha256,
+    },
+  });
+}
+
+/** Where the admin reaches this server: ATLASHUB_PUBLIC_URL, else the request's own origin. */
+function baseUrl(ctx: AppContext, c: Context) {
+  if (ctx.config.publicUrl) return ctx.config.publicUrl;
+  const url = new URL(c.req.url);
+  if (ctx.config.trustProxy) {
+    const proto = c.req.header("x-forwarded-proto")?.split(",")[0]?.trim();
+    const host = c.req.header("x-forwarded-host")?.split(",")[0]?.trim();
+    if (proto === "http" || proto === "https") url.protocol = proto;
+    if (host && /^[A-Za-z0-9.:\[\]-]+$/.test(host)) url.host = host;
+  }
+  return url.origin;
+}

@@ -1,0 +1,91 @@
+// Verification: a backup proves it restores. Its dump is restored into a scratch database
+// (ah_verify_<backup id>, as the project's owner role), every table's row count and checksum and
+// every sequence are compared with the manifest (taken in the dump's own snapshot), and the scratch
+// database is dropped. The backup becomes `verified`, or keeps `completed` with `verify_error`.
+import type { AppContext } from "../context";
+import type { Db } from "../platform/db";
+import { errors } from "../http/errors";
+import { pgToolsFor } from "./pgTools";
+import { log } from "../platform/log";
+import { crashPoint } from "../projects/crash";
+import type { PgTools } from "./pgTools";
+import { createRestoreDatabase, dropDatabase, projectOwner, restoreDump } from "./pgRestore";
+import { compareSnapshots, connectForBackup, takeSnapshot } from "./snapshot";
+import { failureReason } from "./failure";
+import { scratchDatabaseName } from "./store";
+import { assertUsable, getBackup, openDumpStream, tryHoldBackupLock, type Manifest } from "./service";
+
+const SHOWN_PROBLEMS = 5;
+
+/** Runs while the caller holds the backup's lock, so the reconciler leaves the scratch database alone. */
+export async function verifyBackup(ctx: AppContext, projectId: string, backupId: string, manifest: Manifest, tools: PgTools, signal: AbortSignal) {
+  await ctx.sql`
+    update backups set status = 'completed', verify_started_at = now(), verified_at = null, verify_error = null, updated_at = now()
+    where id = ${backupId} and status in ('completed', 'verified')`;
+  const scratch = scratchDatabaseName(backupId);
+  let problem: string | undefined;
+  try {
+    problem = await restoreAndCompare(ctx, projectId, backupId, manifest, tools, scratch, signal);
+  } catch (err) {
+    problem = signal.aborted ? "AtlasHub stopped while verifying the backup." : failureReason(err);
+  } finally {
+    await dropDatabase(ctx.clusterSql, scratch).catch((err) => log.warn("scratch database not dropped", { database: scratch, reason: (err as Error).message }));
+  }
+  if (problem) {
+    log.warn("backup verification failed", { project: projectId, backup: backupId, reason: problem });
+    await ctx.sql`update backups set verify_error = ${problem}, updated_at = now() where id = ${backupId}`;
+    return false;
+  }
+  await ctx.sql`update backups set status = 'verified', verified_at = now(), updated_at = now() where id = ${backupId} and status = 'completed'`;
+  log.info("backup verified", { project: projectId, backup: backupId, tables: manifest.database.tables.length });
+  return true;
+}
+
+/** Undefined when the restored database matches the manifest, else what differs. */
+async function restoreAndCompare(ctx: AppContext, projectId: string, backupId: string, manifest: Manifest, tools: PgTools, scratch: string, signal: AbortSignal) {
+  const owner = await projectOwner(ctx, projectId);
+  await createRestoreDatabase(ctx, ctx.clusterSql, scratch, owner.role, manifest.database.extensions);
+  crashPoint("verify:after-create");
+  const engine = ctx.engine.superuser();
+  await restoreDump(
+    tools,
+    engine,
+    (streamSignal) => openDumpStream(ctx, projectId, backupId, manifest, streamSignal),
+    { database: scratch, role: owner.role, password: owner.password, privileges: false },
+    manifest.database.extensions,
+    signal,
+  );
+  const inside = connectForBackup(ctx, scratch);
+  let restored;
+  try {
+    restored = await takeSnapshot(inside, signal);
+  } finally {
+    await inside.end({ timeout: 5 });
+  }
+  const problems = compareSnapshots(manifest.database, restored);
+  if (problems.length === 0) return undefined;
+  const more = problems.length > SHOWN_PROBLEMS ? ` (and ${problems.length - SHOWN_PROBLEMS} more)` : "";
+  return `the restored database differs from the backup's snapshot: ${problems.slice(0, SHOWN_PROBLEMS).join("; ")}${more}`;
+}
+
+/** POST …/verify: verifies a completed backup again, in the background (409 while anything else works on it). */
+export async function startVerification(ctx: AppContext, projectId: string, backupId: string, record?: (db: Db) => Promise<unknown>) {
+  const backup = await getBackup(ctx, projectId, backupId);
+  assertUsable(backup);
+  const tools = await pgToolsFor(ctx);
+  const lock = await tryHoldBackupLock(ctx, backupId);
+  if (!lock) throw errors.backupBusy();
+  try {
+    await record?.(ctx.sql);
+  } catch (err) {
+    await lock.release();
+    throw err;
+  }
+  ctx.backups.run(backupId, async (signal) => {
+    try {
+      await verifyBackup(ctx, projectId, backupId, backup.manifest!, tools, signal);
+    } finally {
+      await lock.release();
+    }
+  });
+}
