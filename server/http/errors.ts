@@ -52,6 +52,9 @@ export const errors = {
   signatureRequired: () => new ApiError(403, "signature_required", "This object is not in a public bucket; use a signed URL."),
   contentTypeMismatch: (expected: string) =>
     new ApiError(415, "content_type_mismatch", "The upload's Content-Type is not the one the URL was signed for.", { expected }),
+  // The rest of the body is never read: close the connection.
+  uploadTooSlow: () =>
+    new ApiError(408, "upload_too_slow", "The upload did not finish in time (its URL's expiry plus 15 minutes); ask for a new URL.", undefined, { Connection: "close" }),
   storageUnavailable: () =>
     new ApiError(503, "storage_unavailable", "The object store does not answer right now; try again in a moment.", { retry_after: 5 }, { "Retry-After": "5" }),
   objectKeyConflict: () =>

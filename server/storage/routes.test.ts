@@ -4,7 +4,7 @@ import { existsSync, readdirSync, renameSync, statSync, writeFileSync } from "no
 import { connect } from "node:net";
 import { join } from "node:path";
 import { adminHeaders, createTestProject, jsonRequest, startTestServer, type TestServer } from "../test/server";
-import { registerSecret } from "../test/harness";
+import { registerSecret, waitFor } from "../test/harness";
 import { deriveSigningKey, signGrant, type UrlGrant } from "../engines/storage/signer";
 
 let server: TestServer;
@@ -413,6 +413,38 @@ describe("signed URL checks", () => {
     expect(stored()).not.toContain("object.bin");
     expect(stored().filter((f) => f.includes(".ah-tmp-"))).toEqual([]);
   });
+
+  it("answers 429 to a ninth upload in flight through one URL, and past the project's 32 in flight", async () => {
+    const held: { finish: () => void; response: Promise<Response> }[] = [];
+    const holdUpload = (signed: { url: string; headers: Record<string, string> }) => {
+      let controller!: ReadableStreamDefaultController<Uint8Array>;
+      const body = new ReadableStream<Uint8Array>({ start: (c) => void (controller = c) });
+      controller.enqueue(new Uint8Array(1));
+      const response = fetch(signed.url, { method: "PUT", headers: signed.headers, body, duplex: "half" } as RequestInit);
+      held.push({ finish: () => controller.close(), response });
+      return response;
+    };
+    const tempFiles = () => (readdirSync(join(storageRoot, a.id, "uploads"), { recursive: true }) as string[]).filter((p) => p.includes(".ah-tmp-")).length;
+    try {
+      const one = await uploadUrl({ key: "held/one" });
+      for (let i = 0; i < 8; i++) holdUpload(one);
+      await waitFor("eight uploads in flight", () => tempFiles() === 8);
+      const ninth = await fetch(one.url, { method: "PUT", headers: one.headers, body: "x" });
+      expect([ninth.status, ninth.headers.get("retry-after"), (await ninth.json()).error.code]).toEqual([429, "1", "rate_limited"]);
+      for (let i = 1; i < 4; i++) {
+        const signed = await uploadUrl({ key: `held/k${i}` });
+        for (let j = 0; j < 8; j++) holdUpload(signed);
+      }
+      await waitFor("32 uploads in flight", () => tempFiles() === 32);
+      const fresh = await uploadUrl({ key: "held/fresh" });
+      expect((await fetch(fresh.url, { method: "PUT", headers: fresh.headers, body: "x" })).status).toBe(429);
+    } finally {
+      for (const h of held) h.finish();
+    }
+    expect((await Promise.all(held.map((h) => h.response))).map((r) => r.status)).toEqual(held.map(() => 200));
+    const later = await uploadUrl({ key: "held/fresh" });
+    expect((await fetch(later.url, { method: "PUT", headers: later.headers, body: "x" })).status).toBe(200);
+  }, 30_000);
 
   it("answers 415 when the upload's Content-Type is not the signed one", async () => {
     const res = await put(forge(grant()), "payload", "text/html");

@@ -54,7 +54,14 @@ export function storageRoutes(ctx: AppContext) {
     const maxBytes = grant.maxBytes!;
     if (Number(c.req.header("content-length") ?? 0) > maxBytes) throw errors.payloadTooLarge(maxBytes);
     if (storage.normaliseMediaType(c.req.header("content-type")) !== storage.normaliseMediaType(grant.contentType)) throw errors.contentTypeMismatch(grant.contentType!);
-    const object = await storage.storeObject(ctx, location, requestBody(c), { maxBytes, contentType: grant.contentType!, uploadedBy: grant.uploadedBy! });
+    const object = await storage.storeObject(ctx, location, requestBody(c), {
+      maxBytes,
+      contentType: grant.contentType!,
+      uploadedBy: grant.uploadedBy!,
+      // A URL is checked when the upload starts; its bytes must be in by a while after it expires.
+      deadline: grant.expires * 1000 + storage.UPLOAD_FINISH_GRACE_MS,
+      signature: c.req.query("sig"),
+    });
     return c.json({ bucket: location.bucket, ...object });
   });
 

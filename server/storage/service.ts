@@ -17,6 +17,7 @@ import {
   ObjectStoreUnavailableError,
   ObjectTooLargeError,
   StagedUploadGoneError,
+  UploadDeadlineError,
   type ArrivedUpload,
   type ObjectLocation,
   type PresignRequest,
@@ -320,15 +321,21 @@ export async function storeObject(
   ctx: AppContext,
   location: ObjectLocation,
   body: ReadableStream<Uint8Array>,
-  upload: { maxBytes: number; contentType: string; uploadedBy: string | null },
+  upload: { maxBytes: number; contentType: string; uploadedBy: string | null; deadline?: number; signature?: string },
   record?: (db: Db, object: ReturnType<typeof presentObject>) => Promise<unknown>,
 ) {
   const [bucket] = await ctx.sql`
     select 1 from storage_buckets b join projects p on p.id = b.project_id
     where b.project_id = ${location.project} and b.name = ${location.bucket} and p.status = 'ready'`;
   if (!bucket) throw errors.notFound("bucket");
+  const releaseSlots = takeUploadSlots(location.project, upload.signature);
   let staged: StagedObject;
-  staged = await inStore(ctx.storage.put(location, body, { maxBytes: upload.maxBytes, contentType: upload.contentType }));
+  try {
+    const signal = upload.deadline === undefined ? undefined : AbortSignal.timeout(Math.max(0, upload.deadline - Date.now()));
+    staged = await inStore(ctx.storage.put(location, body, { maxBytes: upload.maxBytes, contentType: upload.contentType, signal }));
+  } finally {
+    releaseSlots();
+  }
   try {
     return await ctx.sql.begin(async (tx) => {
       await lockObject(tx, location);
@@ -355,8 +362,38 @@ export async function storeObject(
   }
 }
 
+// Uploads whose bytes are arriving at once, each holding a temp file of up to its size limit: per
+// project, and per signed URL so that one client with one URL cannot take all of its project's (an
+// app signing one key several times in a second hands out the same URL: not 1). Per process: the fs
+// driver has one (docs/OPERATIONS.md), s3 instances each their own.
+export const MAX_UPLOADS_PER_PROJECT = 32;
+export const MAX_UPLOADS_PER_URL = 8;
+const uploadsInFlight = new Map<string, number>();
+
+/** A place among the uploads in flight of the project (and of the URL), or 429; the function given back frees it. */
+function takeUploadSlots(projectId: string, signature?: string) {
+  const slots: [string, number][] = [[`project:${projectId}`, MAX_UPLOADS_PER_PROJECT]];
+  if (signature !== undefined) slots.push([`url:${signature}`, MAX_UPLOADS_PER_URL]);
+  if (slots.some(([key, limit]) => (uploadsInFlight.get(key) ?? 0) >= limit)) throw errors.rateLimited(1);
+  for (const [key] of slots) uploadsInFlight.set(key, (uploadsInFlight.get(key) ?? 0) + 1);
+  let released = false;
+  return () => {
+    if (released) return;
+    released = true;
+    for (const [key] of slots) {
+      const left = uploadsInFlight.get(key)! - 1;
+      if (left === 0) uploadsInFlight.delete(key);
+      else uploadsInFlight.set(key, left);
+    }
+  };
+}
+
+/** How long after its URL expired an upload through AtlasHub may still be sending its bytes. */
+export const UPLOAD_FINISH_GRACE_MS = 15 * 60_000;
+
 /** The store's refusals and failures as API errors; anything else stays as it is. */
 function storeError(err: unknown) {
+  if (err instanceof UploadDeadlineError) return errors.uploadTooSlow();
   if (err instanceof ObjectStoreUnavailableError) return errors.storageUnavailable();
   if (err instanceof ObjectTooLargeError) return errors.payloadTooLarge(err.limit);
   if (err instanceof ObjectKeyConflictError) return errors.objectKeyConflict();

@@ -4,7 +4,7 @@ import { existsSync, readdirSync, readFileSync, statSync, writeFileSync, mkdirSy
 import { join } from "node:path";
 import { tempDir, waitFor } from "../../test/harness";
 import { FsObjectStore } from "./fs";
-import { InvalidObjectLocationError, ObjectKeyConflictError, ObjectTooLargeError } from "./store";
+import { InvalidObjectLocationError, ObjectKeyConflictError, ObjectTooLargeError, UploadDeadlineError } from "./store";
 
 const project = "abcde12345";
 const bucket = "uploads";
@@ -115,6 +115,21 @@ describe("FsObjectStore", () => {
     });
     await expect(store.put({ project, bucket, key: "broken" }, body, { maxBytes: 10 * 1024 * 1024 })).rejects.toThrow("client went away");
     await waitFor("the temp file to go", () => filesUnder(store.root).length === 0);
+  });
+
+  it("stops an upload whose signal aborts, also while the body sends nothing, and keeps nothing", async () => {
+    const store = newStore();
+    let cancelled = false;
+    const trickle = new ReadableStream<Uint8Array>({
+      start: (controller) => controller.enqueue(new Uint8Array(10)), // then nothing more, never closed
+      cancel: () => void (cancelled = true),
+    });
+    const started = performance.now();
+    const put = store.put({ project, bucket, key: "slow/one" }, trickle, { maxBytes: 100, signal: AbortSignal.timeout(200) });
+    await expect(put).rejects.toBeInstanceOf(UploadDeadlineError);
+    expect(performance.now() - started).toBeLessThan(2_000);
+    expect(cancelled).toBe(true);
+    expect(existsSync(join(store.root, project, bucket, "slow"))).toBe(false);
   });
 
   it("lets the last committed of concurrent uploads to one key win, never a mix", async () => {

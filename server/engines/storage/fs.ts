@@ -17,7 +17,9 @@ import {
   type ObjectHead,
   type ObjectLocation,
   type ObjectStore,
+  type PutOptions,
   type StagedObject,
+  UploadDeadlineError,
 } from "./store";
 
 export const TEMP_PREFIX = `${RESERVED_PREFIX}tmp-`;
@@ -45,14 +47,14 @@ export class FsObjectStore implements ObjectStore {
     return removeTempFiles(this.root, (name) => name.startsWith(TEMP_PREFIX) && !name.startsWith(`${TEMP_PREFIX}${this.runId}-`));
   }
 
-  async put(location: ObjectLocation, body: ReadableStream<Uint8Array>, options: { maxBytes: number; contentType?: string }): Promise<StagedObject> {
+  async put(location: ObjectLocation, body: ReadableStream<Uint8Array>, options: PutOptions): Promise<StagedObject> {
     const path = this.objectPath(location);
     const temp = join(dirname(path), `${TEMP_PREFIX}${this.runId}-${randomBytes(8).toString("hex")}`);
     const file = await this.openTemp(temp, location.key);
     let written: { size: number; sha256: string };
     let version: string;
     try {
-      written = await writeStream(file, body, options.maxBytes);
+      written = await writeStream(file, body, options.maxBytes, options.signal);
       await file.sync();
       // A rename keeps the inode and mtime: this is the identity get() will see once committed.
       version = fileVersion(await file.stat({ bigint: true }));
@@ -187,8 +189,11 @@ export class FsObjectStore implements ObjectStore {
   }
 }
 
-/** Copies the stream into the file, hashing as it goes; stops (and cancels the stream) past `maxBytes`. */
-export async function writeStream(file: FileHandle, body: ReadableStream<Uint8Array>, maxBytes: number) {
+/**
+ * Copies the stream into the file, hashing as it goes; stops (and cancels the stream) past
+ * `maxBytes`, or when `signal` aborts — also while waiting for a body that sends nothing.
+ */
+export async function writeStream(file: FileHandle, body: ReadableStream<Uint8Array>, maxBytes: number, signal?: AbortSignal) {
   const hash = createHash("sha256");
   let size = 0;
   let batch: Uint8Array[] = [];
@@ -201,13 +206,27 @@ export async function writeStream(file: FileHandle, body: ReadableStream<Uint8Ar
     batch = [];
     batchBytes = 0;
   };
-  for await (const chunk of body) {
-    size += chunk.byteLength;
-    if (size > maxBytes) throw new ObjectTooLargeError(maxBytes);
-    hash.update(chunk);
-    batch.push(chunk);
-    batchBytes += chunk.byteLength;
-    if (batchBytes >= WRITE_BATCH_BYTES) await flush();
+  const reader = body.getReader();
+  const stop = () => void reader.cancel().catch(() => {});
+  signal?.addEventListener("abort", stop, { once: true });
+  try {
+    for (;;) {
+      if (signal?.aborted) throw new UploadDeadlineError();
+      const { done, value: chunk } = await reader.read();
+      if (signal?.aborted) throw new UploadDeadlineError();
+      if (done) break;
+      size += chunk.byteLength;
+      if (size > maxBytes) throw new ObjectTooLargeError(maxBytes);
+      hash.update(chunk);
+      batch.push(chunk);
+      batchBytes += chunk.byteLength;
+      if (batchBytes >= WRITE_BATCH_BYTES) await flush();
+    }
+  } catch (err) {
+    stop();
+    throw err;
+  } finally {
+    signal?.removeEventListener("abort", stop);
   }
   await flush();
   return { size, sha256: hash.digest("hex") };

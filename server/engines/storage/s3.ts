@@ -42,6 +42,7 @@ import {
   type ObjectLocation,
   type ObjectStore,
   type PresignRequest,
+  type PutOptions,
   type StagedObject,
 } from "./store";
 
@@ -119,7 +120,7 @@ export class S3ObjectStore implements ObjectStore {
   }
 
   /** Staged locally, then PUT to a staging key of its own here, before the caller's transaction; commit only copies. */
-  async put(location: ObjectLocation, body: ReadableStream<Uint8Array>, options: { maxBytes: number; contentType?: string }): Promise<StagedObject> {
+  async put(location: ObjectLocation, body: ReadableStream<Uint8Array>, options: PutOptions): Promise<StagedObject> {
     const target = this.address(location);
     const staging = this.stagingAddress(location, randomUUID());
     await mkdir(this.options.stagingDir, { recursive: true, mode: 0o700 });
@@ -127,7 +128,7 @@ export class S3ObjectStore implements ObjectStore {
     const file = await open(temp, "wx", 0o600);
     let written: { size: number; sha256: string };
     try {
-      written = await writeStream(file, body, options.maxBytes);
+      written = await writeStream(file, body, options.maxBytes, options.signal);
       await file.close();
       await this.ensureBucket(target.Bucket);
       await this.client.send(new PutObjectCommand({ ...staging, Body: createReadStream(temp), ContentLength: written.size, ContentType: options.contentType }));

@@ -55,10 +55,11 @@ export interface ObjectStore {
   /** Start-up: removes what a crash left behind (partial uploads). Returns how many it removed. */
   recover(): Promise<number>;
   /**
-   * Streams `body` into staging; throws ObjectTooLargeError past `maxBytes` (nothing is kept then).
-   * `contentType` is stored with the object where the store keeps one (S3 serves it on presigned GETs).
+   * Streams `body` into staging; throws ObjectTooLargeError past `maxBytes`, and UploadDeadlineError
+   * when `signal` aborts first (nothing is kept then). `contentType` is stored with the object where
+   * the store keeps one (S3 serves it on presigned GETs).
    */
-  put(location: ObjectLocation, body: ReadableStream<Uint8Array>, options: { maxBytes: number; contentType?: string }): Promise<StagedObject>;
+  put(location: ObjectLocation, body: ReadableStream<Uint8Array>, options: PutOptions): Promise<StagedObject>;
   /** The object's bytes, or the range of them; undefined when there is no such object. */
   get(location: ObjectLocation, range?: ByteRange): Promise<ObjectBody | undefined>;
   head(location: ObjectLocation): Promise<ObjectHead | undefined>;
@@ -76,6 +77,12 @@ export interface ObjectStore {
   presign?(location: ObjectLocation, request: PresignRequest): Promise<string>;
   /** The bytes a client PUT to the presigned URL of `uploadId`, waiting in staging; undefined while none arrived. */
   findUpload?(location: ObjectLocation, uploadId: string): Promise<ArrivedUpload | undefined>;
+}
+
+export interface PutOptions {
+  maxBytes: number;
+  contentType?: string;
+  signal?: AbortSignal;
 }
 
 export type PresignRequest =
@@ -112,6 +119,13 @@ export class ObjectTooLargeError extends Error {
 export class ObjectKeyConflictError extends Error {
   constructor(readonly key: string) {
     super(`key ${key} conflicts with an existing object or prefix`);
+  }
+}
+
+/** The upload's time ran out before its last byte arrived (a body trickling in to hold a temp file open). */
+export class UploadDeadlineError extends Error {
+  constructor() {
+    super("upload deadline passed");
   }
 }
 
