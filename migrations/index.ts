@@ -12,6 +12,7 @@ import m0009 from "./0009_storage_staged_uploads.sql" with { type: "text" };
 import m0010 from "./0010_project_hardening.sql" with { type: "text" };
 import m0011 from "./0011_backups.sql" with { type: "text" };
 import m0012 from "./0012_storage_file_version.sql" with { type: "text" };
+import m0013 from "./0013_restores.sql" with { type: "text" };
 
 export const migrations = [
   { name: "0001_control_plane", sql: m0001 },
@@ -26,4 +27,5 @@ export const migrations = [
   { name: "0010_project_hardening", sql: m0010 },
   { name: "0011_backups", sql: m0011 },
   { name: "0012_storage_file_version", sql: m0012 },
+  { name: "0013_restores", sql: m0013 },
 ];
