@@ -3,7 +3,7 @@ import { createHash } from "node:crypto";
 import { existsSync, readdirSync, readFileSync, statSync, writeFileSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { tempDir, waitFor } from "../../test/harness";
-import { FsObjectStore } from "./fs";
+import { FsObjectStore, fileSystemProblem } from "./fs";
 import { InvalidObjectLocationError, ObjectKeyConflictError, ObjectTooLargeError, UploadDeadlineError } from "./store";
 
 const project = "abcde12345";
@@ -282,6 +282,13 @@ describe("FsObjectStore", () => {
     expect(await restarted.get({ project, bucket, key: "crash/victim.bin" })).toBeUndefined();
     expect(await restarted.recover()).toBe(1);
     expect(filesUnder(root)).toEqual([]);
+  });
+
+  it("finds nothing wrong with a POSIX file system at start-up, and leaves no probe behind", async () => {
+    const store = newStore();
+    await store.recover();
+    expect(await fileSystemProblem(store.root)).toBeUndefined();
+    expect(readdirSync(store.root)).toEqual([]);
   });
 
   it("check() answers whether the root takes writes", async () => {

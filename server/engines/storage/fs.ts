@@ -44,6 +44,14 @@ export class FsObjectStore implements ObjectStore {
 
   async recover(): Promise<number> {
     await mkdir(this.root, { recursive: true, mode: DIR_MODE });
+    const problem = await fileSystemProblem(this.root);
+    if (problem) {
+      throw new Error(
+        `the storage directory ${this.root} is on a file system that ${problem} (exFAT, FAT, NTFS or a case-insensitive APFS/HFS+ do): ` +
+          "distinct object keys would meet in one file. The fs storage driver needs a POSIX file system such as ext4, XFS or btrfs; " +
+          "move ATLASHUB_DATA_DIR onto one, or use ATLASHUB_STORAGE=s3",
+      );
+    }
     return removeTempFiles(this.root, (name) => name.startsWith(TEMP_PREFIX) && !name.startsWith(`${TEMP_PREFIX}${this.runId}-`));
   }
 
@@ -186,6 +194,31 @@ export class FsObjectStore implements ObjectStore {
         if (code !== "ENOENT" || attempt >= 3) throw err;
       }
     }
+  }
+}
+
+/**
+ * What keeps `dir`'s file system from holding every key as its own file: names that differ only in
+ * case or in Unicode normalisation meeting in one file, or characters keys may hold refused.
+ * Undefined when there is none. Probes in a directory of its own, removed afterwards.
+ */
+export async function fileSystemProblem(dir: string): Promise<string | undefined> {
+  const probe = join(dir, `${RESERVED_PREFIX}probe-${randomBytes(6).toString("hex")}`);
+  await mkdir(probe, { mode: DIR_MODE });
+  const create = async (name: string) => (await open(join(probe, name), constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, FILE_MODE)).close();
+  try {
+    await create("Aa");
+    if (await statFile(join(probe, "aA"))) return "folds the case of file names";
+    await create("\u00e9"); // é, composed
+    if (await statFile(join(probe, "e\u0301"))) return "normalises Unicode file names";
+    try {
+      await create('k:*?"<>|');
+    } catch {
+      return 'refuses characters object keys may hold (: * ? " < > |)';
+    }
+    return undefined;
+  } finally {
+    await rm(probe, { recursive: true, force: true });
   }
 }
 

@@ -39,7 +39,10 @@ export interface ObjectBody {
    * that version, whatever replaces the key meanwhile. Absent where the store has none (s3).
    */
   version?: string;
-  /** The bytes (of the range when one was asked for), streamed: never the whole object in memory. */
+  /**
+   * The bytes (of the range when one was asked for), streamed: never the whole object in memory.
+   * Start reading (or hand it to the HTTP response) at once: fs keeps the file open for it only briefly.
+   */
   body: Blob | ReadableStream<Uint8Array>;
   /** Gives the body up unsent (releases the open file or connection); a body that is sent needs nothing. */
   discard(): void;
