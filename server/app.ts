@@ -30,7 +30,7 @@ export function buildApp(ctx: AppContext, pools: ProjectPools) {
   app.route("/", provisionRoutes(ctx));
   // A signed backup download carries its credential in its URL: checked before requireAdmin.
   app.get("/admin/api/projects/:id/backups/:backup/download", signedBackupDownload(ctx));
-  app.use("/admin/api/*", sameOrigin(ctx.config.trustProxy), requireAdmin(ctx, ["/admin/api/login"]));
+  app.use("/admin/api/*", sameOrigin(ctx.config.trustProxy), requireAdmin(ctx, ["/admin/api/login", "/admin/api/setup"]));
   app.route("/admin/api", adminRoutes(ctx));
   app.route("/admin/api/projects", projectRoutes(ctx));
   app.route("/admin/api/projects", keyRoutes(ctx));

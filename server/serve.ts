@@ -15,6 +15,7 @@ import { registerPlatformJobs } from "./jobs/platform";
 import { createObjectStore } from "./engines/storage";
 import { BackupRunner } from "./backups/runner";
 import { startBackupReconciler } from "./backups/reconciler";
+import { issueSetupToken } from "./admin/service";
 import { migrations } from "../migrations";
 import pkg from "../package.json";
 
@@ -75,6 +76,18 @@ export async function openPlatform(config: Config, mode: { serve: boolean; onEng
   }
 }
 
+/**
+ * While no admin exists, a new one-time setup token (the previous one stops working) and ONE log line
+ * with it. This is the one secret AtlasHub prints on purpose: whoever can read the server log (the
+ * operator: `journalctl -u atlashub`) can create the first admin, and nobody else can. The token is
+ * in the message, not in a field, because fields named like secrets are redacted.
+ */
+async function announceSetupToken(ctx: AppContext, url: string) {
+  const token = await issueSetupToken(ctx.sql);
+  if (!token) return;
+  log.info(`first-run setup: no admin exists yet. Open ${url}/login and enter the one-time setup token ${token} (valid until an admin is created or the server restarts), or run \`atlashub admin create\``, { url: `${url}/login` });
+}
+
 /** `onEngine` hands out the engine before Postgres starts, so a signal during start-up can stop it. */
 export async function startAtlasHub(config: Config, onEngine?: (engine: PostgresEngine) => void) {
   const { ctx, close } = await openPlatform(config, { serve: true, onEngine });
@@ -100,6 +113,7 @@ export async function startAtlasHub(config: Config, onEngine?: (engine: Postgres
   }
   const url = `http://${config.host.includes(":") ? `[${config.host}]` : config.host}:${server.port}`;
   log.info("atlashub listening", { url, version: VERSION, pg_engine: config.pgEngine });
+  await announceSetupToken(ctx, url);
   return {
     ctx,
     url,

@@ -2,7 +2,7 @@ import { Hono, type Context } from "hono";
 import { deleteCookie, getCookie, setCookie } from "hono/cookie";
 import { z } from "zod";
 import type { AppContext, AppEnv } from "../context";
-import { errors, parseBody } from "../http/errors";
+import { ApiError, errors, parseBody } from "../http/errors";
 import { audit, SESSION_COOKIE } from "../http/auth";
 import { pageSchema, safeText } from "../http/schemas";
 import { listAudit } from "../platform/audit";
@@ -20,6 +20,15 @@ function isHttps(c: Context, trustProxy: boolean) {
 export function adminRoutes(ctx: AppContext) {
   const app = new Hono<AppEnv>();
 
+  const setSessionCookie = (c: Context, session: { token: string; expiresAt: Date }) =>
+    setCookie(c, SESSION_COOKIE, session.token, {
+      httpOnly: true,
+      sameSite: "Strict",
+      secure: isHttps(c, ctx.config.trustProxy),
+      path: "/",
+      expires: session.expiresAt,
+    });
+
   app.post("/login", async (c) => {
     const input = await parseBody(c, loginSchema);
     const ip = c.get("clientIp");
@@ -33,14 +42,35 @@ export function adminRoutes(ctx: AppContext) {
       await audit(tx, c, { action: "admin.login", actor: { type: "admin", id: user.id, label: user.email, email: user.email } });
       return created;
     });
-    setCookie(c, SESSION_COOKIE, session.token, {
-      httpOnly: true,
-      sameSite: "Strict",
-      secure: isHttps(c, ctx.config.trustProxy),
-      path: "/",
-      expires: session.expiresAt,
-    });
+    setSessionCookie(c, session);
     return c.json({ user, expires_at: session.expiresAt });
+  });
+
+  // First-run setup (public): the setup screen asks whether it is needed, then creates the first
+  // admin with the one-time token `atlashub serve` printed, and signs them in.
+  app.get("/setup", async (c) => c.json({ needed: await admin.setupNeeded(ctx.sql) }));
+
+  app.post("/setup", async (c) => {
+    const ip = c.get("clientIp");
+    // Counted outside the transaction, so a refused attempt still counts.
+    await admin.countSetupAttempt(ctx.sql, ip);
+    const input = await parseBody(c, admin.setupSchema);
+    const passwordHash = await admin.hashPassword(input.password);
+    const result = await ctx.sql
+      .begin(async (tx) => {
+        const user = await admin.completeSetup(tx, { token: input.token, email: input.email, passwordHash });
+        const actor = { type: "admin" as const, id: user.id, label: user.email, email: user.email };
+        const session = await admin.createSession(tx, user.id, { ip, userAgent: c.req.header("user-agent"), hours: ctx.config.sessionHours });
+        await audit(tx, c, { action: "admin.setup", actor, target: { type: "admin_user", id: user.id } });
+        await audit(tx, c, { action: "admin.login", actor });
+        return { user, session };
+      })
+      .catch(async (err) => {
+        if (err instanceof ApiError) await audit(ctx.sql, c, { action: "admin.setup_failed", actor: { type: "anonymous", label: input.email }, details: { code: err.code } });
+        throw err;
+      });
+    setSessionCookie(c, result.session);
+    return c.json({ user: { id: result.user.id, email: result.user.email }, expires_at: result.session.expiresAt }, 201);
   });
 
   app.post("/logout", async (c) => {

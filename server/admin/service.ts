@@ -1,6 +1,6 @@
 import { z } from "zod";
 import type { Db, Sql } from "../platform/db";
-import { randomToken, sha256Hex } from "../platform/crypto";
+import { constantTimeEqual, randomToken, sha256Hex } from "../platform/crypto";
 import { countHit, forgiveHit } from "../http/rateLimit";
 import { errors } from "../http/errors";
 import { futureTimestamp, safeText } from "../http/schemas";
@@ -31,6 +31,62 @@ export async function createAdmin(sql: Db, email: string, password: string): Pro
     returning id, email, created_at`;
   if (!user) throw errors.conflict(`An admin with email ${email} already exists.`);
   return user;
+}
+
+// First-run setup: while no admin exists, `atlashub serve` prints a one-time token that lets the
+// setup screen create the first admin. Only its SHA-256 is kept, in the control plane (admin_setup),
+// so any instance behind a load balancer accepts it; each start replaces it, so only the latest
+// printed token works, and creating the first admin deletes it.
+export const SETUP_TOKEN_PREFIX = "ah_setup_";
+// Every attempt from one IP counts: the token is 32 random bytes, so this bounds noise, not guessing.
+export const SETUP_LIMITS = { perIp: 10, windowSeconds: 300 };
+
+export const setupSchema = z.object({
+  token: z.string().min(1).max(200),
+  email: emailSchema,
+  password: passwordSchema,
+});
+
+export async function setupNeeded(sql: Sql): Promise<boolean> {
+  const [row] = await sql<{ needed: boolean }[]>`select not exists (select 1 from admin_users) as needed`;
+  return row!.needed;
+}
+
+/** A new setup token replacing any earlier one, or undefined (and no token kept) once an admin exists. */
+export async function issueSetupToken(sql: Db): Promise<string | undefined> {
+  const token = SETUP_TOKEN_PREFIX + randomToken(32);
+  const rows = await sql`
+    insert into admin_setup (token_hash) select ${sha256Hex(token)} where not exists (select 1 from admin_users)
+    on conflict (id) do update set token_hash = excluded.token_hash, created_at = now()
+    returning created_at`;
+  if (rows.length > 0) return token;
+  await sql`delete from admin_setup`;
+  return undefined;
+}
+
+export async function countSetupAttempt(sql: Sql, ip: string) {
+  await countHit(sql, `setup:ip:${ip}`, SETUP_LIMITS.perIp, SETUP_LIMITS.windowSeconds);
+}
+
+/**
+ * Creates the first admin if the token matches and no admin exists yet, then forgets the token. Run it
+ * in a transaction: the advisory lock makes concurrent setups with the right token create one admin.
+ */
+export async function completeSetup(tx: Db, input: { token: string; email: string; passwordHash: string }): Promise<AdminUser> {
+  await tx`select pg_advisory_xact_lock(hashtext('atlashub.admin_setup'))`;
+  const [state] = await tx<{ done: boolean; token_hash: string | null }[]>`
+    select exists (select 1 from admin_users) as done, (select token_hash from admin_setup) as token_hash`;
+  if (state!.done) throw errors.setupDone();
+  if (!state!.token_hash || !constantTimeEqual(sha256Hex(input.token), state!.token_hash)) throw errors.invalidSetupToken();
+  const [user] = await tx<AdminUser[]>`
+    insert into admin_users (email, password_hash) values (${input.email}, ${input.passwordHash})
+    returning id, email, created_at`;
+  await tx`delete from admin_setup`;
+  return user!;
+}
+
+export function hashPassword(password: string) {
+  return Bun.password.hash(password, { algorithm: "argon2id" });
 }
 
 /** Counts the attempt against the rate limits, then checks the password; returns the admin on success. */

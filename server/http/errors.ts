@@ -29,6 +29,10 @@ export const errors = {
   crossOrigin: () => new ApiError(403, "cross_origin", "Requests from another origin are not accepted."),
   unauthorized: (message = "Sign in or send a valid API token.") => new ApiError(401, "unauthorized", message),
   invalidCredentials: () => new ApiError(401, "invalid_credentials", "Email or password is wrong."),
+  // First-run setup (server/admin/).
+  invalidSetupToken: () =>
+    new ApiError(401, "invalid_setup_token", "The setup token is wrong or no longer valid; use the one in the latest \"first-run setup\" line of the server log."),
+  setupDone: () => new ApiError(409, "setup_done", "An admin already exists; sign in instead."),
   forbidden: (message = "You are not allowed to do this.") => new ApiError(403, "forbidden", message),
   notFound: (what = "resource") => new ApiError(404, "not_found", `No such ${what}.`),
   routeNotFound: () => new ApiError(404, "route_not_found", "No such endpoint."),
