@@ -5,6 +5,7 @@
 // create an untrusted extension (vector), comment on an extension — are done beforehand as superuser
 // (the extensions the source had, in their schemas) and taken out of the restore's table of contents.
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import postgres from "postgres";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { AppContext } from "../context";
@@ -19,8 +20,12 @@ export interface RestoreTarget {
   database: string;
   role: string;
   password: string;
-  /** Restore GRANTs (same project, same roles) or leave them out (another project's roles). */
-  privileges: boolean;
+  /**
+   * What becomes of GRANTs, default privileges and policies, which name roles: "keep" restores them
+   * as dumped (same project, same roles); "none" leaves them out (verification); a mapping restores
+   * them with the source project's owner/app/ro roles renamed to the target's (a new project).
+   */
+  privileges: "keep" | "none" | { fromProject: string; toProject: string };
 }
 
 /** The owner role of a project with its password, to restore as. */
@@ -69,7 +74,8 @@ export async function dropDatabase(cluster: Sql, database: string) {
 /**
  * Restores the dump `open()` streams into `target.database` (made by createRestoreDatabase) as
  * `target.role`. The dump is read twice: its table of contents first (pg_restore -l stops after it),
- * then the whole of it. Throws BackupFailure with pg_restore's last error lines when it fails.
+ * then the whole of it (a third time for the entries whose role names are rewritten). Throws
+ * BackupFailure with pg_restore's last error lines when it fails.
  */
 export async function restoreDump(
   tools: PgTools,
@@ -79,21 +85,62 @@ export async function restoreDump(
   extensions: ExtensionEntry[],
   signal: AbortSignal,
 ) {
-  const env = pgEnv({ host: connection.host, port: connection.port, user: target.role, password: target.password, database: target.database, ssl: connection.ssl as never }, target.database, {
+  const info = { host: connection.host, port: connection.port, user: target.role, password: target.password, database: target.database, ssl: connection.ssl as never };
+  const env = pgEnv(info, target.database, {
     // The owner role's own statement_timeout (30 s) would cut off a large COPY or index build.
     PGOPTIONS: "-c statement_timeout=0 -c idle_in_transaction_session_timeout=0 -c lock_timeout=0",
   });
   const toc = await runTool(tools.pgRestore, ["--list"], env, open, signal);
   const list = filterToc(toc.stdout, extensions);
+  const mapped = typeof target.privileges === "object" ? target.privileges : undefined;
   const dir = await mkdtemp(join(tmpdir(), "atlashub-restore-"));
   try {
     const listFile = join(dir, "toc.list");
-    await writeFile(listFile, list, { mode: 0o600 });
+    await writeFile(listFile, mapped ? withoutRoleEntries(list) : list, { mode: 0o600 });
     const args = ["--exit-on-error", "--no-owner", "--no-subscriptions", "--no-security-labels", "--no-tablespaces", `--use-list=${listFile}`, `--dbname=${target.database}`];
-    if (!target.privileges) args.push("--no-privileges");
+    if (target.privileges === "none") args.push("--no-privileges");
     await runTool(tools.pgRestore, args, env, open, signal);
+    if (mapped) {
+      const roleFile = join(dir, "roles.list");
+      await writeFile(roleFile, onlyRoleEntries(list), { mode: 0o600 });
+      const sqlText = await runTool(tools.pgRestore, ["--no-owner", `--use-list=${roleFile}`, "--file=-"], env, open, signal);
+      await runAsRole(info, renameProjectRoles(sqlText.stdout, mapped.fromProject, mapped.toProject));
+    }
   } finally {
     await rm(dir, { recursive: true, force: true });
+  }
+}
+
+// Entries whose SQL names roles: privileges, default privileges, row-level security policies.
+const ROLE_ENTRY = /^\d+; \d+ \d+ (ACL|DEFAULT ACL|POLICY) /;
+
+const withoutRoleEntries = (list: string) => list.split("\n").filter((l) => !ROLE_ENTRY.test(l)).join("\n");
+const onlyRoleEntries = (list: string) => list.split("\n").filter((l) => ROLE_ENTRY.test(l)).join("\n");
+
+/**
+ * The SQL of privilege and policy entries with the source project's roles renamed to the target's.
+ * psql meta-commands (\restrict) are dropped; a GRANT naming another role of the source project (a
+ * database user, which the new project does not have) is dropped too (pg_dump writes one per line).
+ */
+export function renameProjectRoles(sqlText: string, fromProject: string, toProject: string) {
+  const from = `p_${fromProject}_`;
+  const renamed = sqlText
+    .split("\n")
+    .filter((line) => !line.startsWith("\\"))
+    .map((line) => line.replace(new RegExp(`(?<![A-Za-z0-9_$])${from}(owner|app|ro)(?![A-Za-z0-9_$])`, "g"), `p_${toProject}_$1`))
+    .filter((line) => !(line.includes(from) && /^(GRANT|REVOKE) /.test(line)));
+  return renamed.join("\n");
+}
+
+/** Runs SQL text (several statements) as the target role, without the role's statement timeout. */
+async function runAsRole(info: { host: string; port: number; user: string; password: string; database: string; ssl?: never }, sqlText: string) {
+  const sql = postgres({ ...info, max: 1, connect_timeout: 10, onnotice: () => {}, connection: { statement_timeout: 0, application_name: "atlashub-restore" } });
+  try {
+    await sql.unsafe(sqlText);
+  } catch (err) {
+    throw new BackupFailure(`restoring privileges and policies failed: ${(err as Error).message}`);
+  } finally {
+    await sql.end({ timeout: 5 });
   }
 }
 
@@ -109,11 +156,16 @@ export function filterToc(list: string, extensions: ExtensionEntry[]): string {
       const entry = line.match(/^\d+; \d+ \d+ (.*)$/)?.[1];
       if (!entry) return true;
       if (entry.startsWith("EXTENSION - ") || entry.startsWith("COMMENT - EXTENSION ")) return false;
+      // Privileges on the system's own functions (provisioning's lo_* grants): set by configure, not the owner's to grant.
+      if (entry.startsWith("ACL pg_catalog ")) return false;
       const schema = entry.match(/^SCHEMA - (\S+) /)?.[1];
       return !(schema && schemas.has(schema));
     })
     .join("\n");
 }
+
+// The list and the privilege SQL are held in memory: one line per object of the database.
+const MAX_TOOL_OUTPUT = 64 * 1024 * 1024;
 
 /** Runs pg_restore with the dump on standard input; its standard output (the list) is returned. */
 async function runTool(path: string, args: string[], env: Record<string, string>, open: (signal: AbortSignal) => ReadableStream<Uint8Array>, signal: AbortSignal) {
@@ -126,6 +178,7 @@ async function runTool(path: string, args: string[], env: Record<string, string>
     const [stdout, stderr, code] = await Promise.all([new Response(child.stdout).text(), tailOf(child.stderr), child.exited]);
     signal.throwIfAborted();
     if (code !== 0) throw new BackupFailure(`pg_restore${args[0] === "--list" ? " --list" : ""} failed: ${stderr || `exit code ${code}`}`);
+    if (stdout.length > MAX_TOOL_OUTPUT) throw new BackupFailure("pg_restore wrote more than 64 MB of table of contents or privileges");
     return { stdout };
   } finally {
     signal.removeEventListener("abort", kill);

@@ -6,7 +6,10 @@ import type { AppContext } from "../context";
 import { log } from "../platform/log";
 import { recordAudit } from "../platform/audit";
 import { dropDatabase } from "./pgRestore";
-import { failBackup, finishDeleting, ifOrphaned } from "./service";
+import { failBackup, finishDeleting } from "./service";
+import { ifOrphaned } from "./locks";
+import { dropSpare, failRestore, swapBack, swapIn, type RestoreRow } from "./restore";
+import { restoreDatabases } from "./restoreDatabases";
 import { scratchDatabaseName } from "./store";
 
 const INTERVAL_MS = 60_000;
@@ -19,7 +22,7 @@ export async function reconcileBackups(ctx: AppContext) {
     order by created_at`;
   for (const row of rows) {
     if (ctx.backups.isRunning(row.id)) continue;
-    const handled = await ifOrphaned(ctx, row.id, async () => {
+    const handled = await ifOrphaned(ctx, "backup", row.id, async () => {
       if (row.status === "running") await failBackup(ctx, row.project_id, row.id, "The AtlasHub process running the backup stopped before it finished.");
       else if (row.status === "deleting") await finishDeleting(ctx, row.project_id, row.id);
       else await abandonVerification(ctx, row.id);
@@ -35,6 +38,37 @@ export async function reconcileBackups(ctx: AppContext) {
   }
 }
 
+/**
+ * Restores of dead processes: one still restoring is failed (its new database dropped; the live one
+ * was never touched), one swapping or rolling back is carried forward, a rolled-back one's restored
+ * database is dropped.
+ */
+export async function reconcileRestores(ctx: AppContext) {
+  const rows = await ctx.sql<RestoreRow[]>`
+    select * from restores where status in ('restoring', 'swapping', 'rolling_back') or (status = 'rolled_back' and old_dropped_at is null)
+    order by created_at`;
+  for (const restore of rows) {
+    if (ctx.backups.isRunning(restore.id)) continue;
+    const handled = await ifOrphaned(ctx, "restore", restore.id, async () => {
+      if (restore.status === "restoring") {
+        const reason = "The AtlasHub process restoring stopped before it finished" + (restore.mode === "replace" ? "; the live database was not touched." : ".");
+        await failRestore(ctx, restore, reason);
+      } else if (restore.status === "swapping") await swapIn(ctx, restore);
+      else if (restore.status === "rolling_back") await swapBack(ctx, restore).catch((err) => log.warn("rollback not finished", { restore: restore.id, reason: (err as Error).message }));
+      else await dropSpare(ctx, restore.id, restoreDatabases(restore.id).undone);
+    });
+    if (!handled) continue;
+    const [now] = await ctx.sql<{ status: string }[]>`select status from restores where id = ${restore.id}`;
+    log.info("reconciled restore", { project: restore.project_id, restore: restore.id, from: restore.status, to: now?.status });
+    await recordAudit(ctx.sql, {
+      actor: { type: "system", label: "reconciler" },
+      action: "restore.reconcile",
+      target: { type: "project", id: restore.project_id },
+      details: { restore: restore.id, from: restore.status, to: now?.status },
+    });
+  }
+}
+
 async function abandonVerification(ctx: AppContext, backupId: string) {
   await dropDatabase(ctx.clusterSql, scratchDatabaseName(backupId));
   await ctx.sql`
@@ -42,12 +76,15 @@ async function abandonVerification(ctx: AppContext, backupId: string) {
     where id = ${backupId} and status = 'completed' and verify_error is null`;
 }
 
-/** Runs the backup reconciler now and then every minute; returns a function that stops it. */
+/** Runs the backup and restore reconcilers now and then every minute; returns a function that stops it. */
 export function startBackupReconciler(ctx: AppContext) {
   let running: Promise<void> | undefined;
   const run = () => {
+    const warn = (what: string) => (err: unknown) => log.warn(`${what} reconciler failed`, { reason: (err as Error).message });
     running ??= reconcileBackups(ctx)
-      .catch((err) => log.warn("backup reconciler failed", { reason: (err as Error).message }))
+      .catch(warn("backup"))
+      .then(() => reconcileRestores(ctx))
+      .catch(warn("restore"))
       .finally(() => (running = undefined));
     return running;
   };

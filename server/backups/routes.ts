@@ -5,6 +5,7 @@ import { parseBody } from "../http/errors";
 import * as backups from "./service";
 import { checkDownloadSignature, downloadUrlSchema, signDownloadUrl } from "./download";
 import { startVerification } from "./verify";
+import * as restores from "./restore";
 
 /** /admin/api/projects/:id/backups: create, list, show, delete, download. */
 export function backupRoutes(ctx: AppContext) {
@@ -40,6 +41,34 @@ export function backupRoutes(ctx: AppContext) {
     const { id, backup } = c.req.param();
     await startVerification(ctx, id, backup, record(c, "backup.verify", { backup }));
     return c.json({ id: backup, status: "completed", verifying: true }, 202);
+  });
+
+  app.post("/:id/backups/:backup/restore", async (c) => {
+    const { id, backup } = c.req.param();
+    const input = await parseBody(c, restores.restoreSchema);
+    const started = await restores.startRestore(ctx, id, backup, input, c.get("actor")?.label ?? null, {
+      restore: (db, details) => record(c, "backup.restore", { backup, ...details })(db),
+      createProject: (db, p) => audit(db, c, { action: "project.create", target: { type: "project", id: p.id }, details: { name: p.name, restored_from: backup } }),
+    });
+    // The new project's passwords are shown this once, as at its creation.
+    return c.json({ ...restores.presentRestore(started.restore), ...(started.project ? { project: started.project } : {}) }, 202);
+  });
+
+  app.get("/:id/restores", async (c) => {
+    const q = restores.listRestoresQuery.parse(c.req.query());
+    const rows = await restores.listRestores(ctx, c.req.param("id"), q);
+    return c.json({ items: rows.map(restores.presentRestore), limit: q.limit, offset: q.offset });
+  });
+
+  app.get("/:id/restores/:restore", async (c) => {
+    const { id, restore } = c.req.param();
+    return c.json(restores.presentRestore(await restores.getRestore(ctx, id, restore)));
+  });
+
+  app.post("/:id/restore/rollback", async (c) => {
+    const id = c.req.param("id");
+    const restore = await restores.rollbackRestore(ctx, id, (db, restoreId) => record(c, "restore.rollback", { restore: restoreId })(db));
+    return c.json(restores.presentRestore(restore));
   });
 
   app.post("/:id/backups/:backup/download-url", async (c) => {

@@ -4,7 +4,6 @@
 // deleting → gone. Nothing is held whole in memory or on local disk: bytes flow from pg_dump or the
 // project's store straight into the backup store, pulled at the pace it takes them.
 import { randomUUID } from "node:crypto";
-import postgres from "postgres";
 import { z } from "zod";
 import type { AppContext } from "../context";
 import type { Db } from "../platform/db";
@@ -21,6 +20,7 @@ import { dropDatabase } from "./pgRestore";
 import { connectForBackup, takeSnapshot, type DatabaseSnapshot } from "./snapshot";
 import { verifyBackup } from "./verify";
 import { BackupFailure, failureReason, tailOf } from "./failure";
+import { holdLocks, type HeldLocks } from "./locks";
 
 export type BackupStatus = "running" | "completed" | "verified" | "failed" | "deleting";
 
@@ -72,7 +72,6 @@ export interface Manifest {
 
 export const listBackupsQuery = pageSchema;
 const BACKUP_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
-const LOCK = "hashtext('atlashub.backup')";
 const PROGRESS_EVERY_MS = 1000;
 const FILE_PAGE = 500;
 
@@ -150,62 +149,16 @@ export async function startBackup(
   return row;
 }
 
-export interface BackupLock {
-  release(): Promise<void>;
-}
+export type BackupLock = HeldLocks;
 
-/** The backup's session advisory lock, on a connection of its own that lives as long as the work. */
+/** The backup's lock, waited for (a new backup's id is unknown to anyone else). */
 export async function holdBackupLock(ctx: AppContext, backupId: string): Promise<BackupLock> {
-  return (await lockConnection(ctx, backupId, "wait"))!;
+  return (await holdLocks(ctx, [{ kind: "backup", id: backupId, wait: true }]))!;
 }
 
-/** The lock if nobody holds it now, else undefined. */
+/** The backup's lock if nobody holds it now, else undefined. */
 export function tryHoldBackupLock(ctx: AppContext, backupId: string): Promise<BackupLock | undefined> {
-  return lockConnection(ctx, backupId, "try");
-}
-
-async function lockConnection(ctx: AppContext, backupId: string, mode: "wait" | "try"): Promise<BackupLock | undefined> {
-  const conn = postgres({
-    ...ctx.engine.superuser(),
-    database: ctx.config.controlDb,
-    max: 1,
-    connect_timeout: 10,
-    idle_timeout: 0,
-    onnotice: () => {},
-    connection: { application_name: "atlashub-backup-lock" },
-  });
-  let locked: boolean;
-  try {
-    const [row] = await (mode === "wait"
-      ? conn<{ ok: boolean }[]>`select pg_advisory_lock(${conn.unsafe(LOCK)}, hashtext(${backupId})) is not null as ok`
-      : conn<{ ok: boolean }[]>`select pg_try_advisory_lock(${conn.unsafe(LOCK)}, hashtext(${backupId})) as ok`);
-    locked = row!.ok;
-  } catch (err) {
-    await conn.end({ timeout: 1 });
-    throw err;
-  }
-  if (!locked) {
-    await conn.end({ timeout: 1 });
-    return undefined;
-  }
-  return { release: () => conn.end({ timeout: 5 }) };
-}
-
-/** Runs `use` if no live process holds the backup's lock (its owner died); false when one does. */
-export async function ifOrphaned(ctx: AppContext, backupId: string, use: () => Promise<void>): Promise<boolean> {
-  const conn = await ctx.sql.reserve();
-  try {
-    const [got] = await conn<{ ok: boolean }[]>`select pg_try_advisory_lock(${conn.unsafe(LOCK)}, hashtext(${backupId})) as ok`;
-    if (!got!.ok) return false;
-    try {
-      await use();
-      return true;
-    } finally {
-      await conn`select pg_advisory_unlock(${conn.unsafe(LOCK)}, hashtext(${backupId}))`;
-    }
-  } finally {
-    conn.release();
-  }
+  return holdLocks(ctx, [{ kind: "backup", id: backupId }]);
 }
 
 interface BackupTarget {

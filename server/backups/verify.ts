@@ -51,7 +51,7 @@ async function restoreAndCompare(ctx: AppContext, projectId: string, backupId: s
     tools,
     engine,
     (streamSignal) => openDumpStream(ctx, projectId, backupId, manifest, streamSignal),
-    { database: scratch, role: owner.role, password: owner.password, privileges: false },
+    { database: scratch, role: owner.role, password: owner.password, privileges: "none" },
     manifest.database.extensions,
     signal,
   );

@@ -83,6 +83,9 @@ export const errors = {
     new ApiError(409, "backup_not_ready", `The backup is ${status}; only a completed or verified backup can be downloaded or restored.`, { status }),
   backupBusy: () => new ApiError(409, "backup_busy", "The backup is being verified, restored or deleted; try again when that is over."),
   backupRunning: () => new ApiError(409, "backup_running", "The backup is still running; wait for it to finish before deleting it."),
+  restoreInProgress: () => new ApiError(409, "restore_in_progress", "A restore or rollback of this project is under way; wait for it to finish."),
+  noRollbackPoint: () =>
+    new ApiError(409, "no_rollback_point", "There is no replaced database to roll back to: no replace restore finished within ATLASHUB_RESTORE_KEEP, or it was rolled back already."),
   pgToolsMismatch: (serverVersion: string, found: string[]) =>
     new ApiError(
       503,

@@ -4,6 +4,7 @@
 import type { AppContext } from "../context";
 import type { Sql } from "../platform/db";
 import { purgeExpiredProjects } from "../projects/reconciler";
+import { dropExpiredRestorePoints } from "../backups/restore";
 
 export const PLATFORM_PREFIX = "platform/";
 const RUN_HISTORY_DAYS = 30;
@@ -25,6 +26,11 @@ export const PLATFORM_TASKS: Record<string, PlatformTask> = {
     description: "Delete expired admin sessions.",
     schedule: "17 * * * *",
     run: async (ctx) => ({ deleted: (await ctx.sql`delete from admin_sessions where expires_at < now()`).count }),
+  },
+  drop_expired_restore_points: {
+    description: "Drop the databases replaced by restores once ATLASHUB_RESTORE_KEEP has passed (they can no longer be rolled back to).",
+    schedule: "*/10 * * * *",
+    run: async (ctx) => ({ dropped: await dropExpiredRestorePoints(ctx) }),
   },
   prune_job_runs: {
     description: `Delete job runs finished more than ${RUN_HISTORY_DAYS} days ago.`,

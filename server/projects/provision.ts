@@ -10,6 +10,7 @@ import { decryptSecret } from "../platform/crypto";
 import { log } from "../platform/log";
 import { crashPoint } from "./crash";
 import { purgeProjectStorage } from "../storage/service";
+import { dropRestoreDatabases } from "../backups/restoreDatabases";
 
 export const ROLE_KINDS = ["owner", "app", "ro"] as const;
 export type RoleKind = (typeof ROLE_KINDS)[number];
@@ -182,7 +183,16 @@ async function createDatabase(_ctx: AppContext, conn: Sql, projectId: string): P
 
 /** Privileges inside the new database, run as superuser on a short-lived connection to it. */
 async function configureDatabase(ctx: AppContext, conn: Sql, projectId: string): Promise<ProjectStatus> {
-  const db = databaseName(projectId);
+  await configureProjectDatabase(ctx, conn, databaseName(projectId), projectId);
+  await conn`update projects set has_vector = ${ctx.extensions.vector === true}, hardening = ${HARDENING_LEVEL} where id = ${projectId}`;
+  return "ready";
+}
+
+/**
+ * What configure sets up in a database of the project: its own, or one a restore fills and then
+ * swaps in under the project's name (server/backups/restore.ts). Idempotent.
+ */
+export async function configureProjectDatabase(ctx: AppContext, conn: Sql, db: string, projectId: string) {
   const [owner, app, ro] = ROLE_KINDS.map((k) => roleName(projectId, k)) as [string, string, string];
   await conn`revoke all on database ${conn(db)} from public`;
   await conn`grant connect on database ${conn(db)} to ${conn(owner)}, ${conn(app)}, ${conn(ro)}`;
@@ -211,8 +221,6 @@ async function configureDatabase(ctx: AppContext, conn: Sql, projectId: string):
   } finally {
     await inside.end({ timeout: 5 });
   }
-  await conn`update projects set has_vector = ${ctx.extensions.vector === true}, hardening = ${HARDENING_LEVEL} where id = ${projectId}`;
-  return "ready";
 }
 
 /** Soft delete: the database stays, but nobody can connect until it is restored. */
@@ -237,6 +245,8 @@ async function dropEverything(ctx: AppContext, conn: Sql, projectId: string): Pr
     await conn`drop database if exists ${conn(db)}`;
     crashPoint("during:purging");
   }
+  // A replaced database kept for rollback holds objects of the project's roles: it goes first.
+  await dropRestoreDatabases(conn, projectId);
   await purgeProjectStorage(ctx, conn, projectId);
   await conn`delete from project_users where project_id = ${projectId}`;
   await conn`delete from project_roles where project_id = ${projectId}`;
