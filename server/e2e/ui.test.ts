@@ -1,5 +1,5 @@
 // The admin UI embedded in the compiled binary, driven in headless Debian Chromium (playwright-core):
-// sign in, create a project and copy its connection string, create a key and a database user,
+// set up the first admin with the token from the binary's log, sign in, create a project and copy its connection string, create a key and a database user,
 // upload and download a file, look at the audit log, delete and restore the project. Screenshots of
 // every page in both themes (and a phone width) go to test-results/ui/ for a person to look at.
 // Needs /usr/bin/chromium (build/setup-chromium.sh) and a build (npm run build).
@@ -10,7 +10,6 @@ import { join, resolve } from "node:path";
 import { gzipSync } from "node:zlib";
 import { chromium, type BrowserContext, type Page } from "playwright-core";
 import type postgres from "postgres";
-import { createAdmin } from "../admin/service";
 import { registerSecret, tempDir } from "../test/harness";
 import { spawnAtlasHub, stopAtlasHubsAfterTests, type AtlasHubProcess } from "../test/binary";
 import { binaryTestSetup } from "../test/binaryProject";
@@ -38,7 +37,6 @@ beforeAll(async () => {
   hub = spawnAtlasHub({ dataDir: setup.dataDir, env: setup.env, lifetime: "file" });
   await hub.waitHealthy(200, 30_000);
   control = setup.controlPlane();
-  await createAdmin(control, email, password);
   mkdirSync(shots, { recursive: true });
   // Chromium must not reach out: only 127.0.0.1 exists for it here.
   browser = await chromium.launchPersistentContext(tempDir("chromium-profile"), {
@@ -119,6 +117,45 @@ describe("the admin UI in the compiled binary", () => {
     const api = await hub.fetch("/v1/nothing-here");
     expect(api.status).toBe(404);
     expect(await api.json()).toMatchObject({ error: { code: "route_not_found" } });
+  });
+
+  it("shows a fresh server's setup screen and creates the first admin with the one-time token from the log", async () => {
+    // The token is printed once, in the "first-run setup" line, and in no other line.
+    const token = /ah_setup_[A-Za-z0-9_-]{43}\b/.exec(hub.lines().find((l) => l.includes("first-run setup")) ?? "")?.[0];
+    expect(token).toBeDefined();
+    expect(hub.lines().filter((l) => l.includes(token!))).toHaveLength(1);
+    await page.goto(base() + "/login");
+    await page.getByRole("heading", { name: "Create the first admin" }).waitFor();
+    expect(await unlabelledControls()).toEqual([]);
+    await shot("setup-dark");
+    await page.evaluate(() => localStorage.setItem("atlashub.theme", "light"));
+    await page.reload();
+    await page.getByRole("heading", { name: "Create the first admin" }).waitFor();
+    expect(await page.evaluate(() => document.documentElement.dataset.theme)).toBe("light");
+    await shot("setup-light");
+    await page.evaluate(() => localStorage.setItem("atlashub.theme", "dark"));
+    await page.reload();
+    const fill = async (tokenValue: string, repeat = password) => {
+      await page.getByLabel("Setup token").fill(tokenValue);
+      await page.getByLabel("Email").fill(email);
+      await page.getByLabel("Password", { exact: true }).fill(password);
+      await page.getByLabel("Repeat password").fill(repeat);
+      await page.getByRole("button", { name: "Create admin and sign in" }).click();
+    };
+    await fill(token!, password + "x");
+    await page.getByText("The two passwords differ.").waitFor();
+    await fill("ah_setup_" + "A".repeat(43));
+    await page.getByRole("alert").filter({ hasText: "That setup token is wrong or no longer valid." }).waitFor();
+    await shot("setup-error-dark");
+    expect(Number((await control`select count(*)::int as n from admin_users`)[0]!.n)).toBe(0);
+    await fill(token!);
+    await page.waitForURL(/\/projects$/);
+    await page.getByText("No projects yet").waitFor();
+    // Used: the API refuses it now, and a visitor gets the sign-in form.
+    const again = await hub.fetch("/admin/api/setup", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ token, email: "x@example.com", password }) });
+    expect(again.status).toBe(409);
+    expect((await again.json()).error.code).toBe("setup_done");
+    await browser.clearCookies();
   });
 
   it("sends a visitor to sign-in, refuses a wrong password, signs in", async () => {

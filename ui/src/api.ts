@@ -196,6 +196,11 @@ export const keyPath = (key: string) => key.split("/").map(enc).join("/");
 export const api = {
   login: (email: string, password: string) =>
     request<{ user: { id: string; email: string }; expires_at: string }>("POST", "/login", { email, password }, { quiet401: true }),
+  /** Whether the server still has no admin, so the first-run setup screen is shown instead of sign-in. */
+  setupStatus: () => request<{ needed: boolean }>("GET", "/setup", undefined, { quiet401: true }),
+  /** Creates the first admin with the one-time token from the server log, and signs them in. */
+  setup: (input: { token: string; email: string; password: string }) =>
+    request<{ user: { id: string; email: string }; expires_at: string }>("POST", "/setup", input, { quiet401: true }),
   logout: () => request<void>("POST", "/logout"),
   me: () => request<Me>("GET", "/me", undefined, { quiet401: true }),
 
