@@ -256,6 +256,7 @@ async function swapDatabases(ctx: AppContext, restore: RestoreRow, step: { expec
 export async function swapIn(ctx: AppContext, restore: RestoreRow) {
   try {
     await closeLive(ctx, restore.project_id);
+    crashPoint("restore:live-closed");
     await swapDatabases(ctx, restore, {
       expect: "swapping",
       liveTo: restore.old_database!,
@@ -315,6 +316,7 @@ export async function swapBack(ctx: AppContext, restore: RestoreRow) {
   const names = restoreDatabases(restore.id);
   try {
     await closeLive(ctx, restore.project_id);
+    crashPoint("rollback:live-closed");
     await swapDatabases(ctx, restore, {
       expect: "rolling_back",
       liveTo: names.undone,
