@@ -85,7 +85,7 @@ export async function openPlatform(config: Config, mode: { serve: boolean; onEng
 async function announceSetupToken(ctx: AppContext, url: string) {
   const token = await issueSetupToken(ctx.sql);
   if (!token) return;
-  log.info(`first-run setup: no admin exists yet. Open ${url}/login and enter the one-time setup token ${token} (valid until an admin is created or the server restarts), or run \`atlashub admin create\``, { url: `${url}/login` });
+  log.info(`first-run setup: no admin exists yet. Open ${url}/login and enter the one-time setup token ${token} (valid until an admin exists or AtlasHub starts again), or run \`atlashub admin create\``, { url: `${url}/login` });
 }
 
 /** `onEngine` hands out the engine before Postgres starts, so a signal during start-up can stop it. */
