@@ -14,6 +14,7 @@ import m0011 from "./0011_backups.sql" with { type: "text" };
 import m0012 from "./0012_storage_file_version.sql" with { type: "text" };
 import m0013 from "./0013_restores.sql" with { type: "text" };
 import m0014 from "./0014_admin_setup.sql" with { type: "text" };
+import m0015 from "./0015_storage_intents.sql" with { type: "text" };
 
 export const migrations = [
   { name: "0001_control_plane", sql: m0001 },
@@ -30,4 +31,5 @@ export const migrations = [
   { name: "0012_storage_file_version", sql: m0012 },
   { name: "0013_restores", sql: m0013 },
   { name: "0014_admin_setup", sql: m0014 },
+  { name: "0015_storage_intents", sql: m0015 },
 ];

@@ -24,6 +24,8 @@ import {
   type StagedObject,
 } from "../engines/storage/store";
 import { resolveRange } from "./range";
+import { lockObject, lockObjectShared } from "./locks";
+import { deleteIntendedRow, forgetIntent, recordDeleteIntent, recordPutIntent, settleIntent, settleLeftIntentsNow } from "./intents";
 
 export const DEFAULT_BUCKETS = ["private", "uploads"] as const;
 const DEFAULT_EXPIRY_S = 600;
@@ -303,15 +305,6 @@ export function checkSignedUrl(ctx: AppContext, method: "GET" | "PUT", location:
 
 // ---- objects -------------------------------------------------------------------------------------
 
-/** Serialises commits and deletes of one key (any instance): the rename and the row change happen together. */
-async function lockObject(db: Db, location: ObjectLocation) {
-  await db`select pg_advisory_xact_lock(hashtext('atlashub.object'), hashtext(${`${location.project}/${location.bucket}/${location.key}`}))`;
-}
-
-/** Keeps commits and deletes of one key out while a download reads its row and opens its bytes. */
-async function lockObjectShared(db: Db, location: ObjectLocation) {
-  await db`select pg_advisory_xact_lock_shared(hashtext('atlashub.object'), hashtext(${`${location.project}/${location.bucket}/${location.key}`}))`;
-}
 
 /**
  * Stores an upload: bytes streamed into staging (never the whole body in memory), then, with the
@@ -328,6 +321,7 @@ export async function storeObject(
     select 1 from storage_buckets b join projects p on p.id = b.project_id
     where b.project_id = ${location.project} and b.name = ${location.bucket} and p.status = 'ready'`;
   if (!bucket) throw errors.notFound("bucket");
+  settleLeftIntentsNow(ctx);
   const releaseSlots = takeUploadSlots(location.project, upload.signature);
   let staged: StagedObject;
   try {
@@ -336,13 +330,25 @@ export async function storeObject(
   } finally {
     releaseSlots();
   }
+  // fs: the rename is written down first, so a crash or lost commit after it is finished later (intents.ts).
+  let intentId: string | undefined;
   try {
+    if (staged.version !== undefined) {
+      intentId = await recordPutIntent(ctx.sql, location, {
+        fileVersion: staged.version,
+        size: staged.size,
+        contentType: upload.contentType,
+        sha256: staged.sha256,
+        uploadedBy: upload.uploadedBy,
+      });
+    }
     return await ctx.sql.begin(async (tx) => {
       await lockObject(tx, location);
       await lockReadyProject(tx, location.project, "objects are stored");
       const [still] = await tx`select 1 from storage_buckets where project_id = ${location.project} and name = ${location.bucket} for share`;
       if (!still) throw errors.notFound("bucket");
       await inStore(staged.commit());
+      if (intentId) await forgetIntent(tx, intentId);
       const [row] = await tx<ObjectRow[]>`
         insert into storage_objects (project_id, bucket, key, size, content_type, sha256, uploaded_by, file_version)
         values (${location.project}, ${location.bucket}, ${location.key}, ${staged.size}, ${upload.contentType}, ${staged.sha256},
@@ -356,6 +362,11 @@ export async function storeObject(
       await record?.(tx, object);
       return object;
     });
+  } catch (err) {
+    // Made visible but not recorded (a failure after the rename, or a commit that did not answer)?
+    // Then the row follows the bytes, now or when the intent is next settled; otherwise it is dropped.
+    if (intentId) await settleIntent(ctx, intentId).catch(() => {});
+    throw err;
   } finally {
     // Best effort: what an unreachable S3 keeps in staging its lifecycle rule sweeps (docs/OPERATIONS.md).
     await staged.discard().catch(() => {});
@@ -414,24 +425,54 @@ async function inStore<T>(call: Promise<T>): Promise<T> {
   }
 }
 
+// A delete whose object is replaced between writing its intent and locking the key starts again.
+const DELETE_ATTEMPTS = 3;
+
+/**
+ * Deletes an object's row and bytes. The intent written first names the row; a crash or lost commit
+ * after the bytes went is finished later (intents.ts), so no row stays without its bytes.
+ */
 export async function deleteObject(ctx: AppContext, location: ObjectLocation, record?: (db: Db) => Promise<unknown>) {
-  await ctx.sql.begin(async (tx) => {
-    await lockObject(tx, location);
-    await lockReadyProject(tx, location.project, "objects are deleted");
-    const [row] = await tx`
-      delete from storage_objects where project_id = ${location.project} and bucket = ${location.bucket} and key = ${location.key} returning key`;
-    if (!row) throw errors.notFound("object");
-    // Under the key's lock, before the row's deletion commits: an upload to the same key can only
-    // commit after this, so its new file is never the one removed here.
-    await inStore(ctx.storage.delete(location));
-    await record?.(tx);
-  });
+  settleLeftIntentsNow(ctx);
+  for (let attempt = 1; ; attempt++) {
+    const intentId = await recordDeleteIntent(ctx.sql, location);
+    if (!intentId) throw errors.notFound("object");
+    if (await deleteAsIntended(ctx, location, intentId, record)) return;
+    if (attempt >= DELETE_ATTEMPTS) throw errors.conflict("The object keeps being replaced; try the delete again.");
+  }
+}
+
+/** False when an upload replaced the row the intent names (nothing deleted then, the intent dropped). */
+async function deleteAsIntended(ctx: AppContext, location: ObjectLocation, intentId: string, record?: (db: Db) => Promise<unknown>) {
+  let removing = false;
+  try {
+    const deleted = await ctx.sql.begin(async (tx) => {
+      await lockObject(tx, location);
+      await lockReadyProject(tx, location.project, "objects are deleted");
+      if (!(await deleteIntendedRow(tx, intentId))) return false;
+      // Under the key's lock, before the row's deletion commits: an upload to the same key can only
+      // commit after this, so its new file is never the one removed here.
+      removing = true;
+      await inStore(ctx.storage.delete(location));
+      await forgetIntent(tx, intentId);
+      await record?.(tx);
+      return true;
+    });
+    if (!deleted) await forgetIntent(ctx.sql, intentId);
+    return deleted;
+  } catch (err) {
+    // Refused before the bytes were touched: nothing happened. After: the delete is finished (the
+    // bytes may be gone), now or when the intent is next settled.
+    await (removing ? settleIntent(ctx, intentId) : forgetIntent(ctx.sql, intentId)).catch(() => {});
+    throw err;
+  }
 }
 
 /** Keys in byte order after the cursor; `next_cursor` is set when there may be more. */
 export async function listObjects(ctx: AppContext, projectId: string, q: z.infer<typeof listObjectsSchema>, options: { publicOnly: boolean }) {
   const bucket = await findBucket(ctx.sql, projectId, q.bucket);
   if (options.publicOnly && !bucket.public) throw errors.forbidden("A publishable key lists public buckets only.");
+  settleLeftIntentsNow(ctx);
   await reconcilePendingUploads(ctx, projectId, q.bucket);
   const sql = ctx.sql;
   const rows = await sql<ObjectRow[]>`

@@ -129,7 +129,7 @@ export class FsObjectStore implements ObjectStore {
 
   async head(location: ObjectLocation): Promise<ObjectHead | undefined> {
     const found = await statFile(this.objectPath(location));
-    return found && { size: found.size, modifiedAt: found.mtime };
+    return found && { size: Number(found.size), modifiedAt: found.mtime, version: fileVersion(found) };
   }
 
   async delete(location: ObjectLocation): Promise<void> {
@@ -338,7 +338,7 @@ async function openForReading(path: string) {
 
 async function statFile(path: string) {
   try {
-    const found = await stat(path);
+    const found = await stat(path, { bigint: true });
     return found.isFile() ? found : undefined;
   } catch (err) {
     if (["ENOENT", "ENOTDIR"].includes(errorCode(err))) return undefined;

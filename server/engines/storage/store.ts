@@ -51,6 +51,8 @@ export interface ObjectBody {
 export interface ObjectHead {
   size: number;
   modifiedAt: Date;
+  /** As ObjectBody.version: which stored version is there now (fs); absent where the store has none (s3). */
+  version?: string;
 }
 
 export interface ObjectStore {
