@@ -15,6 +15,7 @@ import m0012 from "./0012_storage_file_version.sql" with { type: "text" };
 import m0013 from "./0013_restores.sql" with { type: "text" };
 import m0014 from "./0014_admin_setup.sql" with { type: "text" };
 import m0015 from "./0015_storage_intents.sql" with { type: "text" };
+import m0016 from "./0016_backup_schedules.sql" with { type: "text" };
 
 export const migrations = [
   { name: "0001_control_plane", sql: m0001 },
@@ -32,4 +33,5 @@ export const migrations = [
   { name: "0013_restores", sql: m0013 },
   { name: "0014_admin_setup", sql: m0014 },
   { name: "0015_storage_intents", sql: m0015 },
+  { name: "0016_backup_schedules", sql: m0016 },
 ];
