@@ -6,6 +6,7 @@ import * as backups from "./service";
 import { checkDownloadSignature, downloadUrlSchema, signDownloadUrl } from "./download";
 import { startVerification } from "./verify";
 import * as restores from "./restore";
+import * as schedules from "./schedule";
 
 /** /admin/api/projects/:id/backups: create, list, show, delete, download. */
 export function backupRoutes(ctx: AppContext) {
@@ -24,6 +25,13 @@ export function backupRoutes(ctx: AppContext) {
     const q = backups.listBackupsQuery.parse(c.req.query());
     const rows = await backups.listBackups(ctx, c.req.param("id"), q);
     return c.json({ items: rows.map((b) => backups.presentBackup(b, { manifest: false })), limit: q.limit, offset: q.offset });
+  });
+
+  app.get("/:id/backups/schedule", async (c) => c.json(await schedules.getSchedule(ctx, c.req.param("id"))));
+
+  app.put("/:id/backups/schedule", async (c) => {
+    const input = await parseBody(c, schedules.scheduleSchema);
+    return c.json(await schedules.updateSchedule(ctx, c.req.param("id"), input, record(c, "backup.schedule.update", input)));
   });
 
   app.get("/:id/backups/:backup", async (c) => {

@@ -21,6 +21,7 @@ import { connectForBackup, takeSnapshot, type DatabaseSnapshot } from "./snapsho
 import { verifyBackup } from "./verify";
 import { BackupFailure, failureReason, tailOf } from "./failure";
 import { holdLocks, type HeldLocks } from "./locks";
+import { notifyBackupFailure } from "./notify";
 
 export type BackupStatus = "running" | "completed" | "verified" | "failed" | "deleting";
 
@@ -42,11 +43,12 @@ export interface BackupRow {
   created_at: Date;
   updated_at: Date;
   completed_at: Date | null;
+  scheduled_for: Date | null;
 }
 
 const BACKUP_COLUMNS = [
   "id", "project_id", "status", "trigger", "dump_bytes", "dump_parts", "files_count", "files_bytes", "manifest", "failure_reason",
-  "verify_started_at", "verified_at", "verify_error", "created_by", "created_at", "updated_at", "completed_at",
+  "verify_started_at", "verified_at", "verify_error", "created_by", "created_at", "updated_at", "completed_at", "scheduled_for",
 ];
 
 export interface FileEntry {
@@ -83,6 +85,7 @@ export function presentBackup(b: BackupRow, options: { manifest: boolean } = { m
     project_id: b.project_id,
     status: b.status,
     trigger: b.trigger,
+    scheduled_for: b.scheduled_for,
     bytes: { dump, files, total: dump + files },
     dump_parts: b.dump_parts,
     files_count: b.files_count,
@@ -123,7 +126,7 @@ export async function listBackups(ctx: AppContext, projectId: string, q: z.infer
 export async function startBackup(
   ctx: AppContext,
   projectId: string,
-  options: { trigger: "manual" | "schedule"; createdBy: string | null },
+  options: { trigger: "manual" | "schedule"; createdBy: string | null; scheduledFor?: Date },
   record?: (db: Db, backup: BackupRow) => Promise<unknown>,
 ): Promise<BackupRow> {
   const project = await getProject(ctx, projectId);
@@ -135,7 +138,8 @@ export async function startBackup(
   try {
     row = await ctx.sql.begin(async (tx) => {
       const [inserted] = await tx<BackupRow[]>`
-        insert into backups (id, project_id, status, trigger, created_by) values (${id}, ${projectId}, 'running', ${options.trigger}, ${options.createdBy})
+        insert into backups (id, project_id, status, trigger, created_by, scheduled_for)
+        values (${id}, ${projectId}, 'running', ${options.trigger}, ${options.createdBy}, ${options.scheduledFor ?? null})
         returning ${tx(BACKUP_COLUMNS)}`;
       await record?.(tx, inserted!);
       return inserted!;
@@ -145,7 +149,7 @@ export async function startBackup(
     if ((err as { code?: string }).code === "23505") throw errors.backupInProgress();
     throw err;
   }
-  ctx.backups.run(id, (signal) => runBackup(ctx, { id, projectId, projectName: project.name }, tools, lock, signal));
+  ctx.backups.run(id, (signal) => runBackup(ctx, { id, projectId, projectName: project.name, scheduled: options.trigger === "schedule" }, tools, lock, signal));
   return row;
 }
 
@@ -165,6 +169,8 @@ interface BackupTarget {
   id: string;
   projectId: string;
   projectName: string;
+  /** Started by the schedule: a failure is told to ATLASHUB_JOB_NOTIFY_URL (nobody is watching). */
+  scheduled: boolean;
 }
 
 async function runBackup(ctx: AppContext, target: BackupTarget, tools: PgTools, lock: BackupLock, signal: AbortSignal) {
@@ -177,6 +183,7 @@ async function runBackup(ctx: AppContext, target: BackupTarget, tools: PgTools, 
       const reason = signal.aborted ? "AtlasHub stopped while the backup was running." : failureReason(err);
       await progress.stop();
       await failBackup(ctx, target.projectId, target.id, reason);
+      if (target.scheduled) await notifyBackupFailure(ctx, target.projectId, target.id, `the scheduled backup of ${target.projectName} failed: ${reason}`);
       return;
     }
     await progress.stop();
@@ -191,7 +198,10 @@ async function runBackup(ctx: AppContext, target: BackupTarget, tools: PgTools, 
       return;
     }
     log.info("backup completed", { project: target.projectId, backup: target.id, bytes: manifest.dump.bytes + manifest.files.bytes });
-    if (ctx.config.backupVerify && !signal.aborted) await verifyBackup(ctx, target.projectId, target.id, manifest, tools, signal);
+    if (ctx.config.backupVerify && !signal.aborted) {
+      const verified = await verifyBackup(ctx, target.projectId, target.id, manifest, tools, signal);
+      if (!verified && target.scheduled) await notifyBackupFailure(ctx, target.projectId, target.id, `the scheduled backup of ${target.projectName} did not pass verification`);
+    }
   } finally {
     await lock.release();
   }

@@ -5,6 +5,7 @@ import type { AppContext } from "../context";
 import type { Sql } from "../platform/db";
 import { purgeExpiredProjects } from "../projects/reconciler";
 import { dropExpiredRestorePoints } from "../backups/restore";
+import { pruneBackups, runScheduledBackups } from "../backups/schedule";
 
 export const PLATFORM_PREFIX = "platform/";
 const RUN_HISTORY_DAYS = 30;
@@ -26,6 +27,16 @@ export const PLATFORM_TASKS: Record<string, PlatformTask> = {
     description: "Delete expired admin sessions.",
     schedule: "17 * * * *",
     run: async (ctx) => ({ deleted: (await ctx.sql`delete from admin_sessions where expires_at < now()`).count }),
+  },
+  scheduled_backups: {
+    description: "Start the backups of projects whose backup schedule is due (each occurrence once, one missed while down made up once).",
+    schedule: "* * * * *",
+    run: async (ctx) => ({ started: await runScheduledBackups(ctx) }),
+  },
+  prune_backups: {
+    description: "Delete scheduled backups that a project's retention (newest of each of the last N days and M weeks) no longer keeps.",
+    schedule: "37 * * * *",
+    run: async (ctx) => ({ deleted: await pruneBackups(ctx) }),
   },
   drop_expired_restore_points: {
     description: "Drop the databases replaced by restores once ATLASHUB_RESTORE_KEEP has passed (they can no longer be rolled back to).",
