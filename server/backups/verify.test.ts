@@ -3,7 +3,8 @@ import { chmodSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import postgres from "postgres";
 import { adminHeaders, clientTracker, createTestProject, jsonRequest, startTestServer, type TestServer } from "../test/server";
-import { tempDir, waitFor } from "../test/harness";
+import { registerSecret, tempDir } from "../test/harness";
+import { connectForBackup, takeSnapshot } from "./snapshot";
 import { backupObject, scratchDatabaseName } from "./store";
 import { matchTools } from "./pgTools";
 import { ApiError } from "../http/errors";
@@ -97,6 +98,28 @@ describe("verification", () => {
     expect(verified.verified_at).not.toBeNull();
     const [scratch] = await server.ctx.clusterSql`select 1 from pg_database where datname = ${scratchDatabaseName(backup.id)}`;
     expect(scratch).toBeUndefined();
+  }, 60_000);
+
+  it("restores as a new project with every table, sequence and extension equal, and sequences that go on", async () => {
+    const res = await api("POST", `/backups/${backup.id}/restore`, { mode: "new_project", confirm: "verify-rich", name: "verify-rich-copy" });
+    expect(res.status).toBe(202);
+    for (const c of Object.values(res.body.project.credentials) as { password: string }[]) registerSecret(c.password);
+    await server.ctx.backups.settled(res.body.id);
+    const copy = res.body.project;
+    const done = await server.fetch(`/admin/api/projects/${copy.id}/restores/${res.body.id}`, { headers: auth });
+    expect(await done.json()).toMatchObject({ status: "finished", failure_reason: null });
+    const inside = connectForBackup(server.ctx, `p_${copy.id}`);
+    try {
+      const restored = await takeSnapshot(inside);
+      expect(restored.tables).toEqual(backup.manifest.database.tables);
+      expect(restored.sequences).toEqual(backup.manifest.database.sequences);
+      expect(restored.extensions).toEqual(backup.manifest.database.extensions);
+    } finally {
+      await inside.end();
+    }
+    const newOwner = clients.connect(copy.credentials.owner.connection_string);
+    expect((await newOwner`insert into coded (note) values ('c') returning code`)[0]!.code).toBe("c-125");
+    expect((await newOwner`insert into events (at, what) values ('2025-03-01', 'next') returning id`)[0]!.id).toBe("151");
   }, 60_000);
 
   it("records what differs when the restored tables do not match the snapshot, and drops the scratch database", async () => {
