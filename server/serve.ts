@@ -77,20 +77,24 @@ export async function openPlatform(config: Config, mode: { serve: boolean; onEng
 }
 
 /**
- * While no admin exists, a new one-time setup token (the previous one stops working) and ONE log line
- * with it. This is the one secret AtlasHub prints on purpose: whoever can read the server log (the
- * operator: `journalctl -u atlashub`) can create the first admin, and nobody else can. The token is
- * in the message, not in a field, because fields named like secrets are redacted.
+ * The one log line of the first-run setup token. This is the one secret AtlasHub prints on purpose:
+ * whoever can read the server log (the operator: `journalctl -u atlashub`) can create the first admin,
+ * and nobody else can. The token is in the message, not in a field, because fields named like secrets
+ * are redacted.
  */
-async function announceSetupToken(ctx: AppContext, url: string) {
-  const token = await issueSetupToken(ctx.sql);
-  if (!token) return;
+function announceSetupToken(token: string, url: string) {
   log.info(`first-run setup: no admin exists yet. Open ${url}/login and enter the one-time setup token ${token} (valid until an admin exists or AtlasHub starts again), or run \`atlashub admin create\``, { url: `${url}/login` });
 }
 
 /** `onEngine` hands out the engine before Postgres starts, so a signal during start-up can stop it. */
 export async function startAtlasHub(config: Config, onEngine?: (engine: PostgresEngine) => void) {
   const { ctx, close } = await openPlatform(config, { serve: true, onEngine });
+  // While no admin exists, a new setup token (the previous one stops working). Made before listening:
+  // once /health answers, start-up must be over (a signal then stops the whole server, not just Postgres).
+  const setupToken = await issueSetupToken(ctx.sql).catch(async (err) => {
+    await close();
+    throw err;
+  });
   if (!ctx.extensions.vector) {
     log.warn("pgvector is not installed: projects will be created without the vector extension (run build/setup-postgres.sh as root to add it)");
   }
@@ -113,7 +117,7 @@ export async function startAtlasHub(config: Config, onEngine?: (engine: Postgres
   }
   const url = `http://${config.host.includes(":") ? `[${config.host}]` : config.host}:${server.port}`;
   log.info("atlashub listening", { url, version: VERSION, pg_engine: config.pgEngine });
-  await announceSetupToken(ctx, url);
+  if (setupToken) announceSetupToken(setupToken, url);
   return {
     ctx,
     url,
