@@ -9,6 +9,7 @@ import { openPlatform, startAtlasHub, VERSION } from "./serve";
 import { projectFlags, projectUsage, runProjectCommand } from "./projects/cli";
 import { runStorageCommand, storageFlags, storageUsage } from "./storage/cli";
 import { jobsUsage, runJobsCommand } from "./jobs/cli";
+import { backupFlags, backupUsage, runBackupCommand } from "./backups/cli";
 
 const usage: Record<string, string> = {
   main: `atlashub ${VERSION}: self-hosted Postgres projects, REST API, storage and scheduler in one binary.
@@ -22,6 +23,7 @@ Commands:
   project        create, list, show, delete, restore or purge projects
   storage        list a project's buckets and objects, upload, download or delete objects
   jobs           list scheduled jobs or run one now
+  backup         back up a project now (with progress), list, download or restore its backups
   version        print the version
 
 Run 'atlashub <command> --help' for the flags of a command.`,
@@ -31,6 +33,7 @@ Run 'atlashub <command> --help' for the flags of a command.`,
   project: projectUsage,
   storage: storageUsage,
   jobs: jobsUsage,
+  backup: backupUsage,
   version: "Usage: atlashub version\n\nPrints the version.",
 };
 
@@ -101,6 +104,29 @@ async function main(argv: string[]) {
       let exitCode: number;
       try {
         const result = await runJobsCommand(ctx, sub, positional);
+        print(result.output);
+        exitCode = result.exitCode;
+      } finally {
+        await close();
+      }
+      return process.exit(exitCode);
+    }
+    case "backup": {
+      // Standard output is the result (JSON); log lines and progress go to standard error.
+      setLogSink((line) => process.stderr.write(line + "\n"));
+      const [sub = "", ...args] = rest;
+      const flags: Partial<Record<(typeof backupFlags)[number], string>> = {};
+      let remaining = args;
+      for (const name of backupFlags) {
+        const taken = takeFlag(remaining, name);
+        if (taken.value !== undefined) flags[name] = taken.value;
+        remaining = taken.remaining;
+      }
+      const { positional, settingFlags } = splitPositional(remaining);
+      const { ctx, close } = await openPlatform(configFrom(settingFlags), { serve: false });
+      let exitCode: number;
+      try {
+        const result = await runBackupCommand(ctx, sub, positional, flags);
         print(result.output);
         exitCode = result.exitCode;
       } finally {
