@@ -7,6 +7,7 @@ import { checkDownloadSignature, downloadUrlSchema, signDownloadUrl } from "./do
 import { startVerification } from "./verify";
 import * as restores from "./restore";
 import * as schedules from "./schedule";
+import { exportTable } from "./tables";
 
 /** /admin/api/projects/:id/backups: create, list, show, delete, download. */
 export function backupRoutes(ctx: AppContext) {
@@ -77,6 +78,23 @@ export function backupRoutes(ctx: AppContext) {
     const id = c.req.param("id");
     const restore = await restores.rollbackRestore(ctx, id, (db, restoreId) => record(c, "restore.rollback", { restore: restoreId })(db));
     return c.json(restores.presentRestore(restore));
+  });
+
+  app.get("/:id/tables/:table/export", async (c) => {
+    const { id, table } = c.req.param();
+    const query = new URL(c.req.url).searchParams;
+    const exported = await exportTable(ctx, id, table, query);
+    await record(c, "project.table.export", { table, format: query.get("format") ?? "csv" })(ctx.sql).catch(async (err) => {
+      await exported.stream.cancel();
+      throw err;
+    });
+    return new Response(exported.stream, {
+      headers: {
+        "content-type": exported.contentType,
+        "content-disposition": `attachment; filename="${exported.filename.replace(/[^A-Za-z0-9._-]/g, "_")}"`,
+        "cache-control": "private, no-store",
+      },
+    });
   });
 
   app.post("/:id/backups/:backup/download-url", async (c) => {
