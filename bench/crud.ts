@@ -3,7 +3,7 @@
 //       same driver and pool size, no auth;
 //   (b) GET /v1/db/items?id=eq.N with an API key;
 //   (c) POST /v1/db/items, one row per request.
-// Usage: node_modules/.bin/bun bench/crud.ts [--seconds 10] [--connections 50]
+// Usage: node_modules/.bin/bun bench/crud.ts [--seconds 10] [--connections 50] [--rounds 3]
 import { Hono } from "hono";
 import postgres from "postgres";
 import { randomBytes } from "node:crypto";
@@ -15,6 +15,9 @@ const arg = (name: string, fallback: number) => {
   return at > 0 ? Number(Bun.argv[at + 1]) : fallback;
 };
 const seconds = arg("--seconds", 10);
+// (a) and (b) alternate for this many rounds and the median ratio is reported: on a shared machine
+// one pair can land on a busy moment, and the median of alternating pairs is steadier than one pair.
+const rounds = arg("--rounds", 3);
 const connections = arg("--connections", 50);
 const ROWS = 10_000;
 
@@ -36,8 +39,13 @@ await withBenchAtlasHub(async (atlashub) => {
   const floorServer = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: floor.fetch });
 
   // load.ts puts a running number where {n} stands: ids 1…ROWS and beyond (those answer []).
-  const a = await load({ url: `http://127.0.0.1:${floorServer.port}/items/{n}` });
-  const b = await load({ url: `${atlashub.url}/v1/db/items?id=eq.{n}`, headers: { "x-api-key": key } });
+  const pairs: { a: Result; b: Result }[] = [];
+  for (let round = 0; round < rounds; round++) {
+    pairs.push({
+      a: await load({ url: `http://127.0.0.1:${floorServer.port}/items/{n}` }),
+      b: await load({ url: `${atlashub.url}/v1/db/items?id=eq.{n}`, headers: { "x-api-key": key } }),
+    });
+  }
   const c = await load({
     url: `${atlashub.url}/v1/db/items`,
     method: "POST",
@@ -47,19 +55,25 @@ await withBenchAtlasHub(async (atlashub) => {
   floorServer.stop(true);
   await app.end();
 
-  const line = (label: string, r: Awaited<ReturnType<typeof load>>) =>
+  const line = (label: string, r: Result) =>
     console.log(`${label.padEnd(44)} ${String(r.rps).padStart(6)} req/s  p50 ${r.p50} ms  p99 ${r.p99} ms  errors ${r.errors}`);
-  console.log(`${connections} connections, ${seconds} s each, ${ROWS} rows`);
-  line("(a) floor: Hono + postgres.js, no auth", a);
-  line("(b) GET /v1/db/items?id=eq.N with a key", b);
+  console.log(`${connections} connections, ${seconds} s each, ${ROWS} rows, ${rounds} rounds of (a) then (b)`);
+  pairs.forEach(({ a, b }, i) => {
+    line(`(a) floor: Hono + postgres.js, no auth  #${i + 1}`, a);
+    line(`(b) GET /v1/db/items?id=eq.N with a key #${i + 1}`, b);
+  });
   line("(c) POST /v1/db/items, one row", c);
-  console.log(`ratio (b)/(a): ${(b.rps / a.rps).toFixed(2)}   targets: (b) ≥ 0.7×(a) and ≥ 5000 req/s; (c) ≥ 2000 req/s; p99 < 15 ms`);
+  const ratios = pairs.map(({ a, b }) => b.rps / a.rps).sort((x, y) => x - y);
+  console.log(`ratio (b)/(a) per round: ${ratios.map((r) => r.toFixed(2)).join(" ")}; median ${ratios[Math.floor(ratios.length / 2)]!.toFixed(2)}`);
+  console.log("targets: (b) ≥ 0.7×(a) and ≥ 5000 req/s; (c) ≥ 2000 req/s; p99 < 15 ms");
   // The rate limiter runs on every request, with a limit the load never reaches.
 }, { ATLASHUB_API_RATE_LIMIT: "1000000", ATLASHUB_API_RATE_BURST: "1000000" });
 
-async function load(spec: { url: string; method?: string; headers?: Record<string, string>; body?: string }) {
+type Result = { requests: number; rps: number; p50: number; p99: number; errors: number };
+
+async function load(spec: { url: string; method?: string; headers?: Record<string, string>; body?: string }): Promise<Result> {
   const proc = Bun.spawn([process.execPath, "bench/load.ts", JSON.stringify({ ...spec, connections, seconds })], { stdout: "pipe", stderr: "inherit" });
   const out = await new Response(proc.stdout).text();
   await proc.exited;
-  return JSON.parse(out) as { requests: number; rps: number; p50: number; p99: number; errors: number };
+  return JSON.parse(out) as Result;
 }
