@@ -1,22 +1,11 @@
 // `atlashub jobs …` from the compiled binary, beside a running serve (external engine).
 import { afterAll, beforeAll, describe, expect, it } from "bun:test";
-import { randomBytes } from "node:crypto";
-import { join } from "node:path";
-import { freePort, registerSecret, tempDir } from "../test/harness";
 import { spawnAtlasHub, stopAtlasHubsAfterTests, type AtlasHubProcess } from "../test/binary";
+import { binaryTestSetup } from "../test/binaryProject";
 
 stopAtlasHubsAfterTests();
 
-const masterKey = randomBytes(32).toString("hex");
-registerSecret(masterKey);
-const env = {
-  ATLASHUB_PG_ENGINE: "external",
-  ATLASHUB_DATABASE_URL: process.env.ATLASHUB_TEST_DATABASE_URL,
-  ATLASHUB_CONTROL_DB: `atlashub_jobs_${randomBytes(4).toString("hex")}`,
-  ATLASHUB_MASTER_KEY: masterKey,
-  ATLASHUB_PORT: String(freePort()),
-};
-const dataDir = join(tempDir("jobs-cli"), "data");
+const { env, dataDir } = binaryTestSetup("jobs-cli");
 let serve: AtlasHubProcess;
 
 beforeAll(async () => {
