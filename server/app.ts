@@ -15,11 +15,11 @@ import { jobRoutes } from "./jobs/routes";
 import { isStreamedUpload, storageAdminRoutes, storageObjectCors, storageRoutes } from "./storage/routes";
 import { sqlRoutes } from "./sql/routes";
 import { serveUi } from "./ui/routes";
-import { backupRoutes, signedBackupDownload } from "./backups/routes";
+import { backupRoutes, isTableImport, signedBackupDownload } from "./backups/routes";
 
 export function buildApp(ctx: AppContext, pools: ProjectPools) {
   const app = new Hono<AppEnv>();
-  app.use(requestId(), accessLog(), securityHeaders(), bodyLimit(ctx.config.bodyLimit, isStreamedUpload));
+  app.use(requestId(), accessLog(), securityHeaders(), bodyLimit(ctx.config.bodyLimit, (c) => isStreamedUpload(c) || isTableImport(c)));
   // Only what is audited or rate-limited by address needs the client's IP (looking it up costs on every request).
   app.use("/admin/api/*", clientIp(ctx.config.trustProxy));
   app.use("/provision", clientIp(ctx.config.trustProxy));

@@ -8,6 +8,8 @@ import { startVerification } from "./verify";
 import * as restores from "./restore";
 import * as schedules from "./schedule";
 import { exportTable } from "./tables";
+import { importQuery, importTable } from "./tableImport";
+import { errors } from "../http/errors";
 
 /** /admin/api/projects/:id/backups: create, list, show, delete, download. */
 export function backupRoutes(ctx: AppContext) {
@@ -97,6 +99,17 @@ export function backupRoutes(ctx: AppContext) {
     });
   });
 
+  app.post("/:id/tables/:table/import", async (c) => {
+    const { id, table } = c.req.param();
+    const options = importQuery.parse(c.req.query());
+    const limit = ctx.config.importMaxBytes;
+    if (Number(c.req.header("content-length") ?? 0) > limit) throw errors.payloadTooLarge(limit);
+    const body = capped(c.req.raw.body ?? new ReadableStream({ start: (ctl) => ctl.close() }), limit);
+    const result = await importTable(ctx, id, table, options, body);
+    if (!options.dry_run) await record(c, "project.table.import", { table, format: options.format, mode: options.mode, rows: result.rows })(ctx.sql);
+    return c.json(result);
+  });
+
   app.post("/:id/backups/:backup/download-url", async (c) => {
     const { id, backup } = c.req.param();
     const input = await parseBody(c, downloadUrlSchema);
@@ -157,4 +170,25 @@ function baseUrl(ctx: AppContext, c: Context) {
     if (host && /^[A-Za-z0-9.:\[\]-]+$/.test(host)) url.host = host;
   }
   return url.origin;
+}
+
+const IMPORT_PATH = /^\/admin\/api\/projects\/[^/]+\/tables\/[^/]+\/import$/;
+
+/** A table import streams its file to Postgres with a limit of its own, past the global body limit. */
+export function isTableImport(c: Context) {
+  return c.req.method === "POST" && IMPORT_PATH.test(c.req.path);
+}
+
+/** The body, failing with 413 once more than `limit` bytes have come. */
+function capped(body: ReadableStream<Uint8Array>, limit: number) {
+  let seen = 0;
+  return body.pipeThrough(
+    new TransformStream<Uint8Array, Uint8Array>({
+      transform(chunk, controller) {
+        seen += chunk.byteLength;
+        if (seen > limit) throw errors.payloadTooLarge(limit);
+        controller.enqueue(chunk);
+      },
+    }),
+  );
 }
