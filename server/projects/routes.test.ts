@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "bun:test";
 import postgres from "postgres";
 import { adminHeaders, clientTracker, createTestProject, jsonRequest, startTestServer, type TestServer } from "../test/server";
-import { registerSecret } from "../test/harness";
+import { registerSecret, waitFor } from "../test/harness";
 import { purgeExpiredProjects } from "./reconciler";
 
 let server: TestServer;
@@ -125,6 +125,32 @@ describe("listing, reading and renaming", () => {
     expect((await call("PATCH", `/admin/api/projects/${p.id}`, { name: "other-name" })).status).toBe(409);
     expect((await call("PATCH", `/admin/api/projects/${p.id}`, { name: "BAD" })).status).toBe(400);
     expect((await call("PATCH", `/admin/api/projects/${p.id}`, {})).status).toBe(400);
+  });
+
+  it("shows size_bytes (the database's size) and last_activity_at (the latest API key use) in list and get", async () => {
+    const p = await createProject("stats-check");
+    const listed = async () => (await call("GET", "/admin/api/projects?limit=1000")).body.items.find((x: { id: string }) => x.id === p.id);
+    const before = await listed();
+    expect(before.size_bytes).toBeGreaterThan(0);
+    expect(before.last_activity_at).toBeNull();
+    expect((await call("GET", `/admin/api/projects/${p.id}`)).body).toMatchObject({ size_bytes: before.size_bytes, last_activity_at: null });
+
+    // About 8 MB of rows (1,000-byte values stay inline, uncompressed).
+    const owner = connect(p.credentials.owner.connection_string);
+    await owner`create table bulk as select g as id, repeat('x', 1000) as filler from generate_series(1, 8000) g`;
+    expect((await listed()).size_bytes).toBeGreaterThan(before.size_bytes + 5_000_000);
+
+    const created = await call("POST", `/admin/api/projects/${p.id}/keys`, { name: "stats", kind: "secret" });
+    registerSecret(created.body.key);
+    expect((await server.fetch("/v1/db/tables", { headers: { "x-api-key": created.body.key } })).status).toBe(200);
+    // last_used_at is written off the request's path.
+    const got = await waitFor("last_activity_at", async () => (await call("GET", `/admin/api/projects/${p.id}`)).body.last_activity_at ?? false);
+    expect(Math.abs(Date.parse(got) - Date.now())).toBeLessThan(60_000);
+    expect((await listed()).last_activity_at).toBe(got);
+
+    // A deleted project keeps its size; the database is still there.
+    await call("DELETE", `/admin/api/projects/${p.id}`);
+    expect((await listed()).size_bytes).toBeGreaterThan(before.size_bytes + 5_000_000);
   });
 });
 

@@ -29,7 +29,7 @@ export function projectRoutes(ctx: AppContext) {
     return c.json({ items: rows.map((p) => projects.presentProject(ctx, p)), limit: q.limit, offset: q.offset });
   });
 
-  app.get("/:id", async (c) => c.json(projects.presentProject(ctx, await projects.getProject(ctx, c.req.param("id")))));
+  app.get("/:id", async (c) => c.json(projects.presentProject(ctx, await projects.getProjectWithStats(ctx, c.req.param("id")))));
 
   app.patch("/:id", async (c) => {
     const input = await parseBody(c, projects.updateProjectSchema);

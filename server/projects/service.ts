@@ -43,6 +43,12 @@ export interface ProjectRow {
   purged_at: Date | null;
 }
 
+/** List and get add what the console shows beside a project; other answers leave these out. */
+export interface ProjectStats {
+  size_bytes: number | null;
+  last_activity_at: Date | null;
+}
+
 const PROJECT_COLUMNS = ["id", "name", "description", "status", "operation", "failure_reason", "has_vector", "rate_limit_rps", "rate_limit_burst", "created_at", "updated_at", "deleted_at", "purged_at"];
 
 /** 10 characters of [a-z0-9]: short, opaque, never derived from the name (names show in pg_database). */
@@ -63,7 +69,7 @@ function endpoint(ctx: AppContext, projectId: string) {
 }
 
 /** The public view of a project, with where and as whom to connect (never passwords). */
-export function presentProject(ctx: AppContext, p: ProjectRow) {
+export function presentProject(ctx: AppContext, p: ProjectRow | (ProjectRow & ProjectStats)) {
   return {
     id: p.id,
     name: p.name,
@@ -76,6 +82,7 @@ export function presentProject(ctx: AppContext, p: ProjectRow) {
     updated_at: p.updated_at,
     deleted_at: p.deleted_at,
     ...(p.status === "purged" ? { purged_at: p.purged_at } : {}),
+    ...("size_bytes" in p ? { size_bytes: p.size_bytes, last_activity_at: p.last_activity_at } : {}),
     database: {
       ...endpoint(ctx, p.id),
       roles: Object.fromEntries(ROLE_KINDS.map((k) => [k, roleName(p.id, k)])) as Record<RoleKind, string>,
@@ -126,17 +133,45 @@ export async function getProject(ctx: AppContext, id: string): Promise<ProjectRo
   return project;
 }
 
+/**
+ * Adds size_bytes (the database's size, for ready and deleted projects — the ones whose database
+ * exists and is not being made or dropped) and last_activity_at (the latest last_used_at of its API
+ * keys) to the projects `rows` selects, in the same statement: the control-plane pool is a superuser
+ * of the cluster, so it sees every database in pg_database. Costs one directory walk per project on
+ * the page, no round trips.
+ */
+function withStats(sql: Db, rows: ReturnType<Db>) {
+  return sql<(ProjectRow & ProjectStats)[]>`
+    select p.*,
+      case when p.status in ('ready', 'deleted') then
+        (select pg_database_size(d.oid)::float8 from pg_database d where d.datname = 'p_' || p.id) end as size_bytes,
+      (select max(k.last_used_at) from api_keys k where k.project_id = p.id) as last_activity_at
+    from (${rows}) p
+    order by p.created_at desc, p.id`;
+}
+
+/** A project with its size and last activity (GET /:id). */
+export async function getProjectWithStats(ctx: AppContext, id: string) {
+  if (!/^[a-z0-9]{10}$/.test(id)) throw errors.notFound("project");
+  const [project] = await withStats(ctx.sql, ctx.sql`select ${ctx.sql(PROJECT_COLUMNS)} from projects where id = ${id}`);
+  if (!project) throw errors.notFound("project");
+  return project;
+}
+
 export const listProjectsQuery = pageSchema.extend({
   status: z.enum(["pending", "creating_roles", "creating_db", "configuring", "ready", "failed", "deleting", "deleted", "restoring", "purging", "purged"]).optional(),
 });
 
-/** Newest first; purged projects only when asked for by status. */
+/** Newest first, with size and last activity; purged projects only when asked for by status. */
 export async function listProjects(ctx: AppContext, q: z.infer<typeof listProjectsQuery>) {
   const sql = ctx.sql;
-  return sql<ProjectRow[]>`
-    select ${sql(PROJECT_COLUMNS)} from projects
-    where ${q.status ? sql`status = ${q.status}` : sql`status <> 'purged'`}
-    order by created_at desc, id limit ${q.limit} offset ${q.offset}`;
+  return withStats(
+    sql,
+    sql`
+      select ${sql(PROJECT_COLUMNS)} from projects
+      where ${q.status ? sql`status = ${q.status}` : sql`status <> 'purged'`}
+      order by created_at desc, id limit ${q.limit} offset ${q.offset}`,
+  );
 }
 
 export async function updateProject(db: Db, id: string, input: z.infer<typeof updateProjectSchema>) {

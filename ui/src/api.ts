@@ -34,6 +34,10 @@ export interface Project {
   updated_at: string;
   deleted_at: string | null;
   purged_at?: string | null;
+  /** List and get only: the database's size (ready and deleted projects), else null. */
+  size_bytes?: number | null;
+  /** List and get only: the latest use of any of the project's API keys, null when none. */
+  last_activity_at?: string | null;
   database: {
     name: string;
     host: string;

@@ -2,7 +2,7 @@ import { A, useSearchParams } from "@solidjs/router";
 import { createResource, createSignal, For, Match, onCleanup, Show, Switch } from "solid-js";
 import { api, type Credentials, type Project } from "../api";
 import { ConfirmDialog } from "../components/ConfirmDialog";
-import { relTime, dateTime } from "../components/format";
+import { bytes, relTime, dateTime } from "../components/format";
 import { Modal } from "../components/Modal";
 import { useCrumbs } from "../components/Shell";
 import { ShownOnce } from "../components/ShownOnce";
@@ -119,13 +119,15 @@ export default function Projects() {
                     <th>Status</th>
                     <th class="hide-narrow">Database</th>
                     <th class="hide-narrow">Created</th>
+                    <th class="hide-narrow">Size</th>
+                    <th class="hide-narrow">Last activity</th>
                     <th>
                       <span class="sr-only">Actions</span>
                     </th>
                   </tr>
                 </thead>
                 <tbody>
-                  <Show when={list()} fallback={<SkeletonRows cols={5} />}>
+                  <Show when={list()} fallback={<SkeletonRows cols={7} />}>
                     <For each={shown()}>
                       {(p) => (
                         <tr data-project={p.name}>
@@ -148,6 +150,12 @@ export default function Projects() {
                           <td class="hide-narrow mono muted">{p.database.name}</td>
                           <td class="hide-narrow nowrap" title={dateTime(p.created_at)}>
                             {p.status === "deleted" ? `deleted ${relTime(p.deleted_at)}` : relTime(p.created_at)}
+                          </td>
+                          <td class="hide-narrow nowrap muted" title={p.size_bytes == null ? undefined : `${p.size_bytes.toLocaleString()} bytes`}>
+                            {p.size_bytes == null ? "—" : bytes(p.size_bytes)}
+                          </td>
+                          <td class="hide-narrow nowrap" classList={{ muted: !p.last_activity_at }} title={p.last_activity_at ? `Last API key use: ${dateTime(p.last_activity_at)}` : "No API key used yet"}>
+                            {p.last_activity_at ? relTime(p.last_activity_at) : "—"}
                           </td>
                           <td class="actions">
                             <div class="btn-row end">
