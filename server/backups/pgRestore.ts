@@ -111,6 +111,29 @@ export async function restoreDump(
   }
 }
 
+/** What pg_restore says about an archive: its table of contents (throws BackupFailure when it cannot read it). */
+export async function listDump(tools: PgTools, open: (signal: AbortSignal) => ReadableStream<Uint8Array>, signal: AbortSignal) {
+  const env = { PATH: process.env.PATH ?? "/usr/bin:/bin", LC_ALL: "C" };
+  return (await runTool(tools.pgRestore, ["--list"], env, open, signal)).stdout;
+}
+
+/** The extensions an archive creates, with their schemas (from the SQL of its EXTENSION entries). */
+export async function dumpExtensions(tools: PgTools, open: (signal: AbortSignal) => ReadableStream<Uint8Array>, toc: string, signal: AbortSignal): Promise<ExtensionEntry[]> {
+  const entries = toc.split("\n").filter((l) => /^\d+; \d+ \d+ EXTENSION - /.test(l));
+  if (entries.length === 0) return [];
+  const dir = await mkdtemp(join(tmpdir(), "atlashub-restore-"));
+  try {
+    const listFile = join(dir, "extensions.list");
+    await writeFile(listFile, entries.join("\n"), { mode: 0o600 });
+    const env = { PATH: process.env.PATH ?? "/usr/bin:/bin", LC_ALL: "C" };
+    const { stdout } = await runTool(tools.pgRestore, [`--use-list=${listFile}`, "--file=-"], env, open, signal);
+    const unquote = (name: string) => (name.startsWith('"') ? name.slice(1, -1).replaceAll('""', '"') : name);
+    return [...stdout.matchAll(/^CREATE EXTENSION IF NOT EXISTS ("(?:[^"]|"")+"|\S+) WITH SCHEMA ("(?:[^"]|"")+"|\S+);$/gm)].map((m) => ({ name: unquote(m[1]!), schema: unquote(m[2]!) }));
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
 // Entries whose SQL names roles: privileges, default privileges, row-level security policies.
 const ROLE_ENTRY = /^\d+; \d+ \d+ (ACL|DEFAULT ACL|POLICY) /;
 

@@ -26,7 +26,7 @@ import { crashPoint } from "../projects/crash";
 import { createProject, getProject, presentProject, projectName, type ProjectRow } from "../projects/service";
 import { createBucket, storeObject, updateBucket, DEFAULT_BUCKETS } from "../storage/service";
 import { pgToolsFor, type PgTools } from "./pgTools";
-import { createRestoreDatabase, dropDatabase, projectOwner, restoreDump } from "./pgRestore";
+import { createRestoreDatabase, dropDatabase, projectOwner, restoreDump, type RestoreTarget } from "./pgRestore";
 import { assertUsable, getBackup, openDumpStream, type BackupRow, type FileEntry, type Manifest } from "./service";
 import { BackupFailure, failureReason } from "./failure";
 import { holdLocks, ifOrphaned, type HeldLocks } from "./locks";
@@ -192,14 +192,29 @@ async function fillIncoming(ctx: AppContext, restore: RestoreRow, manifest: Mani
     await cluster`grant connect on database ${cluster(incoming)} to ${cluster(role_name)}`;
   }
   crashPoint("restore:during-fill");
+  const privileges = privilegesFor(manifest, restore);
   await restoreDump(
     tools,
     ctx.engine.superuser(),
     (streamSignal) => openDumpStream(ctx, restore.source_project_id, restore.backup_id, manifest, streamSignal),
-    { database: incoming, role: owner.role, password: owner.password, privileges: "keep" },
+    { database: incoming, role: owner.role, password: owner.password, privileges },
     manifest.database.extensions,
     signal,
   );
+  // Without the dump's own grants, the project's standard ones on what was restored.
+  if (privileges !== "keep") await configureProjectDatabase(ctx, cluster, incoming, restore.project_id);
+}
+
+/**
+ * The dump's grants and policies: kept as they are when they name this project's roles (its own
+ * backup, replaced); renamed from the source project's roles into a new project; for an uploaded
+ * dump, renamed from the project its database name says it came from, else left out.
+ */
+function privilegesFor(manifest: Manifest, restore: RestoreRow): RestoreTarget["privileges"] {
+  const from = manifest.origin === "upload" ? /^p_([a-z0-9]{10})$/.exec(manifest.database.name)?.[1] : restore.source_project_id;
+  if (!from) return "none";
+  if (from === restore.project_id) return "keep";
+  return { fromProject: from, toProject: restore.project_id };
 }
 
 /** Drops what a restore made (the new database) and records why it failed; the live database stays. */
@@ -364,7 +379,7 @@ async function runNewProject(ctx: AppContext, restore: RestoreRow, backup: Backu
       tools,
       ctx.engine.superuser(),
       (streamSignal) => openDumpStream(ctx, restore.source_project_id, restore.backup_id, manifest, streamSignal),
-      { database: target, role: owner.role, password: owner.password, privileges: { fromProject: restore.source_project_id, toProject: restore.project_id } },
+      { database: target, role: owner.role, password: owner.password, privileges: privilegesFor(manifest, restore) },
       manifest.database.extensions,
       signal,
     );
@@ -394,6 +409,7 @@ async function restoreFiles(ctx: AppContext, restore: RestoreRow, manifest: Mani
       });
     }
   }
+  if (manifest.files.count === 0) return;
   let restored = 0;
   for await (const entry of fileEntries(ctx, restore.source_project_id, restore.backup_id)) {
     signal.throwIfAborted();

@@ -9,6 +9,7 @@ import * as restores from "./restore";
 import * as schedules from "./schedule";
 import { exportTable } from "./tables";
 import { importQuery, importTable } from "./tableImport";
+import { uploadBackup } from "./upload";
 import { errors } from "../http/errors";
 
 /** /admin/api/projects/:id/backups: create, list, show, delete, download. */
@@ -35,6 +36,15 @@ export function backupRoutes(ctx: AppContext) {
   app.put("/:id/backups/schedule", async (c) => {
     const input = await parseBody(c, schedules.scheduleSchema);
     return c.json(await schedules.updateSchedule(ctx, c.req.param("id"), input, record(c, "backup.schedule.update", input)));
+  });
+
+  app.put("/:id/backups/upload", async (c) => {
+    const id = c.req.param("id");
+    const limit = ctx.config.importMaxBytes;
+    if (Number(c.req.header("content-length") ?? 0) > limit) throw errors.payloadTooLarge(limit);
+    const body = capped(c.req.raw.body ?? new ReadableStream({ start: (ctl) => ctl.close() }), limit);
+    const backupId = await uploadBackup(ctx, id, body, c.get("actor")?.label ?? null, (db, b) => record(c, "backup.upload", { backup: b })(db));
+    return c.json(backups.presentBackup(await backups.getBackup(ctx, id, backupId)), 201);
   });
 
   app.get("/:id/backups/:backup", async (c) => {
@@ -173,10 +183,11 @@ function baseUrl(ctx: AppContext, c: Context) {
 }
 
 const IMPORT_PATH = /^\/admin\/api\/projects\/[^/]+\/tables\/[^/]+\/import$/;
+const UPLOAD_PATH = /^\/admin\/api\/projects\/[^/]+\/backups\/upload$/;
 
-/** A table import streams its file to Postgres with a limit of its own, past the global body limit. */
+/** A table import or a dump upload streams its file with a limit of its own, past the global body limit. */
 export function isTableImport(c: Context) {
-  return c.req.method === "POST" && IMPORT_PATH.test(c.req.path);
+  return (c.req.method === "POST" && IMPORT_PATH.test(c.req.path)) || (c.req.method === "PUT" && UPLOAD_PATH.test(c.req.path));
 }
 
 /** The body, failing with 413 once more than `limit` bytes have come. */

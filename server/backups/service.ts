@@ -62,13 +62,16 @@ export interface FileEntry {
 
 export interface Manifest {
   format: "atlashub-backup/1";
+  /** "upload": an admin's pg_dump file; its table snapshot is taken by its first verification. */
+  origin?: "pg_dump" | "upload";
   backup_id: string;
   project: { id: string; name: string };
   created_at: string;
   atlashub_version: string;
   postgres: { server_version: string; pg_dump_version: string };
   dump: { format: "custom"; bytes: number; sha256: string; part_bytes: number; parts: { bytes: number; sha256: string }[] };
-  database: DatabaseSnapshot & { name: string };
+  /** `snapshot`: "dump" when taken in the dump's snapshot, "restore" when taken from an uploaded dump's first restore, "none" before that. */
+  database: DatabaseSnapshot & { name: string; snapshot?: "dump" | "restore" | "none" };
   files: { count: number; bytes: number; list: { key: string; bytes: number; sha256: string }; buckets: { name: string; public: boolean }[] };
 }
 
@@ -237,13 +240,14 @@ async function writeBackup(ctx: AppContext, target: BackupTarget, tools: PgTools
   const files = await copyFiles(ctx, target, progress, signal);
   const manifest: Manifest = {
     format: "atlashub-backup/1",
+    origin: "pg_dump",
     backup_id: target.id,
     project: { id: target.projectId, name: target.projectName },
     created_at: createdAt,
     atlashub_version: ctx.version,
     postgres: { server_version: tools.serverVersion, pg_dump_version: tools.version },
     dump: dumped.dump,
-    database: { name: database, ...dumped.snapshot },
+    database: { name: database, snapshot: "dump", ...dumped.snapshot },
     files,
   };
   const body = new Blob([JSON.stringify(manifest, null, 2)]).stream() as ReadableStream<Uint8Array>;
@@ -255,7 +259,6 @@ async function writeBackup(ctx: AppContext, target: BackupTarget, tools: PgTools
 /** pg_dump -Fc of the project's database in the exported snapshot, into the store part by part. */
 async function dumpToStore(ctx: AppContext, target: BackupTarget, tools: PgTools, snapshot: string, progress: ProgressWriter, signal: AbortSignal): Promise<Manifest["dump"]> {
   signal.throwIfAborted();
-  const partBytes = ctx.config.backupPartBytes;
   const child = Bun.spawn([tools.pgDump, "--format=custom", "--no-password", `--snapshot=${snapshot}`], {
     env: pgEnv(ctx.engine.superuser(), databaseName(target.projectId)),
     stdin: "ignore",
@@ -265,22 +268,11 @@ async function dumpToStore(ctx: AppContext, target: BackupTarget, tools: PgTools
   const kill = () => child.kill("SIGTERM");
   signal.addEventListener("abort", kill, { once: true });
   const stderr = tailOf(child.stderr);
-  const metered = meter(child.stdout, (bytes) => progress.set({ dump_bytes: bytes }));
-  const cutter = cutIntoParts(metered.stream, partBytes);
-  const parts: { bytes: number; sha256: string }[] = [];
+  let stored: Manifest["dump"];
   try {
-    for (let n = 0; ; n++) {
-      const part = await cutter.next();
-      if (!part) break;
-      const staged = await ctx.backups.store.put(backupObject.dumpPart(target.projectId, target.id, n), part, { maxBytes: partBytes, contentType: "application/octet-stream" });
-      await staged.commit();
-      parts.push({ bytes: staged.size, sha256: staged.sha256 });
-      progress.set({ dump_parts: parts.length });
-      crashPoint("backup:during-dump");
-    }
+    stored = await storeDumpParts(ctx, target.projectId, target.id, child.stdout, progress);
   } catch (err) {
     kill();
-    await cutter.cancel(err).catch(() => {});
     throw err;
   } finally {
     signal.removeEventListener("abort", kill);
@@ -289,6 +281,29 @@ async function dumpToStore(ctx: AppContext, target: BackupTarget, tools: PgTools
   const errorText = await stderr;
   signal.throwIfAborted();
   if (code !== 0) throw new BackupFailure(`pg_dump exited with code ${code}${errorText ? `: ${errorText}` : ""}`);
+  return stored;
+}
+
+/** A dump stream into the store as parts of ATLASHUB_BACKUP_PART_BYTES, hashed as it passes. */
+export async function storeDumpParts(ctx: AppContext, projectId: string, backupId: string, source: ReadableStream<Uint8Array>, progress: ProgressWriter): Promise<Manifest["dump"]> {
+  const partBytes = ctx.config.backupPartBytes;
+  const metered = meter(source, (bytes) => progress.set({ dump_bytes: bytes }));
+  const cutter = cutIntoParts(metered.stream, partBytes);
+  const parts: { bytes: number; sha256: string }[] = [];
+  try {
+    for (let n = 0; ; n++) {
+      const part = await cutter.next();
+      if (!part) break;
+      const staged = await ctx.backups.store.put(backupObject.dumpPart(projectId, backupId, n), part, { maxBytes: partBytes, contentType: "application/octet-stream" });
+      await staged.commit();
+      parts.push({ bytes: staged.size, sha256: staged.sha256 });
+      progress.set({ dump_parts: parts.length });
+      crashPoint("backup:during-dump");
+    }
+  } catch (err) {
+    await cutter.cancel(err).catch(() => {});
+    throw err;
+  }
   const { bytes, sha256 } = metered.result();
   return { format: "custom", bytes, sha256, part_bytes: partBytes, parts };
 }
@@ -414,10 +429,10 @@ interface ProgressState {
   files_bytes: number;
 }
 
-type ProgressWriter = ReturnType<typeof progressWriter>;
+export type ProgressWriter = ReturnType<typeof progressWriter>;
 
 /** Writes the running totals to the row at most once a second (the API shows them while it runs). */
-function progressWriter(ctx: AppContext, backupId: string) {
+export function progressWriter(ctx: AppContext, backupId: string) {
   const state: ProgressState = { dump_bytes: 0, dump_parts: 0, files_count: 0, files_bytes: 0 };
   let dirty = false;
   let writing: Promise<unknown> = Promise.resolve();

@@ -149,38 +149,33 @@ describe("POST …/import (NDJSON and JSON)", () => {
 });
 
 describe("a large CSV", () => {
-  it("imports 1,000,000 rows streamed with flat memory", async () => {
+  it("imports 1,000,000 rows streamed, in one transaction (memory: server/e2e/import-memory.test.ts)", async () => {
     await owner`create table big (id int primary key, name text, amount numeric)`;
-    const rows = 1_000_000;
-    let i = 0;
-    const encoder = new TextEncoder();
-    const body = new ReadableStream<Uint8Array>({
-      pull(controller) {
-        if (i === 0) controller.enqueue(encoder.encode("id,name,amount\n"));
-        if (i >= rows) return controller.close();
-        let chunk = "";
-        for (let k = 0; k < 5000 && i < rows; k++, i++) chunk += `${i},name ${i},${i % 1000}.25\n`;
-        controller.enqueue(encoder.encode(chunk));
-      },
-    });
-    Bun.gc(true);
-    const before = process.memoryUsage().rss;
-    let peak = before;
-    const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 50);
     const res = await server.fetch(`/admin/api/projects/${project.id}/tables/big/import`, {
       method: "POST",
       headers: { ...auth, "content-type": "text/csv" },
-      body,
+      body: csvRows(1_000_000),
       duplex: "half",
     } as RequestInit);
-    clearInterval(sampler);
-    const result = await res.json();
-    expect(result).toMatchObject({ rows, inserted: rows, errors: [] });
-    expect(await count("big")).toBe(rows);
-    // The file is ~25 MB; the process must not grow by anything near it.
-    expect(peak - before).toBeLessThan(80 * 1024 * 1024);
+    expect(await res.json()).toMatchObject({ rows: 1_000_000, inserted: 1_000_000, errors: [] });
+    expect(await count("big")).toBe(1_000_000);
   }, 180_000);
 });
+
+/** A CSV of `rows` generated as it is read: nobody holds all of it. */
+export function csvRows(rows: number) {
+  let i = 0;
+  const encoder = new TextEncoder();
+  return new ReadableStream<Uint8Array>({
+    pull(controller) {
+      if (i === 0) controller.enqueue(encoder.encode("id,name,amount\n"));
+      if (i >= rows) return controller.close();
+      let chunk = "";
+      for (let k = 0; k < 5000 && i < rows; k++, i++) chunk += `${i},name ${i},${i % 1000}.25\n`;
+      controller.enqueue(encoder.encode(chunk));
+    },
+  });
+}
 
 describe("import scanners", () => {
   it("parses a header with quotes, commas and a BOM", () => {

@@ -62,6 +62,12 @@ async function restoreAndCompare(ctx: AppContext, projectId: string, backupId: s
   } finally {
     await inside.end({ timeout: 5 });
   }
+  if (manifest.database.snapshot === "none") {
+    // An uploaded dump: no source to compare with; what it restores to becomes its snapshot.
+    const adopted = { ...manifest.database, snapshot: "restore" as const, tables: restored.tables, sequences: restored.sequences };
+    await ctx.sql`update backups set manifest = jsonb_set(manifest, '{database}', ${ctx.sql.json(adopted as never)}) where id = ${backupId}`;
+    return undefined;
+  }
   const problems = compareSnapshots(manifest.database, restored);
   if (problems.length === 0) return undefined;
   const more = problems.length > SHOWN_PROBLEMS ? ` (and ${problems.length - SHOWN_PROBLEMS} more)` : "";
