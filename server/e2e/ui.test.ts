@@ -262,9 +262,13 @@ describe("the admin UI in the compiled binary", () => {
     expect(lines[10]).toBe("10,item 10,15.00,");
     await shot("sql-results-dark");
     // Keyboard: a cell, the arrow down to the next row, Enter shows the value in full, Escape goes back.
+    const focusIsOn = (r: number, c: number) =>
+      page.waitForFunction(([r, c]) => document.activeElement?.getAttribute("data-r") === String(r) && document.activeElement?.getAttribute("data-c") === String(c), [r, c]);
     await page.locator('table.grid td[data-r="0"][data-c="1"]').click();
     await page.keyboard.press("Escape");
+    await focusIsOn(0, 1); // the closing popover hands focus back on the next frame
     await page.keyboard.press("ArrowDown");
+    await focusIsOn(1, 1);
     await page.keyboard.press("Enter");
     await page.locator(".cell-popover pre").filter({ hasText: /^item 2$/ }).waitFor();
     await page.keyboard.press("Escape");
