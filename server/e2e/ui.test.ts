@@ -372,6 +372,47 @@ describe("the admin UI in the compiled binary", () => {
     expect(await unlabelledControls()).toEqual([]);
   });
 
+  it("lists the jobs: live cron preview, an SSRF target refused on the URL field, a platform job disabled, enabled and run now", async () => {
+    await visit("/jobs");
+    const platformRow = page.locator('tr[data-job="platform/clean_expired_sessions"]');
+    await platformRow.waitFor();
+    await page.locator('tr[data-job="platform/purge_deleted_projects"]').waitFor();
+    // Platform jobs cannot be deleted: no Delete button for them.
+    expect(await page.getByRole("button", { name: /^Delete platform\// }).count()).toBe(0);
+    await page.getByRole("button", { name: "New job" }).click();
+    const dialog = page.getByRole("dialog");
+    await dialog.getByLabel("Name").fill("ping-local");
+    await dialog.getByLabel("Schedule").fill("61 * * * *");
+    await dialog.getByTestId("cron-preview").filter({ hasText: "The schedule is not valid" }).waitFor();
+    await dialog.getByLabel("Schedule").fill("*/15 * * * *");
+    await dialog.getByTestId("cron-preview").locator("li").nth(4).waitFor();
+    await dialog.getByLabel("URL").fill("http://127.0.0.1:1/");
+    await dialog.getByRole("button", { name: "Add header" }).click();
+    await dialog.getByLabel("Header 1 name").fill("x-from");
+    await dialog.getByLabel("Header 1 value").fill("atlashub");
+    expect(await unlabelledControls()).toEqual([]);
+    await dialog.getByRole("button", { name: "Create job" }).click();
+    await dialog.locator("#job-url-error").filter({ hasText: "The job's target is not allowed" }).waitFor();
+    expect(await dialog.getByLabel("URL").getAttribute("aria-invalid")).toBe("true");
+    await shot("jobs-ssrf-dark");
+    await dialog.getByRole("button", { name: "Cancel" }).click();
+    expect(Number((await control`select count(*)::int as n from jobs where name = 'ping-local'`)[0]!.n)).toBe(0);
+    // Disable and enable a platform job.
+    const enabledOf = async () => (await control`select enabled from jobs where name = 'platform/clean_expired_sessions'`)[0]!.enabled;
+    await platformRow.getByRole("switch").uncheck();
+    await page.getByText("Disabled platform/clean_expired_sessions").waitFor();
+    expect(await enabledOf()).toBe(false);
+    await platformRow.getByRole("switch").check();
+    await page.getByText("Enabled platform/clean_expired_sessions").waitFor();
+    expect(await enabledOf()).toBe(true);
+    // Run it now: the run shows in its history, with its counts as the response excerpt.
+    await platformRow.getByRole("button", { name: "Run platform/clean_expired_sessions now" }).click();
+    const history = page.getByRole("region", { name: "Run history of platform/clean_expired_sessions" });
+    await history.locator("tr[data-run]").filter({ hasText: "succeeded" }).locator("pre").filter({ hasText: '"deleted"' }).waitFor({ timeout: 15_000 });
+    await platformRow.getByText("succeeded").waitFor();
+    await shot("jobs-history-dark");
+  });
+
   it("deletes the project after its name is typed, and restores it", async () => {
     await visit("/projects");
     await page.getByRole("button", { name: "Delete shop" }).click();

@@ -132,6 +132,64 @@ export interface SqlResult {
   command: string | null;
 }
 
+export type HttpMethod = "GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE";
+export type RunStatus = "running" | "succeeded" | "failed" | "timed_out" | "skipped";
+export interface JobHttp {
+  method: HttpMethod;
+  url: string;
+  /** Secret headers come back as "********". */
+  headers: Record<string, string>;
+  secret_headers: string[];
+  body: string | null;
+  timeout_ms: number;
+}
+/** A scheduled job (docs/API.md "Jobs"): an HTTP call, or a platform job (name "platform/…"). */
+export interface Job {
+  id: string;
+  name: string;
+  project_id: string | null;
+  kind: "http" | "platform";
+  schedule: string;
+  timezone: string;
+  enabled: boolean;
+  http?: JobHttp;
+  task?: string;
+  description?: string | null;
+  retries: number;
+  backoff_ms: number;
+  missed: "skip" | "run_once";
+  concurrency: "forbid" | "allow";
+  notify: { on: "failure" | "always"; webhook_url: string } | null;
+  next_run_at: string | null;
+  last_run: { id: string; status: RunStatus; scheduled_for: string; finished_at: string | null } | null;
+  created_at: string;
+  updated_at: string;
+}
+export interface JobInput {
+  name?: string;
+  schedule?: string;
+  timezone?: string;
+  enabled?: boolean;
+  kind?: "http";
+  http?: { method: HttpMethod; url: string; headers?: Record<string, string | null>; body?: string; timeout_ms?: number };
+  retries?: number;
+  missed?: "skip" | "run_once";
+}
+export interface JobRun {
+  id: string;
+  job_id: string;
+  scheduled_for: string;
+  trigger: "schedule" | "manual";
+  status: RunStatus;
+  attempt: number;
+  started_at: string | null;
+  finished_at: string | null;
+  duration_ms: number | null;
+  response_status: number | null;
+  response_body: string | null;
+  error: string | null;
+}
+
 export interface Me {
   id: string;
   email: string;
@@ -252,6 +310,17 @@ export const api = {
   },
 
   sql: (project: string, query: string) => request<SqlResult>("POST", `/projects/${enc(project)}/sql`, { query }),
+
+  jobs: {
+    list: () => request<Page<Job>>("GET", "/jobs?limit=1000"),
+    create: (input: JobInput) => request<Job>("POST", "/jobs", input),
+    update: (id: string, input: JobInput) => request<Job>("PATCH", `/jobs/${enc(id)}`, input),
+    remove: (id: string) => request<void>("DELETE", `/jobs/${enc(id)}`),
+    run: (id: string) => request<{ run_id: string }>("POST", `/jobs/${enc(id)}/run`),
+    runs: (id: string, limit = 20) => request<Page<JobRun>>("GET", `/jobs/${enc(id)}/runs?limit=${limit}`),
+    preview: (schedule: string, timezone: string) =>
+      request<{ schedule: string; timezone: string; next_runs: string[] }>("GET", `/jobs/preview${q({ schedule, timezone })}`),
+  },
 
   audit: (params: { action?: string; limit?: number; offset?: number }) => request<Page<AuditEntry>>("GET", `/audit${q(params)}`),
 };

@@ -5,6 +5,7 @@ import { Shell, useCrumbs } from "./components/Shell";
 import { Empty } from "./components/States";
 import { ToastRegion } from "./components/toast";
 import Audit from "./pages/audit";
+import Jobs from "./pages/jobs";
 import Keys from "./pages/keys";
 import Overview from "./pages/overview";
 import { ProjectLayout } from "./pages/project";
@@ -60,6 +61,7 @@ export function App() {
           <Route path="/tables" component={Tables} />
           <Route path="/sql" component={Sql} />
         </Route>
+        <Route path="/jobs" component={Jobs} />
         <Route path="/audit" component={Audit} />
         <Route path="*404" component={NotFound} />
       </Route>

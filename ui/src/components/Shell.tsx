@@ -66,6 +66,7 @@ function Sidebar() {
       <A href="/projects" end={!!projectId()}>
         Projects
       </A>
+      <A href="/jobs">Jobs</A>
       <A href="/audit">Audit log</A>
       <Show when={projectId()}>
         <div class="section" title={name()}>
