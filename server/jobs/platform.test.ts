@@ -62,6 +62,37 @@ describe("platform jobs", () => {
     expect(await server.ctx.sql`select 1 from admin_sessions where token_hash = 'expired-session-hash'`).toHaveLength(0);
   });
 
+  it("delete API keys dead for more than 30 days, rotated ones after the key that replaced them", async () => {
+    const project = await createTestProject(server, auth, "dead-keys");
+    const make = async (name: string) => {
+      const { id, key } = (await call("POST", `/admin/api/projects/${project.id}/keys`, { name, kind: "secret" })).body;
+      registerSecret(key);
+      return id as string;
+    };
+    const [revokedLongAgo, revokedLately, live] = [await make("old"), await make("recent"), await make("live")];
+    const rotatedFrom = await make("rotated");
+    const rotatedTo = (await call("POST", `/admin/api/projects/${project.id}/keys/${rotatedFrom}/rotate`, { grace_hours: 0 })).body;
+    registerSecret(rotatedTo.key);
+    await server.ctx.sql`update api_keys set revoked_at = now() - interval '31 days' where id in ${server.ctx.sql([revokedLongAgo, rotatedTo.id])}`;
+    await server.ctx.sql`update api_keys set revoked_at = now() - interval '1 day' where id = ${revokedLately}`;
+    await server.ctx.sql`update api_keys set expires_at = now() - interval '40 days' where id = ${rotatedFrom}`;
+    const left = async () => (await server.ctx.sql<{ id: string }[]>`select id from api_keys where project_id = ${project.id}`).map((r) => r.id).sort();
+
+    const first = await runAndWait((await platformJob("clean_dead_api_keys")).id);
+    expect(first).toMatchObject({ status: "succeeded", response_body: '{"deleted":2}' }); // the old one and the rotated-from one
+    expect(await left()).toEqual([revokedLately, live, rotatedTo.id].sort());
+    const second = await runAndWait((await platformJob("clean_dead_api_keys")).id);
+    expect(second).toMatchObject({ response_body: '{"deleted":1}' }); // nothing points at the replacement now
+    expect(await left()).toEqual([revokedLately, live].sort());
+  });
+
+  it("prune stale rate-limit counters and settle abandoned uploads", async () => {
+    await server.ctx.sql`insert into rate_limits (key, window_start, hits) values ('login:stale', now() - interval '2 days', 3), ('login:fresh', now(), 1)`;
+    expect(await runAndWait((await platformJob("prune_rate_limits")).id)).toMatchObject({ status: "succeeded", response_body: '{"deleted":1}' });
+    expect((await server.ctx.sql`select key from rate_limits where key like 'login:%' order by key`).map((r) => r.key)).toEqual(["login:fresh"]);
+    expect(await runAndWait((await platformJob("settle_abandoned_uploads")).id)).toMatchObject({ status: "succeeded", response_body: '{"settled":0}' });
+  });
+
   it("can be rescheduled and disabled, not renamed, re-targeted or deleted", async () => {
     const job = await platformJob("prune_job_runs");
     const patched = await call("PATCH", `/admin/api/jobs/${job.id}`, { schedule: "0 4 * * 0", timezone: "Europe/Paris", enabled: false });

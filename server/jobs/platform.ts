@@ -6,9 +6,11 @@ import type { Sql } from "../platform/db";
 import { purgeExpiredProjects } from "../projects/reconciler";
 import { dropExpiredRestorePoints } from "../backups/restore";
 import { pruneBackups, runScheduledBackups } from "../backups/schedule";
+import { settleLeftIntents } from "../storage/intents";
 
 export const PLATFORM_PREFIX = "platform/";
 const RUN_HISTORY_DAYS = 30;
+const DEAD_KEY_DAYS = 30;
 
 export interface PlatformTask {
   description: string;
@@ -42,6 +44,29 @@ export const PLATFORM_TASKS: Record<string, PlatformTask> = {
     description: "Drop the databases replaced by restores once ATLASHUB_RESTORE_KEEP has passed (they can no longer be rolled back to).",
     schedule: "*/10 * * * *",
     run: async (ctx) => ({ dropped: await dropExpiredRestorePoints(ctx) }),
+  },
+  clean_dead_api_keys: {
+    description: `Delete API keys that stopped working (revoked, or expired at the end of a rotation's grace period or of their life) more than ${DEAD_KEY_DAYS} days ago; the audit log keeps their history.`,
+    schedule: "23 4 * * *",
+    run: async (ctx) => ({
+      // A key that a still-listed rotation points at (replaced_by) goes on a later run, after that one.
+      deleted: (
+        await ctx.sql`
+          delete from api_keys k
+          where coalesce(k.revoked_at, k.expires_at) < now() - make_interval(days => ${DEAD_KEY_DAYS})
+            and not exists (select 1 from api_keys r where r.replaced_by = k.id)`
+      ).count,
+    }),
+  },
+  settle_abandoned_uploads: {
+    description: "Finish or undo storage writes that a stopped process left half-done (uploads renamed but not recorded, deletes not finished), and remove their temp files.",
+    schedule: "*/5 * * * *",
+    run: async (ctx) => ({ settled: await settleLeftIntents(ctx) }),
+  },
+  prune_rate_limits: {
+    description: "Delete login rate-limit counters whose window ended more than a day ago.",
+    schedule: "47 * * * *",
+    run: async (ctx) => ({ deleted: (await ctx.sql`delete from rate_limits where window_start < now() - interval '1 day'`).count }),
   },
   prune_job_runs: {
     description: `Delete job runs finished more than ${RUN_HISTORY_DAYS} days ago.`,
