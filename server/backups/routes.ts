@@ -149,9 +149,9 @@ export const signedBackupDownload = (ctx: AppContext): MiddlewareHandler<AppEnv>
   async function signedBackupDownload(c, next) {
     if (c.req.query("sig") === undefined) return next();
     const { id, backup } = c.req.param() as { id: string; backup: string };
-    const row = await backups.getBackup(ctx, id, backup);
+    // The signature first: without one, nobody learns whether a project or backup exists.
     checkDownloadSignature(ctx.masterKey, id, backup, c.req.query());
-    return dumpResponse(ctx, row);
+    return dumpResponse(ctx, await backups.getBackup(ctx, id, backup));
   };
 
 function dumpResponse(ctx: AppContext, row: backups.BackupRow) {
