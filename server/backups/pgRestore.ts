@@ -39,18 +39,19 @@ export async function projectOwner(ctx: AppContext, projectId: string) {
 export const ownerRole = (projectId: string) => roleName(projectId, "owner");
 
 /**
- * Creates an empty database for `owner` to restore into: CONNECT and CREATE for the owner only, the
- * public schema its own, and the source's extensions made by the superuser in their schemas.
- * Idempotent (a crash may have come halfway).
+ * Creates an empty database for `owner` to restore into (or readies a new project's): CONNECT and
+ * CREATE for the owner only, the public schema its own, and the source's extensions made by the
+ * superuser in their schemas. Idempotent (a crash may have come halfway). For a database the tenant
+ * could already reach (a new project's), call it before its credentials are handed out.
  */
 export async function createRestoreDatabase(ctx: AppContext, cluster: Sql, database: string, owner: string, extensions: ExtensionEntry[]) {
-  const available = new Set((await cluster<{ name: string }[]>`select name from pg_available_extensions`).map((e) => e.name));
-  const missing = extensions.filter((e) => !available.has(e.name)).map((e) => e.name);
+  const missing = await missingExtensions(cluster, extensions);
   if (missing.length) throw new BackupFailure(`the backup needs the extension(s) ${missing.join(", ")}, which this Postgres does not have`);
   const [exists] = await cluster`select 1 from pg_database where datname = ${database}`;
   if (!exists) await cluster`create database ${cluster(database)} template template0`;
   await cluster`revoke all on database ${cluster(database)} from public`;
-  await cluster`grant connect, create on database ${cluster(database)} to ${cluster(owner)}`;
+  // The extensions' scripts run as superuser: they are made before the owner (the tenant) may
+  // connect and put anything into the schemas they run in.
   const inside = connectForBackup(ctx, database);
   try {
     await inside.begin(async (tx) => {
@@ -64,6 +65,13 @@ export async function createRestoreDatabase(ctx: AppContext, cluster: Sql, datab
   } finally {
     await inside.end({ timeout: 5 });
   }
+  await cluster`grant connect, create on database ${cluster(database)} to ${cluster(owner)}`;
+}
+
+/** The extensions of `extensions` this Postgres cannot create. */
+export async function missingExtensions(cluster: Sql, extensions: ExtensionEntry[]) {
+  const available = new Set((await cluster<{ name: string }[]>`select name from pg_available_extensions`).map((e) => e.name));
+  return extensions.filter((e) => !available.has(e.name)).map((e) => e.name);
 }
 
 /** Drops a database and every session in it; no error when it is gone. */

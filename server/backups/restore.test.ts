@@ -192,6 +192,19 @@ describe("POST …/backups/:backup/restore {mode: replace}", () => {
   }, 60_000);
 });
 
+describe("a backup that needs an extension this Postgres lacks", () => {
+  it("is refused with 422 before anything is made", async () => {
+    const manifest = structuredClone(backup.manifest);
+    manifest.database.extensions.push({ name: "not_installed_here", schema: "public" });
+    const [row] = await server.ctx.sql`
+      insert into backups (id, project_id, status, manifest) values (gen_random_uuid(), ${project.id}, 'completed', ${server.ctx.sql.json(manifest)}) returning id`;
+    const res = await api("POST", `${project.id}/backups/${row!.id}/restore`, { mode: "new_project", confirm: "restore-src", name: "never-made" });
+    expect(res.status).toBe(422);
+    expect(res.body.error.message).toContain("not_installed_here");
+    expect(await server.ctx.sql`select 1 from projects where name = 'never-made'`).toHaveLength(0);
+  });
+});
+
 describe("POST …/backups/:backup/restore {mode: new_project}", () => {
   let copy: any;
 

@@ -26,7 +26,7 @@ import { crashPoint } from "../projects/crash";
 import { createProject, getProject, presentProject, projectName, type ProjectRow } from "../projects/service";
 import { createBucket, storeObject, updateBucket, DEFAULT_BUCKETS } from "../storage/service";
 import { pgToolsFor, type PgTools } from "./pgTools";
-import { createRestoreDatabase, dropDatabase, projectOwner, restoreDump, type RestoreTarget } from "./pgRestore";
+import { createRestoreDatabase, dropDatabase, missingExtensions, projectOwner, restoreDump, type RestoreTarget } from "./pgRestore";
 import { assertUsable, getBackup, openDumpStream, type BackupRow, type FileEntry, type Manifest } from "./service";
 import { BackupFailure, failureReason } from "./failure";
 import { holdLocks, ifOrphaned, type HeldLocks } from "./locks";
@@ -124,6 +124,8 @@ export async function startRestore(
   const project = await getProject(ctx, projectId);
   if (input.confirm !== project.name) throw errors.unprocessable("confirm must be the name of the backup's project.");
   const tools = await pgToolsFor(ctx);
+  const missing = await missingExtensions(ctx.clusterSql, backup.manifest!.database.extensions);
+  if (missing.length) throw errors.unprocessable(`The backup needs the extension(s) ${missing.join(", ")}, which this Postgres does not have; install them first.`);
   const id = randomUUID();
   const locks = await holdLocks(ctx, [
     { kind: "restore", id, wait: true },
@@ -139,6 +141,8 @@ export async function startRestore(
       return { restore: row };
     }
     const created = await createProject(ctx, { name: input.name, description: input.description }, record.createProject);
+    // Before anyone has the new credentials (see createRestoreDatabase).
+    await createRestoreDatabase(ctx, ctx.clusterSql, databaseName(created.project.id), created.credentials.owner.role, backup.manifest!.database.extensions);
     const row = await insertRestore(ctx, { id, project_id: created.project.id, source_project_id: projectId, backup_id: backupId, mode: "new_project", created_by: createdBy }, record.restore);
     ctx.backups.run(id, (signal) => runNewProject(ctx, row, backup, tools, locks, signal));
     return { restore: row, project: { ...presentProject(ctx, created.project), credentials: created.credentials } };
@@ -374,7 +378,6 @@ async function runNewProject(ctx: AppContext, restore: RestoreRow, backup: Backu
     const manifest = backup.manifest!;
     const target = databaseName(restore.project_id);
     const owner = await projectOwner(ctx, restore.project_id);
-    await createRestoreDatabase(ctx, ctx.clusterSql, target, owner.role, manifest.database.extensions);
     await restoreDump(
       tools,
       ctx.engine.superuser(),
