@@ -54,6 +54,9 @@ export function connectForBackup(ctx: Pick<AppContext, "engine">, database: stri
       IntervalStyle: "postgres",
       extra_float_digits: 1,
       bytea_output: "hex",
+      // A superuser session inside the tenant's database: only the system's functions and operators
+      // can be meant by the queries here (every table is named with its schema).
+      search_path: "pg_catalog",
     },
   });
 }
