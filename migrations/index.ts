@@ -17,6 +17,7 @@ import m0014 from "./0014_admin_setup.sql" with { type: "text" };
 import m0015 from "./0015_storage_intents.sql" with { type: "text" };
 import m0016 from "./0016_backup_schedules.sql" with { type: "text" };
 import m0017 from "./0017_backup_uploads.sql" with { type: "text" };
+import m0018 from "./0018_signed_uploads_and_imports.sql" with { type: "text" };
 
 export const migrations = [
   { name: "0001_control_plane", sql: m0001 },
@@ -36,4 +37,5 @@ export const migrations = [
   { name: "0015_storage_intents", sql: m0015 },
   { name: "0016_backup_schedules", sql: m0016 },
   { name: "0017_backup_uploads", sql: m0017 },
+  { name: "0018_signed_uploads_and_imports", sql: m0018 },
 ];
