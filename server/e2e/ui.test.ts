@@ -79,6 +79,19 @@ async function hasSqlEndpoint(projectId: string) {
   return status !== 404;
 }
 
+/** Rows of a query run as the project's owner through the admin SQL endpoint (with the page's session). */
+async function sqlRows(projectId: string, query: string): Promise<unknown[][]> {
+  return page.evaluate(
+    async ([id, query]) => {
+      const res = await fetch(`/admin/api/projects/${id}/sql`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ query }) });
+      const body = (await res.json()) as { rows?: unknown[][]; error?: unknown };
+      if (!body.rows) throw new Error(`SQL ${res.status}: ${JSON.stringify(body)}`);
+      return body.rows;
+    },
+    [projectId, query] as const,
+  );
+}
+
 /** Every form control on the page has an accessible name (a label, aria-label or aria-labelledby). */
 async function unlabelledControls() {
   return page.evaluate(() =>
@@ -325,6 +338,125 @@ describe("the admin UI in the compiled binary", () => {
     await page.getByRole("dialog").getByRole("button", { name: "Delete row" }).click();
     await pager.filter({ hasText: "0 rows" }).waitFor();
     seen.push(`/projects/${projectId}/tables?table=items`);
+  });
+
+  it("backs up the project from Database tools: the backup is listed running, then verified, with its size", async () => {
+    await visit(`/projects/${projectId}/database`);
+    await page.getByRole("link", { name: "Database tools" }).waitFor();
+    await page.getByText("No backups yet").waitFor();
+    expect(await unlabelledControls()).toEqual([]);
+    await page.getByRole("button", { name: "Back up now" }).first().click();
+    await page.getByText("Backup started").waitFor();
+    // The list looks again while the backup runs and while it is verified.
+    const verified = page.locator('tr[data-backup][data-status="verified"]');
+    await verified.waitFor({ timeout: 60_000 });
+    expect(await verified.getByText("verified", { exact: true }).count()).toBeGreaterThanOrEqual(1);
+    expect(await verified.locator("td").nth(3).textContent()).toMatch(/\d+(\.\d)? (B|KB|MB)/);
+    const [row] = await control`select status, verified_at from backups where project_id = ${projectId}`;
+    expect(row!.status).toBe("verified");
+    await shot("database-backups-dark");
+  }, 90_000);
+
+  it("saves the backup schedule: daily at a time, retention of N daily and M weekly", async () => {
+    await page.getByRole("switch", { name: "Back up on a schedule" }).check();
+    await page.getByLabel("Daily at").fill("04:30");
+    await page.getByLabel("Timezone").fill("Europe/Paris");
+    await page.getByLabel("Keep daily").fill("5");
+    await page.getByLabel("Keep weekly").fill("2");
+    await page.getByRole("button", { name: "Save schedule" }).click();
+    await page.getByText("Backup schedule saved").waitFor();
+    await page.getByTestId("schedule-next").filter({ hasText: /^Next backup/ }).waitFor();
+    const [s] = await control`select enabled, schedule, timezone, keep_daily, keep_weekly from backup_schedules where project_id = ${projectId}`;
+    expect(s).toEqual({ enabled: true, schedule: "30 4 * * *", timezone: "Europe/Paris", keep_daily: 5, keep_weekly: 2 });
+    // A wrong timezone is the server's 400, shown on the form.
+    await page.getByLabel("Timezone").fill("Mars/Olympus");
+    await page.getByRole("button", { name: "Save schedule" }).click();
+    await page.locator('form:has(#schedule-tz) [role="alert"]').waitFor();
+    await page.getByLabel("Timezone").fill("Europe/Paris");
+  });
+
+  it("restores a backup only once the project's name is typed: into a new project, shown with its credentials", async () => {
+    await page.locator('tr[data-status="verified"]').getByRole("button", { name: /^Restore backup of/ }).click();
+    const dialog = page.getByRole("dialog");
+    const start = dialog.getByRole("button", { name: "Restore into new project" });
+    await dialog.getByLabel("New project's name").fill("copy-of-shop");
+    expect(await start.isDisabled()).toBe(true);
+    await dialog.getByLabel(/Type shop to confirm/).fill("sho");
+    expect(await start.isDisabled()).toBe(true);
+    // Replacing this project's database says what is lost and asks the same.
+    await dialog.getByLabel(/This project, replacing its database/).check();
+    await dialog.getByText(/since this backup is replaced/).waitFor();
+    expect(await dialog.getByRole("button", { name: "Replace database" }).isDisabled()).toBe(true);
+    await dialog.getByLabel(/A new project/).check();
+    await dialog.getByLabel(/Type shop to confirm/).fill("shop");
+    expect(await start.isDisabled()).toBe(false);
+    await shot("database-restore-dark");
+    await start.click();
+    await page.getByRole("heading", { name: "Restoring into copy-of-shop" }).waitFor({ timeout: 20_000 });
+    const conn = (await page.getByTestId("restored-conn-app").textContent())!;
+    registerSecret(decodeURIComponent(new URL(conn).password));
+    for (const c of await page.locator(".secret-list code, .secret-list pre").allTextContents()) {
+      const m = /^postgres(?:ql)?:\/\/[^:]+:([^@]+)@/.exec(c);
+      if (m) registerSecret(decodeURIComponent(m[1]!));
+    }
+    await page.getByRole("button", { name: "I have saved them" }).click();
+    // The new project comes up with the backup's rows.
+    const finished = async () => (await control`select r.status from restores r join projects p on p.id = r.project_id where p.name = 'copy-of-shop'`)[0]?.status;
+    for (const until = Date.now() + 60_000; (await finished()) === "restoring" && Date.now() < until; ) await Bun.sleep(250);
+    expect(await finished()).toBe("finished");
+    const [copy] = await control`select id, status from projects where name = 'copy-of-shop'`;
+    expect(copy!.status).toBe("ready");
+    expect(await sqlRows(copy!.id, "select count(*)::int from items")).toEqual([[250]]);
+  }, 90_000);
+
+  it("imports a CSV with the wizard: mapping preview, a dry run that names the bad row's line, then the import", async () => {
+    await visit(`/projects/${projectId}/database`);
+    await page.getByLabel("Table", { exact: true }).selectOption("items");
+    const bad = "name,price,comment\nwidget,2.50,imported\nbroken,not-a-number,imported\ngadget,3,imported\n";
+    await page.locator("#import-file").setInputFiles({ name: "items.csv", mimeType: "text/csv", buffer: Buffer.from(bad) });
+    const mapping = page.getByTestId("import-mapping");
+    await mapping.getByText("widget · broken · gadget").waitFor();
+    expect(await page.getByLabel("Table column for name").inputValue()).toBe("name");
+    expect(await page.getByLabel("Table column for price").inputValue()).toBe("price");
+    expect(await page.getByLabel("Table column for comment").inputValue()).toBe("");
+    await page.getByLabel("Table column for comment").selectOption("note");
+    expect(await unlabelledControls()).toEqual([]);
+    await page.getByRole("button", { name: "Dry run" }).click();
+    const errorsTable = page.getByTestId("import-errors");
+    await errorsTable.locator('tr[data-line="3"]').filter({ hasText: "not-a-number" }).waitFor();
+    expect(await page.getByRole("button", { name: "Import", exact: true }).isDisabled()).toBe(true);
+    await shot("database-import-errors-dark");
+    // The fixed file: the dry run passes, and the import writes its rows.
+    const good = bad.replace("not-a-number", "4.75");
+    await page.locator("#import-file").setInputFiles({ name: "items-fixed.csv", mimeType: "text/csv", buffer: Buffer.from(good) });
+    await mapping.getByText("widget · broken · gadget").waitFor();
+    await page.getByLabel("Table column for comment").selectOption("note");
+    await page.getByRole("button", { name: "Dry run" }).click();
+    await page.getByTestId("import-result").getByText("Dry run passed: 3 rows in the file: 3 would be inserted").waitFor();
+    expect(await sqlRows(projectId, "select count(*)::int from items where note = 'imported'")).toEqual([[0]]);
+    await page.getByRole("button", { name: "Import", exact: true }).click();
+    await page.getByTestId("import-result").getByText(/^Imported into items\. 3 rows/).waitFor();
+    expect(await sqlRows(projectId, "select name, price::text from items where note = 'imported' order by id")).toEqual([
+      ["widget", "2.50"],
+      ["broken", "4.75"],
+      ["gadget", "3.00"],
+    ]);
+    await shot("database-import-done-dark");
+  });
+
+  it("exports the table browser's rows, with its filters, as CSV, JSON and NDJSON", async () => {
+    const path = `/projects/${projectId}/tables?table=items&filter=note.eq.imported`;
+    await visit(path);
+    await page.getByTestId("table-pager").filter({ hasText: "Rows 1–3 of 3" }).waitFor();
+    const [csv] = await Promise.all([page.waitForEvent("download"), page.getByRole("link", { name: "Export CSV" }).click()]);
+    expect(csv.suggestedFilename()).toBe("items.csv");
+    const lines = readFileSync((await csv.path())!, "utf8").trim().split(/\r?\n/);
+    expect(lines[0]).toBe("id,name,price,note");
+    expect(lines.slice(1).map((l) => l.split(",").slice(1).join(","))).toEqual(["widget,2.50,imported", "broken,4.75,imported", "gadget,3.00,imported"]);
+    const [ndjson] = await Promise.all([page.waitForEvent("download"), page.getByRole("link", { name: "Export NDJSON" }).click()]);
+    const docs = readFileSync((await ndjson.path())!, "utf8").trim().split("\n").map((l) => JSON.parse(l));
+    expect(docs.map((d) => d.name)).toEqual(["widget", "broken", "gadget"]);
+    seen.push(path);
   });
 
   it("creates a database user, password shown once", async () => {

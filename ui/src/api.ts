@@ -190,6 +190,83 @@ export interface JobRun {
   error: string | null;
 }
 
+export type BackupStatus = "running" | "completed" | "verified" | "failed";
+/** A backup of a project's database and files (docs/API.md "Backups"). */
+export interface Backup {
+  id: string;
+  project_id: string;
+  status: BackupStatus;
+  trigger: "manual" | "schedule" | "upload";
+  scheduled_for: string | null;
+  /** While running: the bytes written so far. */
+  bytes: { dump: number; files: number; total: number };
+  dump_parts: number;
+  files_count: number;
+  failure_reason: string | null;
+  verify_started_at: string | null;
+  verified_at: string | null;
+  verify_error: string | null;
+  created_by: string | null;
+  created_at: string;
+  updated_at: string;
+  completed_at: string | null;
+}
+export interface BackupSchedule {
+  enabled: boolean;
+  /** A cron expression (default "0 3 * * *": daily at 03:00). */
+  schedule: string;
+  timezone: string;
+  keep_daily: number;
+  keep_weekly: number;
+  last_occurrence: string | null;
+  next_run: string | null;
+}
+export type BackupScheduleInput = Partial<Pick<BackupSchedule, "enabled" | "schedule" | "timezone" | "keep_daily" | "keep_weekly">>;
+export type RestoreMode = "replace" | "new_project";
+export interface Restore {
+  id: string;
+  /** For a new_project restore, the new project. */
+  project_id: string;
+  source_project_id: string;
+  backup_id: string;
+  mode: RestoreMode;
+  status: "restoring" | "swapping" | "finished" | "failed" | "rolling_back" | "rolled_back";
+  files_restored: number;
+  failure_reason: string | null;
+  created_by: string | null;
+  created_at: string;
+  updated_at: string;
+  finished_at: string | null;
+  /** Until when POST …/restore/rollback can swap the replaced database back. */
+  rollback_until: string | null;
+  rolled_back_at: string | null;
+}
+export type RestoreInput = { mode: "replace"; confirm: string } | { mode: "new_project"; confirm: string; name: string; description?: string };
+
+export type DataFormat = "csv" | "json" | "ndjson";
+export interface ImportOptions {
+  format: DataFormat;
+  mode: "insert" | "upsert";
+  dry_run: boolean;
+  /** {"file column": "table column" | null (left out)}. */
+  mapping?: Record<string, string | null>;
+}
+export interface ImportRowError {
+  /** The data row, 1-based (the CSV header is not a row). */
+  row: number;
+  /** The line of the file the row starts on (CSV, NDJSON). */
+  line?: number;
+  message: string;
+}
+export interface ImportResult {
+  dry_run: boolean;
+  mode: "insert" | "upsert";
+  rows: number;
+  inserted: number;
+  updated: number;
+  errors: ImportRowError[];
+}
+
 export interface Me {
   id: string;
   email: string;
@@ -226,12 +303,14 @@ async function toError(res: Response): Promise<ApiError> {
 
 async function request<T>(method: string, path: string, body?: unknown, options: { quiet401?: boolean } = {}): Promise<T> {
   let res: Response;
+  // A file goes as it is (streamed by the browser); anything else as JSON.
+  const raw = body instanceof Blob;
   try {
     res = await fetch(`/admin/api${path}`, {
       method,
       credentials: "same-origin",
-      headers: body === undefined ? undefined : { "content-type": "application/json" },
-      body: body === undefined ? undefined : JSON.stringify(body),
+      headers: body === undefined ? undefined : { "content-type": raw ? body.type || "application/octet-stream" : "application/json" },
+      body: body === undefined ? undefined : raw ? body : JSON.stringify(body),
     });
   } catch {
     throw new ApiError(0, "network_error", "The server did not answer. Is AtlasHub running?");
@@ -320,6 +399,37 @@ export const api = {
     runs: (id: string, limit = 20) => request<Page<JobRun>>("GET", `/jobs/${enc(id)}/runs?limit=${limit}`),
     preview: (schedule: string, timezone: string) =>
       request<{ schedule: string; timezone: string; next_runs: string[] }>("GET", `/jobs/preview${q({ schedule, timezone })}`),
+  },
+
+  backups: {
+    list: (project: string) => request<Page<Backup>>("GET", `/projects/${enc(project)}/backups?limit=100`),
+    get: (project: string, backup: string) => request<Backup>("GET", `/projects/${enc(project)}/backups/${enc(backup)}`),
+    create: (project: string) => request<{ id: string; status: BackupStatus }>("POST", `/projects/${enc(project)}/backups`),
+    remove: (project: string, backup: string) => request<void>("DELETE", `/projects/${enc(project)}/backups/${enc(backup)}`),
+    verify: (project: string, backup: string) => request<{ id: string; verifying: boolean }>("POST", `/projects/${enc(project)}/backups/${enc(backup)}/verify`),
+    /** A URL that downloads the dump without the session (15 minutes by default). */
+    downloadUrl: (project: string, backup: string) =>
+      request<{ url: string; expires_at: string }>("POST", `/projects/${enc(project)}/backups/${enc(backup)}/download-url`, {}),
+    /** An existing pg_dump -Fc file, taken as a backup. */
+    upload: (project: string, file: File) => request<Backup>("PUT", `/projects/${enc(project)}/backups/upload`, file),
+    schedule: (project: string) => request<BackupSchedule>("GET", `/projects/${enc(project)}/backups/schedule`),
+    setSchedule: (project: string, input: BackupScheduleInput) => request<BackupSchedule>("PUT", `/projects/${enc(project)}/backups/schedule`, input),
+    restore: (project: string, backup: string, input: RestoreInput) =>
+      request<Restore & { project?: Project & { credentials: Credentials } }>("POST", `/projects/${enc(project)}/backups/${enc(backup)}/restore`, input),
+    restores: (project: string) => request<Page<Restore>>("GET", `/projects/${enc(project)}/restores?limit=20`),
+    rollback: (project: string) => request<Restore>("POST", `/projects/${enc(project)}/restore/rollback`),
+  },
+
+  tables: {
+    /** The export's URL: the file downloads with the session cookie; `filters` in the /v1/db grammar. */
+    exportUrl: (project: string, table: string, format: DataFormat, filters: [string, string][] = []) =>
+      `/admin/api/projects/${enc(project)}/tables/${enc(table)}/export?${new URLSearchParams([["format", format], ...filters])}`,
+    import: (project: string, table: string, file: File, options: ImportOptions) =>
+      request<ImportResult>(
+        "POST",
+        `/projects/${enc(project)}/tables/${enc(table)}/import${q({ format: options.format, mode: options.mode, dry_run: String(options.dry_run), mapping: options.mapping && JSON.stringify(options.mapping) })}`,
+        file,
+      ),
   },
 
   audit: (params: { action?: string; limit?: number; offset?: number }) => request<Page<AuditEntry>>("GET", `/audit${q(params)}`),

@@ -17,6 +17,7 @@ import Users from "./pages/users";
 // CodeMirror is big: the SQL editor and the table browser load on first visit.
 const Sql = lazy(() => import("./pages/sql"));
 const Tables = lazy(() => import("./pages/tables"));
+const Database = lazy(() => import("./pages/database"));
 
 function Root(props: RouteSectionProps) {
   const navigate = useNavigate();
@@ -60,6 +61,7 @@ export function App() {
           <Route path="/storage" component={Storage} />
           <Route path="/tables" component={Tables} />
           <Route path="/sql" component={Sql} />
+          <Route path="/database" component={Database} />
         </Route>
         <Route path="/jobs" component={Jobs} />
         <Route path="/audit" component={Audit} />

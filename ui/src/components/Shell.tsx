@@ -77,6 +77,7 @@ function Sidebar() {
         </A>
         <A href={`${base()}/tables`}>Tables</A>
         <A href={`${base()}/sql`}>SQL editor</A>
+        <A href={`${base()}/database`}>Database tools</A>
         <A href={`${base()}/users`}>Database users</A>
         <A href={`${base()}/keys`}>API keys</A>
         <A href={`${base()}/storage`}>Storage</A>

@@ -47,6 +47,21 @@ export function condition(f: Filter): string {
   return f.op === "like" || f.op === "ilike" ? `${col}::text ${COMPARE[f.op]} ${literal(value)}` : `${col} ${COMPARE[f.op]} ${literal(value)}`;
 }
 
+/** The filters as /v1/db query parameters (column=op.value), for the server's table export. */
+export function restFilters(filters: Filter[]): [string, string][] {
+  return filters.map((f) => {
+    if (f.op === "is") {
+      const v = f.value.trim().toLowerCase();
+      return [f.column, v === "not null" ? "not.is.null" : `is.${v}`];
+    }
+    if (f.op === "in") {
+      const items = f.value.split(",").map((v) => v.trim()).filter((v) => v !== "");
+      return [f.column, `in.(${items.map((v) => `"${v.replaceAll("\\", "\\\\").replaceAll('"', '\\"')}"`).join(",")})`];
+    }
+    return [f.column, `${f.op}.${f.value}`];
+  });
+}
+
 export const where = (filters: Filter[]) => (filters.length ? ` where ${filters.map(condition).join(" and ")}` : "");
 
 /** RFC 4180 CSV of a result: NULL as an empty field, objects as JSON. */

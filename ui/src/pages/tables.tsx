@@ -1,46 +1,20 @@
 import { useSearchParams } from "@solidjs/router";
 import { A } from "@solidjs/router";
 import { createMemo, createResource, createSignal, For, Match, Show, Switch } from "solid-js";
-import { api } from "../api";
+import { api, type DataFormat } from "../api";
 import { ConfirmDialog } from "../components/ConfirmDialog";
 import { cellText, DataGrid, type Sort } from "../components/DataGrid";
 import { Modal } from "../components/Modal";
-import { condition, FILTER_OPS, ident, literal, where, type Filter, type FilterOp } from "../components/sqlText";
+import { condition, FILTER_OPS, ident, literal, restFilters, where, type Filter, type FilterOp } from "../components/sqlText";
 import { Empty, LoadError, SkeletonBlock, safe } from "../components/States";
 import { notify } from "../components/toast";
+import { loadColumns, loadTables, TABLE_KIND, type ColumnInfo } from "../components/schema";
 import { useProject, useProjectCrumbs } from "./project";
 
 // The admin API has no table endpoint: the browser reads through the SQL endpoint (as the owner
-// role), with every name quoted as an identifier and every value as a literal.
+// role), with every name quoted as an identifier and every value as a literal. Exports stream from
+// the server with the same filters.
 const PAGE = 100;
-
-interface TableInfo {
-  name: string;
-  kind: string;
-  estimate: number;
-}
-interface ColumnInfo {
-  name: string;
-  type: string;
-  nullable: boolean;
-  hasDefault: boolean;
-  pk: boolean;
-}
-
-const TABLES_QUERY = `select c.relname, c.relkind::text, greatest(c.reltuples, 0)::bigint::text
-from pg_catalog.pg_class c join pg_catalog.pg_namespace n on n.oid = c.relnamespace
-where n.nspname = 'public' and c.relkind in ('r', 'v', 'm', 'p', 'f')
-order by c.relname`;
-
-const columnsQuery = (table: string) => `select a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod), not a.attnotnull,
-  a.atthasdef or a.attidentity <> '' or a.attgenerated <> '',
-  coalesce(a.attnum = any(i.indkey), false)
-from pg_catalog.pg_attribute a
-left join pg_catalog.pg_index i on i.indrelid = a.attrelid and i.indisprimary
-where a.attrelid = ${literal(`public.${ident(table)}`)}::regclass and a.attnum > 0 and not a.attisdropped
-order by a.attnum`;
-
-const KIND: Record<string, string> = { r: "table", p: "table", v: "view", m: "materialized view", f: "foreign table" };
 
 /** Filters in the URL: column.op.value, separated by "~" (e.g. age.gte.30~name.ilike.*ann*). */
 function parseFilters(text: string | undefined): Filter[] {
@@ -56,15 +30,12 @@ export default function Tables() {
   useProjectCrumbs("Tables");
   const { id } = useProject();
   const [params, setParams] = useSearchParams<{ table?: string; page?: string; sort?: string; filter?: string }>();
-  const [tablesRes, { refetch: refetchTables }] = createResource(id, async (pid) =>
-    (await api.sql(pid, TABLES_QUERY)).rows.map(([name, kind, estimate]) => ({ name, kind, estimate: Number(estimate) }) as TableInfo),
-  );
+  const [tablesRes, { refetch: refetchTables }] = createResource(id, loadTables);
   const tables = safe(tablesRes);
   const table = () => (tables()?.some((t) => t.name === params.table) ? params.table : undefined);
   const [columnsRes] = createResource(
     () => (table() ? { pid: id(), table: table()! } : undefined),
-    async (k) =>
-      (await api.sql(k.pid, columnsQuery(k.table))).rows.map(([name, type, nullable, hasDefault, pk]) => ({ name, type, nullable, hasDefault, pk }) as ColumnInfo),
+    (k) => loadColumns(k.pid, k.table),
   );
   const columns = safe(columnsRes);
   const page = () => Math.max(0, Number(params.page ?? 0) || 0);
@@ -141,12 +112,12 @@ export default function Tables() {
                 <For each={tables()}>
                   {(t) => (
                     <li>
-                      <A href={`/projects/${id()}/tables?table=${encodeURIComponent(t.name)}`} classList={{ current: t.name === table() }} title={`${KIND[t.kind] ?? t.kind}, about ${t.estimate} rows`}>
+                      <A href={`/projects/${id()}/tables?table=${encodeURIComponent(t.name)}`} classList={{ current: t.name === table() }} title={`${TABLE_KIND[t.kind] ?? t.kind}, about ${t.estimate} rows`}>
                         <span class="mono" style={{ overflow: "hidden", "text-overflow": "ellipsis" }}>
                           {t.name}
                         </span>
                         <Show when={t.kind !== "r" && t.kind !== "p"}>
-                          <span class="badge plain">{KIND[t.kind] ?? t.kind}</span>
+                          <span class="badge plain">{TABLE_KIND[t.kind] ?? t.kind}</span>
                         </Show>
                       </A>
                     </li>
@@ -161,6 +132,7 @@ export default function Tables() {
                   filters={filters()}
                   onChange={(f) => go({ filters: f, page: 0 })}
                   onInsert={() => setInserting(true)}
+                  exportUrl={(format) => api.tables.exportUrl(id(), table()!, format, restFilters(filters()))}
                   canInsert={tables()!.find((t) => t.name === table())?.kind === "r" || tables()!.find((t) => t.name === table())?.kind === "p"}
                 />
                 <Show when={filterError()}>
@@ -260,7 +232,20 @@ export default function Tables() {
   );
 }
 
-function FilterBar(props: { columns: string[]; filters: Filter[]; onChange: (f: Filter[]) => void; onInsert: () => void; canInsert: boolean }) {
+const EXPORTS: { format: DataFormat; label: string }[] = [
+  { format: "csv", label: "CSV" },
+  { format: "json", label: "JSON" },
+  { format: "ndjson", label: "NDJSON" },
+];
+
+function FilterBar(props: {
+  columns: string[];
+  filters: Filter[];
+  onChange: (f: Filter[]) => void;
+  onInsert: () => void;
+  canInsert: boolean;
+  exportUrl: (format: DataFormat) => string;
+}) {
   const [column, setColumn] = createSignal("");
   const [op, setOp] = createSignal<FilterOp>("eq");
   const [value, setValue] = createSignal("");
@@ -329,6 +314,16 @@ function FilterBar(props: { columns: string[]; filters: Filter[]; onChange: (f: 
         </Show>
       </div>
       <div style={{ flex: 1 }} />
+      <div class="btn-group" role="group" aria-label={props.filters.length ? "Export the filtered rows" : "Export all rows"}>
+        <span class="muted small-text">Export</span>
+        <For each={EXPORTS}>
+          {(x) => (
+            <a class="btn small" href={props.exportUrl(x.format)} download="" aria-label={`Export ${x.label}`}>
+              {x.label}
+            </a>
+          )}
+        </For>
+      </div>
       <Show when={props.canInsert}>
         <button type="button" class="btn small primary" onClick={props.onInsert}>
           Insert row
