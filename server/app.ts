@@ -15,7 +15,7 @@ import { jobRoutes } from "./jobs/routes";
 import { isStreamedUpload, storageAdminRoutes, storageObjectCors, storageRoutes } from "./storage/routes";
 import { sqlRoutes } from "./sql/routes";
 import { serveUi } from "./ui/routes";
-import { backupRoutes, isTableImport, signedBackupDownload } from "./backups/routes";
+import { backupRoutes, isTableImport, signedBackupDownload, signedUpload } from "./backups/routes";
 
 export function buildApp(ctx: AppContext, pools: ProjectPools) {
   const app = new Hono<AppEnv>();
@@ -30,6 +30,9 @@ export function buildApp(ctx: AppContext, pools: ProjectPools) {
   app.route("/", provisionRoutes(ctx));
   // A signed backup download carries its credential in its URL: checked before requireAdmin.
   app.get("/admin/api/projects/:id/backups/:backup/download", signedBackupDownload(ctx));
+  // So do signed uploads of a dump or of a file to import.
+  app.put("/admin/api/projects/:id/backups/upload", signedUpload(ctx, "backup_upload"));
+  app.put("/admin/api/projects/:id/tables/:table/import", signedUpload(ctx, "table_import"));
   app.use("/admin/api/*", sameOrigin(ctx.config.trustProxy), requireAdmin(ctx, ["/admin/api/login", "/admin/api/setup"]));
   app.route("/admin/api", adminRoutes(ctx));
   app.route("/admin/api/projects", projectRoutes(ctx));

@@ -16,12 +16,16 @@ export const downloadUrlSchema = z.object({
   expires_in: z.number().int().min(1).max(MAX_EXPIRY_S, "must be at most 24 hours (86400 s)").default(DEFAULT_EXPIRY_S),
 });
 
-const keys = new WeakMap<Buffer, Buffer>();
-function signingKey(masterKey: Buffer) {
-  let key = keys.get(masterKey);
-  if (!key) keys.set(masterKey, (key = Buffer.from(hkdfSync("sha256", masterKey, Buffer.alloc(0), HKDF_INFO, 32))));
+const keys = new Map<string, WeakMap<Buffer, Buffer>>();
+/** The signing key of one kind of backup URL: HKDF of the master key under its own label. */
+export function backupUrlKey(masterKey: Buffer, info: string) {
+  let byMaster = keys.get(info);
+  if (!byMaster) keys.set(info, (byMaster = new WeakMap()));
+  let key = byMaster.get(masterKey);
+  if (!key) byMaster.set(masterKey, (key = Buffer.from(hkdfSync("sha256", masterKey, Buffer.alloc(0), info, 32))));
   return key;
 }
+const signingKey = (masterKey: Buffer) => backupUrlKey(masterKey, HKDF_INFO);
 
 const grantFor = (projectId: string, backupId: string, expires: number): UrlGrant => ({ method: "GET", project: projectId, bucket: backupBucket(backupId), key: "dump", expires });
 

@@ -8,9 +8,12 @@ import { startVerification } from "./verify";
 import * as restores from "./restore";
 import * as schedules from "./schedule";
 import { exportTable } from "./tables";
-import { importQuery, importTable } from "./tableImport";
+import { importQuery, importTable, type ImportOptions } from "./tableImport";
+import { getProject } from "../projects/service";
 import { uploadBackup } from "./upload";
 import { errors } from "../http/errors";
+import type { Actor } from "../platform/audit";
+import { checkUploadSignature, claimUploadUrl, createUploadUrl, importUrlOptions, importUrlSchema, uploadUrlSchema, type UploadPurpose } from "./uploadUrls";
 
 /** /admin/api/projects/:id/backups: create, list, show, delete, download. */
 export function backupRoutes(ctx: AppContext) {
@@ -39,12 +42,15 @@ export function backupRoutes(ctx: AppContext) {
   });
 
   app.put("/:id/backups/upload", async (c) => {
+    const body = streamedBody(c, ctx.config.importMaxBytes);
+    return receiveBackupUpload(ctx, c, body, c.get("actor")?.label ?? null);
+  });
+
+  app.post("/:id/backups/upload-url", async (c) => {
     const id = c.req.param("id");
-    const limit = ctx.config.importMaxBytes;
-    if (Number(c.req.header("content-length") ?? 0) > limit) throw errors.payloadTooLarge(limit);
-    const body = capped(c.req.raw.body ?? new ReadableStream({ start: (ctl) => ctl.close() }), limit);
-    const backupId = await uploadBackup(ctx, id, body, c.get("actor")?.label ?? null, (db, b) => record(c, "backup.upload", { backup: b })(db));
-    return c.json(backups.presentBackup(await backups.getBackup(ctx, id, backupId)), 201);
+    const input = await parseBody(c, uploadUrlSchema);
+    if ((await getProject(ctx, id)).status === "purged") throw errors.notFound("project");
+    return c.json(await signUpload(ctx, c, { purpose: "backup_upload", projectId: id, expiresIn: input.expires_in, maxBytes: input.max_bytes }), 201);
   });
 
   app.get("/:id/backups/:backup", async (c) => {
@@ -110,14 +116,16 @@ export function backupRoutes(ctx: AppContext) {
   });
 
   app.post("/:id/tables/:table/import", async (c) => {
-    const { id, table } = c.req.param();
     const options = importQuery.parse(c.req.query());
-    const limit = ctx.config.importMaxBytes;
-    if (Number(c.req.header("content-length") ?? 0) > limit) throw errors.payloadTooLarge(limit);
-    const body = capped(c.req.raw.body ?? new ReadableStream({ start: (ctl) => ctl.close() }), limit);
-    const result = await importTable(ctx, id, table, options, body);
-    if (!options.dry_run) await record(c, "project.table.import", { table, format: options.format, mode: options.mode, rows: result.rows })(ctx.sql);
-    return c.json(result);
+    return receiveImport(ctx, c, options, streamedBody(c, ctx.config.importMaxBytes));
+  });
+
+  app.post("/:id/tables/:table/import-url", async (c) => {
+    const { id, table } = c.req.param();
+    const input = await parseBody(c, importUrlSchema);
+    const options = importUrlOptions(input);
+    await getProject(ctx, id);
+    return c.json(await signUpload(ctx, c, { purpose: "table_import", projectId: id, table, options, expiresIn: input.expires_in, maxBytes: input.max_bytes }), 201);
   });
 
   app.post("/:id/backups/:backup/download-url", async (c) => {
@@ -154,6 +162,60 @@ export const signedBackupDownload = (ctx: AppContext): MiddlewareHandler<AppEnv>
     return dumpResponse(ctx, await backups.getBackup(ctx, id, backup));
   };
 
+/**
+ * PUT …/backups/upload and PUT …/tables/:table/import with ?exp=…&max=…&nonce=…&sig=…: a signed upload
+ * URL is its own credential, checked (before anything is looked up) ahead of requireAdmin; requests
+ * without a signature go on to requireAdmin and the authenticated routes.
+ */
+export const signedUpload = (ctx: AppContext, purpose: UploadPurpose): MiddlewareHandler<AppEnv> =>
+  async function signedUpload(c, next) {
+    if (c.req.query("sig") === undefined) return next();
+    const { id, table } = c.req.param() as { id: string; table?: string };
+    const granted = checkUploadSignature(ctx.masterKey, purpose, id, table, c.req.query());
+    // A body declared too large is refused before the URL is spent.
+    const body = streamedBody(c, Math.min(granted.maxBytes, ctx.config.importMaxBytes));
+    const { createdBy } = await claimUploadUrl(ctx, granted.nonce, id, purpose);
+    const via = { nonce: granted.nonce, actor: { type: "anonymous", label: createdBy ? `signed URL of ${createdBy}` : "signed URL" } satisfies Actor };
+    return purpose === "backup_upload" ? receiveBackupUpload(ctx, c, body, createdBy, via) : receiveImport(ctx, c, granted.options!, body, via);
+  };
+
+interface SignedUse {
+  nonce: string;
+  actor: Actor;
+}
+
+async function receiveBackupUpload(ctx: AppContext, c: Context<AppEnv>, body: ReadableStream<Uint8Array>, createdBy: string | null, via?: SignedUse) {
+  const id = c.req.param("id")!;
+  const backupId = await uploadBackup(ctx, id, body, createdBy, (db, b) =>
+    audit(db, c, { action: "backup.upload", target: { type: "project", id }, details: { backup: b, ...(via ? { signed_url: via.nonce } : {}) }, actor: via?.actor }),
+  );
+  return c.json(backups.presentBackup(await backups.getBackup(ctx, id, backupId)), 201);
+}
+
+async function receiveImport(ctx: AppContext, c: Context<AppEnv>, options: ImportOptions, body: ReadableStream<Uint8Array>, via?: SignedUse) {
+  const { id, table } = c.req.param() as { id: string; table: string };
+  const result = await importTable(ctx, id, table, options, body);
+  if (!options.dry_run) {
+    const details = { table, format: options.format, mode: options.mode, rows: result.rows, ...(via ? { signed_url: via.nonce } : {}) };
+    await audit(ctx.sql, c, { action: "project.table.import", target: { type: "project", id }, details, actor: via?.actor });
+  }
+  return c.json(result);
+}
+
+/** Signs an upload URL; its creation is audited with who asked. */
+async function signUpload(ctx: AppContext, c: Context<AppEnv>, target: Omit<Parameters<typeof createUploadUrl>[2], "createdBy">) {
+  const action = target.purpose === "backup_upload" ? "backup.upload_url" : "project.table.import_url";
+  const signed = await createUploadUrl(ctx, baseUrl(ctx, c), { ...target, createdBy: c.get("actor")?.label ?? null }, (db, nonce, maxBytes) =>
+    audit(db, c, {
+      action,
+      target: { type: "project", id: target.projectId },
+      details: { signed_url: nonce, expires_in: target.expiresIn, max_bytes: maxBytes, ...(target.table !== undefined ? { table: target.table, options: target.options } : {}) },
+    }),
+  );
+  const { nonce: _, ...shown } = signed;
+  return shown;
+}
+
 function dumpResponse(ctx: AppContext, row: backups.BackupRow) {
   const { stream, bytes } = backups.openDump(ctx, row);
   const stamp = (row.completed_at ?? row.created_at).toISOString().replace(/[:]/g, "").replace(/\..*$/, "Z");
@@ -185,9 +247,15 @@ function baseUrl(ctx: AppContext, c: Context) {
 const IMPORT_PATH = /^\/admin\/api\/projects\/[^/]+\/tables\/[^/]+\/import$/;
 const UPLOAD_PATH = /^\/admin\/api\/projects\/[^/]+\/backups\/upload$/;
 
-/** A table import or a dump upload streams its file with a limit of its own, past the global body limit. */
+/** A table import or a dump upload (signed or not) streams its file with a limit of its own, past the global body limit. */
 export function isTableImport(c: Context) {
-  return (c.req.method === "POST" && IMPORT_PATH.test(c.req.path)) || (c.req.method === "PUT" && UPLOAD_PATH.test(c.req.path));
+  return ((c.req.method === "POST" || c.req.method === "PUT") && IMPORT_PATH.test(c.req.path)) || (c.req.method === "PUT" && UPLOAD_PATH.test(c.req.path));
+}
+
+/** The request's body as a stream of at most `limit` bytes: 413 at once when Content-Length says more, else once more has come. */
+function streamedBody(c: Context, limit: number) {
+  if (Number(c.req.header("content-length") ?? 0) > limit) throw errors.payloadTooLarge(limit);
+  return capped(c.req.raw.body ?? new ReadableStream({ start: (ctl) => ctl.close() }), limit);
 }
 
 /** The body, failing with 413 once more than `limit` bytes have come. */

@@ -53,6 +53,7 @@ export const errors = {
   invalidObjectPath: () => new ApiError(400, "invalid_object_path", "The URL must name an object as /v1/storage/object/<project>/<bucket>/<key>."),
   invalidSignature: () => new ApiError(403, "invalid_signature", "The URL's signature does not match what it asks for; request a new signed URL."),
   signatureExpired: () => new ApiError(403, "signature_expired", "The signed URL has expired; request a new one."),
+  signedUrlUsed: () => new ApiError(403, "signed_url_used", "This signed upload URL has been used already (each takes one upload); request a new one."),
   signatureRequired: () => new ApiError(403, "signature_required", "This object is not in a public bucket; use a signed URL."),
   contentTypeMismatch: (expected: string) =>
     new ApiError(415, "content_type_mismatch", "The upload's Content-Type is not the one the URL was signed for.", { expected }),
@@ -83,6 +84,7 @@ export const errors = {
     new ApiError(409, "backup_not_ready", `The backup is ${status}; only a completed or verified backup can be downloaded or restored.`, { status }),
   backupBusy: () => new ApiError(409, "backup_busy", "The backup is being verified, restored or deleted; try again when that is over."),
   backupRunning: () => new ApiError(409, "backup_running", "The backup is still running; wait for it to finish before deleting it."),
+  importIdTaken: () => new ApiError(409, "import_id_taken", "An import with this id exists already; choose another id (a new UUID) or leave X-Import-Id out."),
   restoreInProgress: () => new ApiError(409, "restore_in_progress", "A restore or rollback of this project is under way; wait for it to finish."),
   noRollbackPoint: () =>
     new ApiError(409, "no_rollback_point", "There is no replaced database to roll back to: no replace restore finished within ATLASHUB_RESTORE_KEEP, or it was rolled back already."),
