@@ -1,7 +1,7 @@
 import { Hono } from "hono";
 import type { AppContext, AppEnv } from "./context";
 import { errors, renderError } from "./http/errors";
-import { accessLog, bodyLimit, clientIp, publicApiCors, requestId, sameOrigin, securityHeaders } from "./http/middleware";
+import { bodyLimit, clientIp, publicApiCors, requestEnvelope, sameOrigin } from "./http/middleware";
 import { requireAdmin } from "./http/auth";
 import { healthRoutes } from "./health/routes";
 import { adminRoutes } from "./admin/routes";
@@ -17,14 +17,43 @@ import { sqlRoutes } from "./sql/routes";
 import { serveUi } from "./ui/routes";
 import { backupRoutes, isTableImport, signedBackupDownload, signedUpload } from "./backups/routes";
 
+/**
+ * The HTTP server's handlers: Bun routes the data API's two prefixes (its hottest path) straight to
+ * an app of their own, so those requests skip matching against every admin, storage and UI route;
+ * everything else goes to the main app. Both share the same envelope, body limit and error shape.
+ */
 export function buildApp(ctx: AppContext, pools: ProjectPools) {
+  const data = dataApp(ctx, pools);
+  return {
+    routes: { "/v1/db/*": data.fetch, "/rest/v1/*": data.fetch },
+    fetch: mainApp(ctx).fetch,
+  };
+}
+
+/** What every request gets, on either app. */
+function surface(ctx: AppContext) {
   const app = new Hono<AppEnv>();
-  app.use(requestId(), accessLog(), securityHeaders(), bodyLimit(ctx.config.bodyLimit, (c) => isStreamedUpload(c) || isTableImport(c)));
+  app.use(requestEnvelope(), bodyLimit(ctx.config.bodyLimit, (c) => isStreamedUpload(c) || isTableImport(c)));
+  app.onError(renderError);
+  app.notFound((c) => renderError(errors.routeNotFound(), c));
+  return app;
+}
+
+/** /v1/db (AtlasHub's conventions) and /rest/v1 (PostgREST's, for supabase-js). */
+function dataApp(ctx: AppContext, pools: ProjectPools) {
+  const app = surface(ctx);
+  app.use("/v1/*", publicApiCors());
+  app.use("/rest/v1/*", publicApiCors(), postgrestErrors());
+  app.route("/v1/db", dataRoutes(ctx, pools, { postgrest: false }));
+  app.route("/rest/v1", dataRoutes(ctx, pools, { postgrest: true }));
+  return app;
+}
+
+function mainApp(ctx: AppContext) {
+  const app = surface(ctx);
   // Only what is audited or rate-limited by address needs the client's IP (looking it up costs on every request).
   app.use("/admin/api/*", clientIp(ctx.config.trustProxy));
   app.use("/provision", clientIp(ctx.config.trustProxy));
-  app.onError(renderError);
-  app.notFound((c) => renderError(errors.routeNotFound(), c));
 
   app.route("/", healthRoutes(ctx));
   app.route("/", provisionRoutes(ctx));
@@ -45,9 +74,6 @@ export function buildApp(ctx: AppContext, pools: ProjectPools) {
   // The signed-URL endpoint has CORS of its own (storageObjectCors).
   const apiCors = publicApiCors();
   app.use("/v1/*", (c, next) => (c.req.path.startsWith("/v1/storage/object/") ? next() : apiCors(c, next)));
-  app.use("/rest/v1/*", publicApiCors(), postgrestErrors());
-  app.route("/v1/db", dataRoutes(ctx, pools, { postgrest: false }));
-  app.route("/rest/v1", dataRoutes(ctx, pools, { postgrest: true }));
   app.route("/v1/storage", storageRoutes(ctx));
   // Last: the admin UI answers GETs no API route took (never under the API prefixes).
   app.get("/*", serveUi());

@@ -108,7 +108,7 @@ export async function startAtlasHub(config: Config, onEngine?: (engine: Postgres
     // and a closed socket would lose credentials that are shown only once.
     // maxRequestBodySize: Bun's own cap (128 MB) would cut off large uploads; the body limit
     // middleware and each upload's signed size limit are what bound request bodies.
-    server = Bun.serve({ hostname: config.host, port: config.port, fetch: app.fetch, idleTimeout: 255, maxRequestBodySize: Number.MAX_SAFE_INTEGER });
+    server = Bun.serve({ hostname: config.host, port: config.port, routes: app.routes, fetch: app.fetch, idleTimeout: 255, maxRequestBodySize: Number.MAX_SAFE_INTEGER });
   } catch (err) {
     await stopReconciler();
     await stopBackupReconciler();

@@ -2,14 +2,14 @@ import { describe, expect, it } from "bun:test";
 import { Hono } from "hono";
 import { z } from "zod";
 import type { AppEnv } from "../context";
-import { accessLog, bodyLimit, clientIp, publicApiCors, requestId, securityHeaders } from "./middleware";
+import { bodyLimit, clientIp, publicApiCors, requestEnvelope } from "./middleware";
 import { errors, parseBody, renderError } from "./errors";
 import { setLogSink } from "../platform/log";
 import { appendToSuiteLog } from "../test/harness";
 
 function app(trustProxy = false) {
   const a = new Hono<AppEnv>();
-  a.use(requestId(), accessLog(), clientIp(trustProxy), bodyLimit(100));
+  a.use(requestEnvelope(), clientIp(trustProxy), bodyLimit(100));
   a.onError(renderError);
   a.get("/boom", () => {
     throw new Error("secret internals at /srv/x.ts:12");
@@ -19,6 +19,7 @@ function app(trustProxy = false) {
   });
   a.post("/echo", async (c) => c.json(await parseBody(c, z.object({ n: z.number().int() }))));
   a.get("/ip", (c) => c.text(c.get("clientIp")));
+  a.get("/raw", () => new Response("raw"));
   return a;
 }
 
@@ -62,7 +63,7 @@ describe("bodyLimit", () => {
   });
 });
 
-describe("accessLog", () => {
+describe("requestEnvelope", () => {
   it("writes method, path without query, status, ms and request id — no headers", async () => {
     const { lines } = await captureLog(() =>
       app().request("/teapot?token=should-not-appear", { headers: { authorization: "Bearer should-not-appear", "x-request-id": "req-log" } }),
@@ -71,6 +72,16 @@ describe("accessLog", () => {
     expect(line).toMatchObject({ level: "info", msg: "request", method: "GET", path: "/teapot", status: 409, request_id: "req-log" });
     expect(typeof line.ms).toBe("number");
     expect(lines.join("\n")).not.toContain("should-not-appear");
+  });
+
+  it("echoes a sane X-Request-Id, replaces any other, and heads responses a handler built itself", async () => {
+    expect((await app().request("/teapot", { headers: { "x-request-id": "abc-1" } })).headers.get("x-request-id")).toBe("abc-1");
+    const replaced = (await app().request("/teapot", { headers: { "x-request-id": "bad id\u0001" } })).headers.get("x-request-id");
+    expect(replaced).toMatch(/^[0-9a-f-]{36}$/);
+    const raw = await app().request("/raw");
+    expect(await raw.text()).toBe("raw");
+    expect(raw.headers.get("x-request-id")).toMatch(/^[0-9a-f-]{36}$/);
+    expect(raw.headers.get("x-frame-options")).toBe("SAMEORIGIN");
   });
 });
 
@@ -88,9 +99,9 @@ describe("clientIp", () => {
   });
 });
 
-describe("securityHeaders and publicApiCors", () => {
+describe("security headers and publicApiCors", () => {
   const site = new Hono();
-  site.use(securityHeaders());
+  site.use(requestEnvelope());
   site.use("/v1/*", publicApiCors());
   site.get("*", (c) => c.json({}));
 

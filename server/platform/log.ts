@@ -17,11 +17,19 @@ export function setLogSink(write: (line: string) => void) {
   sink = write;
 }
 
+// Field names repeat (one access-log line per request), so each is tested against the pattern once.
+const secretNames = new Map<string, boolean>();
+function isSecretName(name: string) {
+  let secret = secretNames.get(name);
+  if (secret === undefined && secretNames.size < 10_000) secretNames.set(name, (secret = secretField.test(name)));
+  return secret ?? secretField.test(name);
+}
+
 function write(level: Level, msg: string, fields: Record<string, unknown> = {}) {
   if (order[level] < order[minLevel]) return;
-  const safe: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(fields)) safe[k] = secretField.test(k) ? "[redacted]" : v;
-  sink(JSON.stringify({ time: new Date().toISOString(), level, msg, ...safe }));
+  const line: Record<string, unknown> = { time: new Date().toISOString(), level, msg };
+  for (const k in fields) line[k] = isSecretName(k) ? "[redacted]" : fields[k];
+  sink(JSON.stringify(line));
 }
 
 export const log = {
