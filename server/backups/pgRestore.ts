@@ -15,6 +15,8 @@ import { roleName } from "../projects/provision";
 import { pgEnv, type PgTools } from "./pgTools";
 import { connectForBackup, type ExtensionEntry } from "./snapshot";
 import { BackupFailure, tailOf } from "./failure";
+import type { Manifest } from "./service";
+import { restorePlainScript } from "./plainRestore";
 
 export interface RestoreTarget {
   database: string;
@@ -117,6 +119,19 @@ export async function restoreDump(
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+}
+
+/** A backup's dump restored whichever its format: pg_restore for an archive, plainRestore.ts for an SQL script. */
+export function restoreBackupDump(
+  tools: PgTools,
+  connection: { host: string; port: number; ssl?: string },
+  open: (signal: AbortSignal) => ReadableStream<Uint8Array>,
+  target: RestoreTarget,
+  manifest: Pick<Manifest, "dump" | "database">,
+  signal: AbortSignal,
+) {
+  if (manifest.dump.format === "plain") return restorePlainScript(connection, open, target, manifest.database.extensions, signal);
+  return restoreDump(tools, connection, open, target, manifest.database.extensions, signal);
 }
 
 /** What pg_restore says about an archive: its table of contents (throws BackupFailure when it cannot read it). */

@@ -26,7 +26,7 @@ import { crashPoint } from "../projects/crash";
 import { createProject, getProject, presentProject, projectName, type ProjectRow } from "../projects/service";
 import { createBucket, storeObject, updateBucket, DEFAULT_BUCKETS } from "../storage/service";
 import { pgToolsFor, type PgTools } from "./pgTools";
-import { createRestoreDatabase, dropDatabase, missingExtensions, projectOwner, restoreDump, type RestoreTarget } from "./pgRestore";
+import { createRestoreDatabase, dropDatabase, missingExtensions, projectOwner, restoreBackupDump, type RestoreTarget } from "./pgRestore";
 import { assertUsable, getBackup, openDumpStream, type BackupRow, type FileEntry, type Manifest } from "./service";
 import { BackupFailure, failureReason } from "./failure";
 import { holdLocks, ifOrphaned, type HeldLocks } from "./locks";
@@ -197,12 +197,12 @@ async function fillIncoming(ctx: AppContext, restore: RestoreRow, manifest: Mani
   }
   crashPoint("restore:during-fill");
   const privileges = privilegesFor(manifest, restore);
-  await restoreDump(
+  await restoreBackupDump(
     tools,
     ctx.engine.superuser(),
     (streamSignal) => openDumpStream(ctx, restore.source_project_id, restore.backup_id, manifest, streamSignal),
     { database: incoming, role: owner.role, password: owner.password, privileges },
-    manifest.database.extensions,
+    manifest,
     signal,
   );
   // Without the dump's own grants, the project's standard ones on what was restored.
@@ -378,12 +378,12 @@ async function runNewProject(ctx: AppContext, restore: RestoreRow, backup: Backu
     const manifest = backup.manifest!;
     const target = databaseName(restore.project_id);
     const owner = await projectOwner(ctx, restore.project_id);
-    await restoreDump(
+    await restoreBackupDump(
       tools,
       ctx.engine.superuser(),
       (streamSignal) => openDumpStream(ctx, restore.source_project_id, restore.backup_id, manifest, streamSignal),
       { database: target, role: owner.role, password: owner.password, privileges: privilegesFor(manifest, restore) },
-      manifest.database.extensions,
+      manifest,
       signal,
     );
     // The project's standard grants on what was restored into public (the dump's own were renamed above).

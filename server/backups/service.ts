@@ -69,7 +69,8 @@ export interface Manifest {
   created_at: string;
   atlashub_version: string;
   postgres: { server_version: string; pg_dump_version: string };
-  dump: { format: "custom"; bytes: number; sha256: string; part_bytes: number; parts: { bytes: number; sha256: string }[] };
+  /** "plain": an uploaded SQL script, run by plainRestore.ts instead of pg_restore. */
+  dump: { format: "custom" | "plain"; bytes: number; sha256: string; part_bytes: number; parts: { bytes: number; sha256: string }[] };
   /** `snapshot`: "dump" when taken in the dump's snapshot, "restore" when taken from an uploaded dump's first restore, "none" before that. */
   database: DatabaseSnapshot & { name: string; snapshot?: "dump" | "restore" | "none" };
   files: { count: number; bytes: number; list: { key: string; bytes: number; sha256: string }; buckets: { name: string; public: boolean }[] };

@@ -79,8 +79,9 @@ describe("PUT /admin/api/projects/:id/backups/upload", () => {
     expect(next!.id).toBe(301);
   }, 60_000);
 
-  it("refuses a file pg_restore cannot read with 422 and keeps nothing", async () => {
-    const res = await upload("this is not a dump at all\n".repeat(100));
+  it("refuses a binary file pg_restore cannot read with 422 and keeps nothing", async () => {
+    // Binary (a NUL byte): taken for an archive, not an SQL script (plainRestore.test.ts has those).
+    const res = await upload("this is not a dump at all\0\n".repeat(100));
     expect(res.status).toBe(422);
     expect(res.body.error.code).toBe("upload_unreadable");
     const [row] = await server.ctx.sql`select id, status from backups where trigger = 'upload' and status = 'failed'`;

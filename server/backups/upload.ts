@@ -1,9 +1,11 @@
-// An existing pg_dump -Fc file uploaded as a backup of a project, to restore it through the same path
+// An existing pg_dump file uploaded as a backup of a project, to restore it through the same path
 // as AtlasHub's own backups (replace, or into a new project). It is streamed into the backup store in
-// parts; pg_restore must be able to read it (its table of contents) and the extensions it creates are
-// noted, or the upload is refused and nothing kept. There is no source database to compare a restore
-// with: the first verification records what the restored tables hold as the backup's snapshot.
-// Plain .sql files are not taken: only psql runs them, and psql runs shell commands (\!) a file holds.
+// parts, then read back: a custom-format archive (-Fc) must be readable by pg_restore (its table of
+// contents); a plain SQL script is read through as plainRestore.ts would run it (psql is never run on
+// it: meta-commands such as \! refuse the file). The extensions either creates are noted and must be
+// available here, or the upload is refused (422) and nothing kept. There is no source database to
+// compare a restore with: the first verification records what the restored tables hold as the
+// backup's snapshot.
 import { randomUUID } from "node:crypto";
 import type { AppContext } from "../context";
 import type { Db } from "../platform/db";
@@ -11,7 +13,9 @@ import { ApiError, errors } from "../http/errors";
 import { log } from "../platform/log";
 import { getProject } from "../projects/service";
 import { pgToolsFor } from "./pgTools";
-import { dumpExtensions, listDump } from "./pgRestore";
+import { dumpExtensions, listDump, missingExtensions } from "./pgRestore";
+import { scanPlainScript } from "./plainRestore";
+import { ScriptRefused } from "./plainScript";
 import { failBackup, holdBackupLock, openDumpStream, progressWriter, storeDumpParts, type Manifest } from "./service";
 import { BackupFailure, failureReason } from "./failure";
 import { verifyBackup } from "./verify";
@@ -88,9 +92,43 @@ async function storeUpload(ctx: AppContext, projectId: string, projectName: stri
   };
   const open = (signal: AbortSignal) => openDumpStream(ctx, projectId, id, partial, signal);
   const signal = AbortSignal.timeout(10 * 60_000);
-  const toc = await listDump(tools, open, signal);
-  partial.postgres.pg_dump_version = /^;\s+Dumped by pg_dump version: (.+)$/m.exec(toc)?.[1]?.trim() ?? "unknown";
-  partial.database.name = /^;\s+dbname: (.+)$/m.exec(toc)?.[1]?.trim() ?? "";
-  partial.database.extensions = await dumpExtensions(tools, open, toc, signal);
+  if (await isArchive(open(signal))) {
+    const toc = await listDump(tools, open, signal);
+    partial.postgres.pg_dump_version = /^;\s+Dumped by pg_dump version: (.+)$/m.exec(toc)?.[1]?.trim() ?? "unknown";
+    partial.database.name = /^;\s+dbname: (.+)$/m.exec(toc)?.[1]?.trim() ?? "";
+    partial.database.extensions = await dumpExtensions(tools, open, toc, signal);
+  } else {
+    partial.dump.format = "plain";
+    let script;
+    try {
+      script = await scanPlainScript(open(signal));
+    } catch (err) {
+      if (err instanceof ScriptRefused) throw new ApiError(422, "upload_refused", `The SQL script is not restored here: ${err.message}`);
+      throw err;
+    }
+    if (script.statements === 0) throw new ApiError(422, "upload_refused", "The SQL script holds no statement.");
+    partial.postgres.pg_dump_version = script.pgDumpVersion ?? "unknown";
+    // A plain dump does not name its database; the project its owner role belonged to stands for it (see privilegesFor).
+    partial.database.name = script.sourceProject ? `p_${script.sourceProject}` : "";
+    partial.database.extensions = script.extensions;
+  }
+  const missing = await missingExtensions(ctx.clusterSql, partial.database.extensions);
+  if (missing.length) throw new ApiError(422, "upload_refused", `The dump needs the extension(s) ${missing.join(", ")}, which this Postgres does not have; install them first.`);
   return partial;
+}
+
+/** A pg_dump archive (custom format starts with PGDMP; tar and other binary files hold NUL bytes) rather than an SQL script. */
+async function isArchive(stream: ReadableStream<Uint8Array>) {
+  const reader = stream.getReader();
+  const head: number[] = [];
+  try {
+    while (head.length < 512) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      head.push(...value.subarray(0, 512 - head.length));
+    }
+  } finally {
+    await reader.cancel().catch(() => {});
+  }
+  return String.fromCharCode(...head.slice(0, 5)) === "PGDMP" || head.includes(0);
 }

@@ -9,7 +9,7 @@ import { pgToolsFor } from "./pgTools";
 import { log } from "../platform/log";
 import { crashPoint } from "../projects/crash";
 import type { PgTools } from "./pgTools";
-import { createRestoreDatabase, dropDatabase, projectOwner, restoreDump } from "./pgRestore";
+import { createRestoreDatabase, dropDatabase, projectOwner, restoreBackupDump } from "./pgRestore";
 import { compareSnapshots, connectForBackup, takeSnapshot } from "./snapshot";
 import { failureReason } from "./failure";
 import { scratchDatabaseName } from "./store";
@@ -47,12 +47,12 @@ async function restoreAndCompare(ctx: AppContext, projectId: string, backupId: s
   await createRestoreDatabase(ctx, ctx.clusterSql, scratch, owner.role, manifest.database.extensions);
   crashPoint("verify:after-create");
   const engine = ctx.engine.superuser();
-  await restoreDump(
+  await restoreBackupDump(
     tools,
     engine,
     (streamSignal) => openDumpStream(ctx, projectId, backupId, manifest, streamSignal),
     { database: scratch, role: owner.role, password: owner.password, privileges: "none" },
-    manifest.database.extensions,
+    manifest,
     signal,
   );
   const inside = connectForBackup(ctx, scratch);

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "bun:test";
 import fc from "fast-check";
-import { characterPosition, lex, splitStatements, type Token } from "./lexer";
+import { characterPosition, lex, splitStatements, StatementScanner, type Token } from "./lexer";
 
 const words = (text: string) => lex(text).filter((t) => t.kind === "word").map((t) => t.value);
 const kinds = (text: string) => lex(text).map((t) => `${t.kind}:${t.value}`);
@@ -94,6 +94,59 @@ describe("splitStatements", () => {
         expect(count(statements.join(";"))).toBe(statements.length);
       }),
     );
+  });
+});
+
+/** The statements StatementScanner finds in `text` fed line by line; undefined when it meets a backslash in code. */
+function scanned(text: string) {
+  const scanner = new StatementScanner();
+  const found: { text: string; line: number }[] = [];
+  const lines = text.split("\n");
+  for (let n = 0; n < lines.length; n++) {
+    for (let from = 0; ; ) {
+      const event = scanner.scan(lines[n]!, n + 1, from);
+      if (!event) break;
+      if (event.kind === "backslash") return undefined;
+      found.push({ text: event.text, line: event.line });
+      from = event.next;
+    }
+  }
+  const rest = scanner.finish();
+  if (rest) found.push(rest);
+  return found;
+}
+
+const values = (tokens: Token[]) => tokens.map((t) => `${t.kind}:${t.value}`);
+
+describe("StatementScanner", () => {
+  it("splits line by line as splitStatements splits the whole text, whatever the text", () => {
+    const alphabet = fc.constantFrom(
+      ..."'\"$;-/*eEuUbxnN&! \n\r\tabc1._(),".split(""),
+      "$$", "$a$", "$1", "--", "/*", "*/", 'U&"', "U&'", "E'", "\\", "1e5", "1_0", " begin ", " end ", " case ", " atomic ", "create ", "function ", "procedure ", "or replace ", "create function f() begin atomic ",
+    );
+    fc.assert(
+      fc.property(fc.array(alphabet, { maxLength: 80 }), (parts) => {
+        const text = parts.join("");
+        const found = scanned(text);
+        if (!found) return; // a backslash in code: reported, not split
+        expect(found.map((s) => values(lex(s.text)))).toEqual(splitStatements(lex(text)).map(values));
+      }),
+      { numRuns: 5000 },
+    );
+  });
+
+  it("gives each statement the line its first token is on, across lines and several on one line", () => {
+    const found = scanned("-- header\n\nselect 1;  select\n 2; /* c */\ncreate function f() returns int language sql\nbegin atomic\n select 1;\nend;\ncopy t from stdin;");
+    expect(found!.map((s) => s.line)).toEqual([3, 3, 5, 9]);
+    expect(found![3]!.text).toBe("copy t from stdin");
+  });
+
+  it("reports a backslash in code, not one in a string, comment or dollar quote", () => {
+    const scanner = new StatementScanner();
+    expect(scanner.scan("select E'\\'', '\\', $$\\$$ -- \\", 1)).toBeUndefined();
+    expect(scanner.scan("\\! touch /tmp/x", 2)).toEqual({ kind: "backslash", command: "\\! touch /tmp/x", line: 2, empty: false });
+    const fresh = new StatementScanner();
+    expect(fresh.scan("\\restrict abc", 1)).toEqual({ kind: "backslash", command: "\\restrict abc", line: 1, empty: true });
   });
 });
 

@@ -234,3 +234,195 @@ function definesRoutine(tokens: Token[]) {
 export function characterPosition(text: string, offset: number) {
   return [...text.slice(0, offset)].length + 1;
 }
+
+export type ScanEvent =
+  /** A statement ended by `;` (not included in `text`); the line goes on from `next`. */
+  | { kind: "statement"; text: string; line: number; next: number }
+  /** A backslash in code: a psql meta-command, `command` the rest of the line from it. `empty`: no statement was begun. */
+  | { kind: "backslash"; command: string; line: number; empty: boolean };
+
+/**
+ * The statements of SQL text read one line at a time, split by the same rules as lex + splitStatements
+ * (strings, quoted identifiers, dollar quotes, comments, parentheses, BEGIN ATOMIC bodies) while
+ * holding only the statement being read: for scripts too large to lex whole (a plain pg_dump file).
+ * Lines are given without their line break; nothing a token needs to look ahead at crosses one.
+ */
+export class StatementScanner {
+  private mode: "code" | "quote" | "equote" | "ident" | "dollar" | "block" = "code";
+  private tag = "";
+  private depth = 0;
+  private parens = 0;
+  private blocks = 0;
+  /** The first four tokens of the statement: an unquoted word's value, "" for any other token. */
+  private first: string[] = [];
+  private tokens = 0;
+  private parts: string[] = [];
+  private startLine = 0;
+  /** Characters held for the statement being read. */
+  size = 0;
+
+  /** Reads `line` from `from`: the first statement it ends or backslash it meets, else undefined (all of it read). */
+  scan(line: string, lineNo: number, from = 0): ScanEvent | undefined {
+    const n = line.length;
+    let i = from;
+    let segment = from;
+    const push = (value: string) => {
+      if (this.tokens === 0) this.startLine = lineNo;
+      if (this.first.length < 4) this.first.push(value);
+      this.tokens++;
+    };
+    while (i < n) {
+      if (this.mode === "block") {
+        const open = line.indexOf("/*", i);
+        const close = line.indexOf("*/", i);
+        if (open === -1 && close === -1) i = n;
+        else if (open !== -1 && (close === -1 || open < close)) {
+          this.depth++;
+          i = open + 2;
+        } else {
+          i = close + 2;
+          if (--this.depth === 0) this.mode = "code";
+        }
+        continue;
+      }
+      if (this.mode === "quote" || this.mode === "ident") {
+        const quote = this.mode === "quote" ? "'" : '"';
+        const at = line.indexOf(quote, i);
+        if (at === -1) i = n;
+        else if (line[at + 1] === quote) i = at + 2;
+        else {
+          i = at + 1;
+          this.mode = "code";
+        }
+        continue;
+      }
+      if (this.mode === "equote") {
+        const c = line[i]!;
+        if (c === "\\") i += 2;
+        else if (c === "'") {
+          if (line[i + 1] === "'") i += 2;
+          else {
+            i++;
+            this.mode = "code";
+          }
+        } else i++;
+        continue;
+      }
+      if (this.mode === "dollar") {
+        const at = line.indexOf(this.tag, i);
+        if (at === -1) i = n;
+        else {
+          i = at + this.tag.length;
+          this.mode = "code";
+        }
+        continue;
+      }
+      const c = line[i]!;
+      if (SPACE.test(c)) {
+        i++;
+      } else if (line.startsWith("--", i)) {
+        const cr = line.indexOf("\r", i);
+        i = cr === -1 ? n : cr;
+      } else if (line.startsWith("/*", i)) {
+        this.mode = "block";
+        this.depth = 1;
+        i += 2;
+      } else if (c === "'" || c === '"') {
+        push("");
+        this.mode = c === "'" ? "quote" : "ident";
+        i++;
+      } else if (c === "$") {
+        push("");
+        if (/[0-9]/.test(line[i + 1] ?? "")) {
+          i++;
+          while (/[0-9]/.test(line[i] ?? "")) i++;
+        } else {
+          const delimiter = matchAt(DOLLAR_DELIMITER, line, i);
+          if (delimiter) {
+            this.tag = delimiter;
+            this.mode = "dollar";
+            i += delimiter.length;
+          } else i++;
+        }
+      } else if (IDENT_START.test(c)) {
+        const prefix = c.toLowerCase();
+        const next = line[i + 1];
+        if (next === "'" && "ebxn".includes(prefix)) {
+          push("");
+          this.mode = prefix === "e" ? "equote" : "quote";
+          i += 2;
+        } else if (prefix === "u" && next === "&" && (line[i + 2] === "'" || line[i + 2] === '"')) {
+          push("");
+          this.mode = line[i + 2] === "'" ? "quote" : "ident";
+          i += 3;
+        } else {
+          let end = i + 1;
+          while (end < n && IDENT_CONT.test(line[end]!)) end++;
+          const word = line.slice(i, end).toLowerCase();
+          if (this.parens === 0 && this.definesRoutine()) {
+            if (word === "begin" || (word === "case" && this.blocks > 0)) this.blocks++;
+            if (word === "end" && this.blocks > 0) this.blocks--;
+          }
+          push(word);
+          i = end;
+        }
+      } else if (/[0-9.]/.test(c) && matchAt(NUMBER, line, i)) {
+        push("");
+        i = NUMBER.lastIndex;
+      } else if (c === "\\") {
+        this.hold(line.slice(segment, i));
+        return { kind: "backslash", command: line.slice(i), line: lineNo, empty: this.tokens === 0 };
+      } else if (c === ";" && this.parens === 0 && this.blocks === 0) {
+        const text = this.parts.join("") + line.slice(segment, i);
+        const found = this.tokens > 0;
+        const startLine = this.startLine;
+        this.reset();
+        if (found) return { kind: "statement", text, line: startLine, next: i + 1 };
+        segment = ++i;
+      } else {
+        if (c === "(") this.parens++;
+        if (c === ")") this.parens = Math.max(0, this.parens - 1);
+        push("");
+        i++;
+      }
+    }
+    this.hold(line.slice(segment) + "\n");
+    return undefined;
+  }
+
+  /** What is left at the end of the text (its last line scanned too): a statement without its `;`, if it has a token. */
+  finish(): { text: string; line: number } | undefined {
+    // Without the line break scan() put after the last line, which the text does not have.
+    const rest = this.tokens > 0 ? { text: this.parts.join("").replace(/\n$/, ""), line: this.startLine } : undefined;
+    this.reset();
+    return rest;
+  }
+
+  /** Whether no statement has been begun (only blanks and comments read since the last one). */
+  get empty() {
+    return this.tokens === 0 && this.mode === "code";
+  }
+
+  /** definesRoutine on the first tokens. */
+  private definesRoutine() {
+    const [a, b, c, d] = this.first;
+    const routine = (w: string | undefined) => w === "function" || w === "procedure";
+    return a === "create" && (routine(b) || (b === "or" && c === "replace" && routine(d)));
+  }
+
+  private hold(text: string) {
+    if (this.tokens === 0 && this.mode === "code") return; // blanks and comments between statements
+    this.parts.push(text);
+    this.size += text.length;
+  }
+
+  private reset() {
+    this.mode = "code";
+    this.parens = 0;
+    this.blocks = 0;
+    this.first = [];
+    this.tokens = 0;
+    this.parts = [];
+    this.size = 0;
+  }
+}
