@@ -18,6 +18,8 @@ export interface CsvTracker {
   header(): string[] | undefined;
   /** The line data record `n` (1-based, the header not counted) starts on. */
   lineOf(n: number): number;
+  /** Data records passed so far (the header not counted). */
+  records(): number;
 }
 
 export function csvTracker(): CsvTracker {
@@ -74,6 +76,7 @@ export function csvTracker(): CsvTracker {
   return {
     stream,
     header: () => header,
+    records: () => Math.max(0, record - 1),
     lineOf(n: number) {
       let lo = 0;
       let hi = breaks.length - 1;

@@ -13,6 +13,7 @@ import { getProject } from "../projects/service";
 import { uploadBackup } from "./upload";
 import { errors } from "../http/errors";
 import type { Actor } from "../platform/audit";
+import * as imports from "./imports";
 import { checkUploadSignature, claimUploadUrl, createUploadUrl, importUrlOptions, importUrlSchema, uploadUrlSchema, type UploadPurpose } from "./uploadUrls";
 
 /** /admin/api/projects/:id/backups: create, list, show, delete, download. */
@@ -120,6 +121,17 @@ export function backupRoutes(ctx: AppContext) {
     return receiveImport(ctx, c, options, streamedBody(c, ctx.config.importMaxBytes));
   });
 
+  app.get("/:id/imports", async (c) => {
+    const q = imports.listImportsQuery.parse(c.req.query());
+    const rows = await imports.listImports(ctx, c.req.param("id"), q);
+    return c.json({ items: rows.map(imports.presentImport), limit: q.limit, offset: q.offset });
+  });
+
+  app.get("/:id/imports/:import", async (c) => {
+    const { id, import: importId } = c.req.param();
+    return c.json(imports.presentImport(await imports.getImport(ctx, id, importId)));
+  });
+
   app.post("/:id/tables/:table/import-url", async (c) => {
     const { id, table } = c.req.param();
     const input = await parseBody(c, importUrlSchema);
@@ -175,13 +187,15 @@ export const signedUpload = (ctx: AppContext, purpose: UploadPurpose): Middlewar
     // A body declared too large is refused before the URL is spent.
     const body = streamedBody(c, Math.min(granted.maxBytes, ctx.config.importMaxBytes));
     const { createdBy } = await claimUploadUrl(ctx, granted.nonce, id, purpose);
-    const via = { nonce: granted.nonce, actor: { type: "anonymous", label: createdBy ? `signed URL of ${createdBy}` : "signed URL" } satisfies Actor };
+    const via = { nonce: granted.nonce, createdBy, actor: { type: "anonymous", label: createdBy ? `signed URL of ${createdBy}` : "signed URL" } satisfies Actor };
     return purpose === "backup_upload" ? receiveBackupUpload(ctx, c, body, createdBy, via) : receiveImport(ctx, c, granted.options!, body, via);
   };
 
 interface SignedUse {
   nonce: string;
   actor: Actor;
+  /** Who asked for the URL. */
+  createdBy: string | null;
 }
 
 async function receiveBackupUpload(ctx: AppContext, c: Context<AppEnv>, body: ReadableStream<Uint8Array>, createdBy: string | null, via?: SignedUse) {
@@ -192,9 +206,25 @@ async function receiveBackupUpload(ctx: AppContext, c: Context<AppEnv>, body: Re
   return c.json(backups.presentBackup(await backups.getBackup(ctx, id, backupId)), 201);
 }
 
+/**
+ * Runs an import, followed in table_imports (GET …/imports/:import) while it runs. Its id: the signed
+ * URL's nonce, else the client's X-Import-Id (a UUID it chose, to poll while this request runs), else
+ * a new one; answered in X-Import-Id.
+ */
 async function receiveImport(ctx: AppContext, c: Context<AppEnv>, options: ImportOptions, body: ReadableStream<Uint8Array>, via?: SignedUse) {
   const { id, table } = c.req.param() as { id: string; table: string };
-  const result = await importTable(ctx, id, table, options, body);
+  const chosen = c.req.header("x-import-id");
+  const importId = via?.nonce ?? (chosen === undefined ? undefined : imports.importIdSchema.parse(chosen));
+  const tracker = await imports.beginImport(ctx, { id: importId, projectId: id, table, options, createdBy: via ? (via.createdBy ?? null) : (c.get("actor")?.label ?? null) });
+  c.header("X-Import-Id", tracker.id);
+  let result;
+  try {
+    result = await importTable(ctx, id, table, options, body, tracker.progress);
+  } catch (err) {
+    await tracker.fail(err);
+    throw err;
+  }
+  await tracker.succeed(result);
   if (!options.dry_run) {
     const details = { table, format: options.format, mode: options.mode, rows: result.rows, ...(via ? { signed_url: via.nonce } : {}) };
     await audit(ctx.sql, c, { action: "project.table.import", target: { type: "project", id }, details, actor: via?.actor });
@@ -212,8 +242,9 @@ async function signUpload(ctx: AppContext, c: Context<AppEnv>, target: Omit<Para
       details: { signed_url: nonce, expires_in: target.expiresIn, max_bytes: maxBytes, ...(target.table !== undefined ? { table: target.table, options: target.options } : {}) },
     }),
   );
-  const { nonce: _, ...shown } = signed;
-  return shown;
+  const { nonce, ...shown } = signed;
+  // An import's id is its URL's nonce: whoever holds the URL can be told where to follow it.
+  return target.purpose === "table_import" ? { ...shown, import_id: nonce } : shown;
 }
 
 function dumpResponse(ctx: AppContext, row: backups.BackupRow) {

@@ -19,6 +19,7 @@ import { quoteIdent } from "../data/render";
 import { loadSchema, type Table } from "../data/schema";
 import { connectAsOwner } from "./tables";
 import { csvTracker, ImportFormatError, jsonArrayToLines } from "./importScan";
+import type { ImportProgress } from "./imports";
 
 const ENCODINGS = { utf8: "UTF8", latin1: "LATIN1", win1252: "WIN1252", latin9: "LATIN9", utf16: undefined } as const;
 
@@ -58,7 +59,15 @@ export interface RowError {
   message: string;
 }
 
-export async function importTable(ctx: AppContext, projectId: string, tableName: string, options: ImportOptions, body: ReadableStream<Uint8Array>): Promise<ImportResult> {
+/** `progress` is kept up to date as the import goes (bytes and rows received, then the phase). */
+export async function importTable(
+  ctx: AppContext,
+  projectId: string,
+  tableName: string,
+  options: ImportOptions,
+  source: ReadableStream<Uint8Array>,
+  progress: ImportProgress = { phase: "receiving", bytes: 0, rows: 0 },
+): Promise<ImportResult> {
   const project = await getProject(ctx, projectId);
   if (project.status !== "ready") throw errors.conflict(`The project is ${project.status}; tables are imported into ready projects only.`);
   const sql = await connectAsOwner(ctx, projectId);
@@ -66,10 +75,19 @@ export async function importTable(ctx: AppContext, projectId: string, tableName:
     const table = findTable(await loadSchema(sql), tableName);
     if (table.kind !== "table") throw errors.unprocessable(`"${table.name}" is a view; import into a table.`);
     const conflict = conflictColumns(table, options);
+    const body = source.pipeThrough(
+      new TransformStream<Uint8Array, Uint8Array>({
+        transform(chunk, controller) {
+          progress.bytes += chunk.byteLength;
+          controller.enqueue(chunk);
+        },
+      }),
+    );
     return await sql.begin(async (tx) => {
       const staging = `_atlashub_import_${randomBytes(6).toString("hex")}`;
-      const loaded = options.format === "csv" ? await stageCsv(tx, staging, body, options) : await stageJson(tx, staging, body, options);
+      const loaded = options.format === "csv" ? await stageCsv(tx, staging, body, options, progress) : await stageJson(tx, staging, body, options, progress);
       const rows = Number((await tx.unsafe(`select count(*) from ${quoteIdent(staging)} where not skip`))[0]!.count);
+      Object.assign(progress, { phase: "inserting", rows });
       const badDocuments = options.format === "csv" ? [] : await checkDocuments(tx, staging, loaded.lineOf);
       const outcome = badDocuments.length
         ? { inserted: 0, updated: 0, errors: badDocuments }
@@ -78,6 +96,7 @@ export async function importTable(ctx: AppContext, projectId: string, tableName:
             await planInsert(tx, table, staging, loaded, options, conflict),
             staging,
             loaded.lineOf,
+            progress,
           );
       if (outcome.errors.length > 0 && !options.dry_run) {
         throw new ApiError(422, "import_failed", `${outcome.errors.length >= MAX_REPORTED ? "At least 100" : outcome.errors.length} row(s) cannot be imported; nothing was written.`, {
@@ -120,9 +139,19 @@ interface Staged {
 }
 
 /** CSV into a staging table of one text column per file column (c1…cn), numbered rows. */
-async function stageCsv(tx: postgres.TransactionSql, staging: string, body: ReadableStream<Uint8Array>, options: ImportOptions): Promise<Staged> {
+async function stageCsv(tx: postgres.TransactionSql, staging: string, body: ReadableStream<Uint8Array>, options: ImportOptions, progress: ImportProgress): Promise<Staged> {
   const tracker = csvTracker();
-  const reader = body.pipeThrough(tracker.stream).getReader();
+  const reader = body
+    .pipeThrough(tracker.stream)
+    .pipeThrough(
+      new TransformStream<Uint8Array, Uint8Array>({
+        transform(chunk, controller) {
+          progress.rows = tracker.records();
+          controller.enqueue(chunk);
+        },
+      }),
+    )
+    .getReader();
   // The header decides the staging table's columns: read until it has passed.
   const held: Uint8Array[] = [];
   while (!tracker.header()) {
@@ -151,9 +180,16 @@ async function stageCsv(tx: postgres.TransactionSql, staging: string, body: Read
 }
 
 /** NDJSON (or a JSON array, one element per line) into a staging table of one document per row. */
-async function stageJson(tx: postgres.TransactionSql, staging: string, body: ReadableStream<Uint8Array>, options: ImportOptions): Promise<Staged> {
+async function stageJson(tx: postgres.TransactionSql, staging: string, body: ReadableStream<Uint8Array>, options: ImportOptions, progress: ImportProgress): Promise<Staged> {
   await tx.unsafe(`create table ${quoteIdent(staging)} (n bigserial, skip boolean not null default false, doc text)`);
-  const lines = options.format === "json" ? body.pipeThrough(jsonArrayToLines()) : body;
+  const lines = (options.format === "json" ? body.pipeThrough(jsonArrayToLines()) : body).pipeThrough(
+    new TransformStream<Uint8Array, Uint8Array>({
+      transform(chunk, controller) {
+        for (let i = chunk.indexOf(0x0a); i !== -1; i = chunk.indexOf(0x0a, i + 1)) progress.rows++;
+        controller.enqueue(chunk);
+      },
+    }),
+  );
   // One field per line: JSON never holds the bytes 0x01 and 0x02 raw, so they serve as delimiter and quote.
   await copyIn(tx, `copy ${quoteIdent(staging)} (doc) from stdin with (format csv, delimiter e'\\x01', quote e'\\x02', encoding 'UTF8')`, lines);
   // Blank lines (NDJSON) are rows of their own so that row numbers stay line numbers; they are skipped.
@@ -335,12 +371,13 @@ function insertStatement(table: Table, staging: string, mapping: Mapping, confli
  * rows that fail (at most 100), reporting the set-based error when every row alone passes (two rows
  * of the file upserting the same key).
  */
-async function runInsert(tx: postgres.TransactionSql, insert: { all: string; one: string }, staging: string, lineOf: (n: number) => number | undefined) {
+async function runInsert(tx: postgres.TransactionSql, insert: { all: string; one: string }, staging: string, lineOf: (n: number) => number | undefined, progress: ImportProgress) {
   try {
     const [counts] = await tx.savepoint((sp) => sp.unsafe(insert.all));
     return { inserted: Number(counts!.inserted), updated: Number(counts!.updated), errors: [] as RowError[] };
   } catch (err) {
     if (!(err instanceof postgres.PostgresError)) throw err;
+    progress.phase = "checking_rows";
     const found: RowError[] = [];
     const numbers = await tx.unsafe<{ n: string }[]>(`select n from ${quoteIdent(staging)} where not skip order by n`).cursor(1000);
     outer: for await (const batch of numbers) {
