@@ -351,7 +351,7 @@ describe("the admin UI in the compiled binary", () => {
     const verified = page.locator('tr[data-backup][data-status="verified"]');
     await verified.waitFor({ timeout: 60_000 });
     expect(await verified.getByText("verified", { exact: true }).count()).toBeGreaterThanOrEqual(1);
-    expect(await verified.locator("td").nth(3).textContent()).toMatch(/\d+(\.\d)? (B|KB|MB)/);
+    expect(await verified.getByTestId("backup-size").textContent()).toMatch(/\d+(\.\d)? (B|KB|MB)/);
     const [row] = await control`select status, verified_at from backups where project_id = ${projectId}`;
     expect(row!.status).toBe("verified");
     await shot("database-backups-dark");

@@ -135,13 +135,12 @@ function BackupTable(props: { backups: Backup[] | undefined; onRestore: (b: Back
   };
   return (
     <div class="table-wrap">
-      <table class="data" aria-labelledby="backups-title">
+      <table class="data backups" aria-labelledby="backups-title">
         <thead>
           <tr>
             <th>Created</th>
             <th>Status</th>
-            <th>Verification</th>
-            <th>Size</th>
+            <th class="hide-narrow">Size</th>
             <th class="hide-narrow">Trigger</th>
             <th>
               <span class="sr-only">Actions</span>
@@ -149,7 +148,7 @@ function BackupTable(props: { backups: Backup[] | undefined; onRestore: (b: Back
           </tr>
         </thead>
         <tbody>
-          <Show when={props.backups} fallback={<SkeletonRows cols={6} rows={2} />}>
+          <Show when={props.backups} fallback={<SkeletonRows cols={5} rows={2} />}>
             <For each={props.backups}>
               {(b) => (
                 <tr data-backup={b.id} data-status={b.status}>
@@ -158,15 +157,9 @@ function BackupTable(props: { backups: Backup[] | undefined; onRestore: (b: Back
                     <div class="muted">{relTime(b.created_at)}</div>
                   </td>
                   <td>
-                    <Badge tone={b.status === "failed" ? "bad" : b.status === "running" ? "info" : "ok"}>{b.status}</Badge>
-                    <Show when={b.failure_reason}>
-                      <div class="error-text small-text">{b.failure_reason}</div>
-                    </Show>
+                    <BackupState backup={b} />
                   </td>
-                  <td>
-                    <VerifyState backup={b} />
-                  </td>
-                  <td class="nowrap">
+                  <td class="nowrap hide-narrow" data-testid="backup-size">
                     {bytes(b.bytes.total)}
                     <Show when={b.status === "running"}>
                       <span class="muted"> so far</span>
@@ -206,29 +199,36 @@ function BackupTable(props: { backups: Backup[] | undefined; onRestore: (b: Back
   );
 }
 
-function VerifyState(props: { backup: Backup }) {
+/** Running, failed, or complete and how its verification went (status "verified" is a complete backup that restored). */
+function BackupState(props: { backup: Backup }) {
   const b = () => props.backup;
   return (
-    <Switch fallback={<span class="muted">—</span>}>
+    <Switch>
+      <Match when={b().status === "running"}>
+        <Badge tone="info">running</Badge>
+        <div class="muted small-text">{bytes(b().bytes.total)} so far</div>
+      </Match>
+      <Match when={b().status === "failed"}>
+        <Badge tone="bad">failed</Badge>
+        <div class="error-text small-text">{b().failure_reason}</div>
+      </Match>
       <Match when={b().status === "verified"}>
-        <span title={dateTime(b().verified_at)}>
-          <Badge tone="ok" plain>
-            verified
-          </Badge>{" "}
-          <span class="muted">{relTime(b().verified_at)}</span>
+        <span title={`Restored and compared ${dateTime(b().verified_at)}`}>
+          <Badge tone="ok">verified</Badge> <span class="muted small-text">{relTime(b().verified_at)}</span>
         </span>
       </Match>
       <Match when={verifying(b())}>
         <Badge tone="info">verifying</Badge>
       </Match>
       <Match when={b().verify_error}>
-        <Badge tone="bad" plain>
-          did not verify
-        </Badge>
+        <Badge tone="warn">did not verify</Badge>
         <div class="error-text small-text">{b().verify_error}</div>
       </Match>
-      <Match when={usable(b())}>
-        <span class="muted">not verified</span>
+      <Match when={true}>
+        <Badge tone="ok" plain>
+          completed
+        </Badge>{" "}
+        <span class="muted small-text">not verified</span>
       </Match>
     </Switch>
   );

@@ -1,6 +1,7 @@
 import { createEffect, createMemo, createResource, createSignal, For, on, Show } from "solid-js";
 import { api, ApiError, type DataFormat, type ImportResult, type ImportRowError } from "../api";
 import { formatOf, previewFile } from "../components/filePreview";
+import { bytes } from "../components/format";
 import { isTable, loadColumns, loadTables, type ColumnInfo } from "../components/schema";
 import { safe } from "../components/States";
 import { createSubmit, errorText, FormError } from "../components/Submit";
@@ -58,6 +59,7 @@ export function ImportWizard(props: { initialTable?: string }) {
   const ready = () => !!table() && !!file() && !previewRes.error;
   const passed = () => outcome()?.dry_run === true && outcome()!.errors.length === 0;
 
+  let fileInput!: HTMLInputElement;
   const chooseFile = (f: File | undefined) => {
     setFile(f);
     if (f) setFormat(formatOf(f.name));
@@ -87,8 +89,24 @@ export function ImportWizard(props: { initialTable?: string }) {
           </select>
         </div>
         <div class="field">
-          <label for="import-file">File</label>
-          <input id="import-file" type="file" accept=".csv,.json,.ndjson,.jsonl,text/csv,application/json" onChange={(e) => chooseFile(e.currentTarget.files?.[0])} />
+          <span class="label">File</span>
+          <div class="file-pick">
+            <input
+              ref={fileInput}
+              id="import-file"
+              type="file"
+              class="sr-only"
+              tabIndex={-1}
+              accept=".csv,.json,.ndjson,.jsonl,text/csv,application/json"
+              onChange={(e) => chooseFile(e.currentTarget.files?.[0])}
+            />
+            <button type="button" class="btn" onClick={() => fileInput.click()} aria-label={file() ? `Change file (${file()!.name})` : "Choose a file to import"}>
+              {file() ? "Change…" : "Choose file…"}
+            </button>
+            <span class={file() ? "file-name mono" : "file-name muted"} title={file()?.name}>
+              {file() ? `${file()!.name} · ${bytes(file()!.size)}` : "none chosen"}
+            </span>
+          </div>
         </div>
         <div class="field">
           <label for="import-format">Format</label>
@@ -115,7 +133,7 @@ export function ImportWizard(props: { initialTable?: string }) {
       <Show when={preview()?.note}>
         <p class="muted">{preview()!.note}</p>
       </Show>
-      <Show when={table() && preview()?.columns.length}>
+      <Show when={table() && columns() && !columnsRes.loading && preview()?.columns.length}>
         <MappingTable columns={preview()!.columns} rows={preview()!.rows} tableColumns={columns() ?? []} mapping={mapping()} onChange={setMapping} />
       </Show>
 

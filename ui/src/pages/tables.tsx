@@ -132,7 +132,6 @@ export default function Tables() {
                   filters={filters()}
                   onChange={(f) => go({ filters: f, page: 0 })}
                   onInsert={() => setInserting(true)}
-                  exportUrl={(format) => api.tables.exportUrl(id(), table()!, format, restFilters(filters()))}
                   canInsert={tables()!.find((t) => t.name === table())?.kind === "r" || tables()!.find((t) => t.name === table())?.kind === "p"}
                 />
                 <Show when={filterError()}>
@@ -172,6 +171,8 @@ export default function Tables() {
                           />
                         </Show>
                         <div class="pager" data-testid="table-pager">
+                          <ExportLinks filtered={filters().length > 0} url={(format) => api.tables.exportUrl(id(), table()!, format, restFilters(filters()))} />
+                          <div style={{ flex: 1 }} />
                           <span>
                             {d().total === 0 ? "0 rows" : `Rows ${page() * PAGE + 1}–${page() * PAGE + d().rows.length} of ${d().total.toLocaleString()}`}
                           </span>
@@ -238,13 +239,28 @@ const EXPORTS: { format: DataFormat; label: string }[] = [
   { format: "ndjson", label: "NDJSON" },
 ];
 
+/** Downloads of the table from the server (streamed, every row, not just this page), with the filters. */
+function ExportLinks(props: { filtered: boolean; url: (format: DataFormat) => string }) {
+  return (
+    <div class="btn-group" role="group" aria-label={props.filtered ? "Export the filtered rows" : "Export all rows"}>
+      <span class="small-text">{props.filtered ? "Export filtered rows" : "Export"}</span>
+      <For each={EXPORTS}>
+        {(x) => (
+          <a class="btn small" href={props.url(x.format)} download="" aria-label={`Export ${x.label}`}>
+            {x.label}
+          </a>
+        )}
+      </For>
+    </div>
+  );
+}
+
 function FilterBar(props: {
   columns: string[];
   filters: Filter[];
   onChange: (f: Filter[]) => void;
   onInsert: () => void;
   canInsert: boolean;
-  exportUrl: (format: DataFormat) => string;
 }) {
   const [column, setColumn] = createSignal("");
   const [op, setOp] = createSignal<FilterOp>("eq");
@@ -314,16 +330,6 @@ function FilterBar(props: {
         </Show>
       </div>
       <div style={{ flex: 1 }} />
-      <div class="btn-group" role="group" aria-label={props.filters.length ? "Export the filtered rows" : "Export all rows"}>
-        <span class="muted small-text">Export</span>
-        <For each={EXPORTS}>
-          {(x) => (
-            <a class="btn small" href={props.exportUrl(x.format)} download="" aria-label={`Export ${x.label}`}>
-              {x.label}
-            </a>
-          )}
-        </For>
-      </div>
       <Show when={props.canInsert}>
         <button type="button" class="btn small primary" onClick={props.onInsert}>
           Insert row
