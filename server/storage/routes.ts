@@ -61,6 +61,7 @@ export function storageRoutes(ctx: AppContext) {
       // A URL is checked when the upload starts; its bytes must be in by a while after it expires.
       deadline: grant.expires * 1000 + storage.UPLOAD_FINISH_GRACE_MS,
       signature: c.req.query("sig"),
+      releaseChunks: true,
     });
     return c.json({ bucket: location.bucket, ...object });
   });
@@ -149,7 +150,7 @@ export function storageAdminRoutes(ctx: AppContext) {
     const maxBytes = settings.effective_max_upload_bytes;
     if (Number(c.req.header("content-length") ?? 0) > maxBytes) throw errors.payloadTooLarge(maxBytes);
     const contentType = storage.contentType.parse(c.req.header("content-type") ?? "application/octet-stream");
-    const object = await storage.storeObject(ctx, location, requestBody(c), { maxBytes, contentType, uploadedBy: null }, (db, o) =>
+    const object = await storage.storeObject(ctx, location, requestBody(c), { maxBytes, contentType, uploadedBy: null, releaseChunks: true }, (db, o) =>
       record(c, "storage.object.upload", { bucket: location.bucket, key: location.key, size: o.size })(db),
     );
     return c.json({ bucket: location.bucket, ...object });
@@ -185,6 +186,7 @@ function rawPathAfter(c: Context, prefix: string) {
   return path.slice(prefix.length);
 }
 
+/** The request's body as it arrives; its chunks are fresh buffers nothing else holds (storeObject's releaseChunks). */
 function requestBody(c: Context): ReadableStream<Uint8Array> {
   return c.req.raw.body ?? new ReadableStream({ start: (controller) => controller.close() });
 }

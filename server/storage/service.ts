@@ -314,7 +314,7 @@ export async function storeObject(
   ctx: AppContext,
   location: ObjectLocation,
   body: ReadableStream<Uint8Array>,
-  upload: { maxBytes: number; contentType: string; uploadedBy: string | null; deadline?: number; signature?: string },
+  upload: { maxBytes: number; contentType: string; uploadedBy: string | null; deadline?: number; signature?: string; releaseChunks?: boolean },
   record?: (db: Db, object: ReturnType<typeof presentObject>) => Promise<unknown>,
 ) {
   const [bucket] = await ctx.sql`
@@ -326,7 +326,7 @@ export async function storeObject(
   let staged: StagedObject;
   try {
     const signal = upload.deadline === undefined ? undefined : AbortSignal.timeout(Math.max(0, upload.deadline - Date.now()));
-    staged = await inStore(ctx.storage.put(location, body, { maxBytes: upload.maxBytes, contentType: upload.contentType, signal }));
+    staged = await inStore(ctx.storage.put(location, body, { maxBytes: upload.maxBytes, contentType: upload.contentType, signal, releaseChunks: upload.releaseChunks }));
   } finally {
     releaseSlots();
   }

@@ -298,6 +298,57 @@ describe("FsObjectStore", () => {
     expect(await new FsObjectStore("/proc/atlashub-nowhere").check()).toBe(false);
   });
 
+  it("with releaseChunks, frees each chunk it owns once written, never a buffer shared with other views, and keeps every byte", async () => {
+    const store = newStore();
+    // 40 MiB in 64 KiB chunks (as a request body arrives): many batches, each chunk freed once its batch is written.
+    // Every fourth chunk is a view into a larger buffer.
+    const CHUNK = 64 * 1024;
+    const shared = new Uint8Array(CHUNK * 2).map((_, i) => (i * 7) % 251);
+    const owned: Uint8Array[] = [];
+    const views: Uint8Array[] = [];
+    const hash = createHash("sha256");
+    const stream = new ReadableStream<Uint8Array>({
+      start(controller) {
+        for (let i = 0; i < 640; i++) {
+          const chunk = i % 4 === 3 ? shared.subarray(CHUNK / 2, CHUNK / 2 + CHUNK) : new Uint8Array(CHUNK).fill(i % 256);
+          (i % 4 === 3 ? views : owned).push(chunk);
+          hash.update(chunk);
+          controller.enqueue(chunk);
+        }
+        controller.close();
+      },
+    });
+    const expected = hash.digest("hex");
+    const staged = await store.put({ project, bucket, key: "big.bin" }, stream, { maxBytes: 640 * CHUNK, releaseChunks: true });
+    expect(staged).toMatchObject({ size: 640 * CHUNK, sha256: expected });
+    await staged.commit();
+    expect(sha256(readFileSync(join(store.root, project, bucket, "big.bin")))).toBe(expected);
+    expect(owned.every((c) => c.buffer.byteLength === 0)).toBe(true);
+    expect(views.every((c) => c.byteLength === CHUNK)).toBe(true);
+    expect(shared.byteLength).toBe(CHUNK * 2);
+  });
+
+  it("without releaseChunks, leaves the body's chunks as they were", async () => {
+    const store = newStore();
+    const chunks = Array.from({ length: 40 }, (_, i) => new Uint8Array(64 * 1024).fill(i));
+    await (await store.put({ project, bucket, key: "kept.bin" }, streamOf(...chunks), { maxBytes: 40 * 64 * 1024 })).commit();
+    expect(chunks.every((c, i) => c.byteLength === 64 * 1024 && c[0] === i)).toBe(true);
+  });
+
+  it("removes the temp file when the body fails after several batches were written", async () => {
+    const store = newStore();
+    let sent = 0;
+    const stream = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        if (sent === 20 * 1024 * 1024) return controller.error(new Error("connection reset"));
+        controller.enqueue(new Uint8Array(256 * 1024).fill(sent & 0xff));
+        sent += 256 * 1024;
+      },
+    });
+    await expect(store.put({ project, bucket, key: "broken.bin" }, stream, { maxBytes: 1 << 30, releaseChunks: true })).rejects.toThrow("connection reset");
+    expect(filesUnder(store.root)).toEqual([]);
+  });
+
   it("keeps what it wrote byte for byte (file on disk equals the upload)", async () => {
     const store = newStore();
     const data = new TextEncoder().encode("hello, disk");

@@ -3,7 +3,7 @@
 // it: after a crash the key holds the old object or the new one, and the temp file is removed by
 // recover() at the next start. A single machine's driver: several instances sharing one storage
 // directory (NFS) would remove each other's uploads in flight at start-up; they use s3.
-import { createHash, randomBytes } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import { constants, existsSync, type BigIntStats } from "node:fs";
 import { mkdir, open, opendir, readdir, rename, rm, rmdir, stat, unlink, type FileHandle } from "node:fs/promises";
 import { dirname, join, resolve, sep } from "node:path";
@@ -62,7 +62,7 @@ export class FsObjectStore implements ObjectStore {
     let written: { size: number; sha256: string };
     let version: string;
     try {
-      written = await writeStream(file, body, options.maxBytes, options.signal);
+      written = await writeStream(file, body, options);
       await file.sync();
       // A rename keeps the inode and mtime: this is the identity get() will see once committed.
       version = fileVersion(await file.stat({ bigint: true }));
@@ -222,12 +222,20 @@ export async function fileSystemProblem(dir: string): Promise<string | undefined
   }
 }
 
+export interface WriteStreamOptions {
+  maxBytes: number;
+  signal?: AbortSignal;
+  /** See PutOptions.releaseChunks. */
+  releaseChunks?: boolean;
+}
+
 /**
  * Copies the stream into the file, hashing as it goes; stops (and cancels the stream) past
  * `maxBytes`, or when `signal` aborts — also while waiting for a body that sends nothing.
  */
-export async function writeStream(file: FileHandle, body: ReadableStream<Uint8Array>, maxBytes: number, signal?: AbortSignal) {
-  const hash = createHash("sha256");
+export async function writeStream(file: FileHandle, body: ReadableStream<Uint8Array>, options: WriteStreamOptions) {
+  const { maxBytes, signal, releaseChunks = false } = options;
+  const hash = new Bun.CryptoHasher("sha256");
   let size = 0;
   let batch: Uint8Array[] = [];
   let batchBytes = 0;
@@ -236,6 +244,7 @@ export async function writeStream(file: FileHandle, body: ReadableStream<Uint8Ar
     const { bytesWritten } = await file.writev(batch);
     // writev may write less than asked (rare for regular files); the rest goes one buffer at a time.
     if (bytesWritten < batchBytes) await writeRest(file, batch, bytesWritten);
+    if (releaseChunks) for (const chunk of batch) release(chunk);
     batch = [];
     batchBytes = 0;
   };
@@ -277,6 +286,22 @@ async function writeRest(file: FileHandle, chunks: Uint8Array[], skip: number) {
       const { bytesWritten } = await file.write(view);
       view = view.subarray(bytesWritten);
     }
+  }
+}
+
+/**
+ * Frees a written chunk's memory now instead of whenever the garbage collector next runs: a request
+ * body arrives as one fresh 64 KiB buffer per chunk, and at disk speed the ones waiting for collection
+ * made most of an upload's memory (bench/storage.ts). Only a buffer the chunk spans entirely is
+ * detached — never one it shares with other views.
+ */
+function release(chunk: Uint8Array) {
+  const buffer = chunk.buffer;
+  if (!(buffer instanceof ArrayBuffer) || chunk.byteOffset !== 0 || buffer.byteLength !== chunk.byteLength) return;
+  try {
+    buffer.transfer(0);
+  } catch {
+    // Not detachable (e.g. a WebAssembly memory): left to the collector.
   }
 }
 

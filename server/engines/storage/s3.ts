@@ -128,7 +128,7 @@ export class S3ObjectStore implements ObjectStore {
     const file = await open(temp, "wx", 0o600);
     let written: { size: number; sha256: string };
     try {
-      written = await writeStream(file, body, options.maxBytes, options.signal);
+      written = await writeStream(file, body, options);
       await file.close();
       await this.ensureBucket(target.Bucket);
       await this.client.send(new PutObjectCommand({ ...staging, Body: createReadStream(temp), ContentLength: written.size, ContentType: options.contentType }));

@@ -88,6 +88,11 @@ export interface PutOptions {
   maxBytes: number;
   contentType?: string;
   signal?: AbortSignal;
+  /**
+   * The body's chunks belong to the store alone — nothing else holds or reuses them, as with a
+   * request body's — so each one's memory may be freed as soon as it is written.
+   */
+  releaseChunks?: boolean;
 }
 
 export type PresignRequest =
