@@ -21,7 +21,7 @@ import { connectForBackup, takeSnapshot, type DatabaseSnapshot } from "./snapsho
 import { verifyBackup } from "./verify";
 import { BackupFailure, failureReason, tailOf } from "./failure";
 import { holdLocks, type HeldLocks } from "./locks";
-import { notifyBackupFailure } from "./notify";
+import { notifyFailedBackup } from "./notify";
 
 export type BackupStatus = "running" | "completed" | "verified" | "failed" | "deleting";
 
@@ -153,7 +153,7 @@ export async function startBackup(
     if ((err as { code?: string }).code === "23505") throw errors.backupInProgress();
     throw err;
   }
-  ctx.backups.run(id, (signal) => runBackup(ctx, { id, projectId, projectName: project.name, scheduled: options.trigger === "schedule" }, tools, lock, signal));
+  ctx.backups.run(id, (signal) => runBackup(ctx, { id, projectId, projectName: project.name }, tools, lock, signal));
   return row;
 }
 
@@ -173,8 +173,6 @@ interface BackupTarget {
   id: string;
   projectId: string;
   projectName: string;
-  /** Started by the schedule: a failure is told to ATLASHUB_JOB_NOTIFY_URL (nobody is watching). */
-  scheduled: boolean;
 }
 
 async function runBackup(ctx: AppContext, target: BackupTarget, tools: PgTools, lock: BackupLock, signal: AbortSignal) {
@@ -187,7 +185,6 @@ async function runBackup(ctx: AppContext, target: BackupTarget, tools: PgTools, 
       const reason = signal.aborted ? "AtlasHub stopped while the backup was running." : failureReason(err);
       await progress.stop();
       await failBackup(ctx, target.projectId, target.id, reason);
-      if (target.scheduled) await notifyBackupFailure(ctx, target.projectId, target.id, `the scheduled backup of ${target.projectName} failed: ${reason}`);
       return;
     }
     await progress.stop();
@@ -202,20 +199,22 @@ async function runBackup(ctx: AppContext, target: BackupTarget, tools: PgTools, 
       return;
     }
     log.info("backup completed", { project: target.projectId, backup: target.id, bytes: manifest.dump.bytes + manifest.files.bytes });
-    if (ctx.config.backupVerify && !signal.aborted) {
-      const verified = await verifyBackup(ctx, target.projectId, target.id, manifest, tools, signal);
-      if (!verified && target.scheduled) await notifyBackupFailure(ctx, target.projectId, target.id, `the scheduled backup of ${target.projectName} did not pass verification`);
-    }
+    if (ctx.config.backupVerify && !signal.aborted) await verifyBackup(ctx, target.projectId, target.id, manifest, tools, signal);
   } finally {
     await lock.release();
   }
 }
 
-/** Removes what a backup wrote, then marks it failed (in that order: a crash in between leaves it running, for the reconciler). */
+/**
+ * Removes what a backup wrote, then marks it failed (in that order: a crash in between leaves it
+ * running, for the reconciler), and tells ATLASHUB_JOB_NOTIFY_URL — whatever started the backup
+ * (schedule, admin, upload), in the background so that an upload's 422 does not wait for a webhook.
+ */
 export async function failBackup(ctx: AppContext, projectId: string, backupId: string, reason: string) {
   log.warn("backup failed", { project: projectId, backup: backupId, reason });
   await deleteBackupObjects(ctx, projectId, backupId);
-  await ctx.sql`update backups set status = 'failed', failure_reason = ${reason}, updated_at = now() where id = ${backupId} and status = 'running'`;
+  const [failed] = await ctx.sql`update backups set status = 'failed', failure_reason = ${reason}, updated_at = now() where id = ${backupId} and status = 'running' returning id`;
+  if (failed) void notifyFailedBackup(ctx, backupId, { backup: reason });
 }
 
 export function deleteBackupObjects(ctx: AppContext, projectId: string, backupId: string) {

@@ -12,6 +12,7 @@ import type { PgTools } from "./pgTools";
 import { createRestoreDatabase, dropDatabase, projectOwner, restoreBackupDump } from "./pgRestore";
 import { compareSnapshots, connectForBackup, takeSnapshot } from "./snapshot";
 import { failureReason } from "./failure";
+import { notifyFailedBackup } from "./notify";
 import { scratchDatabaseName } from "./store";
 import { assertUsable, getBackup, openDumpStream, tryHoldBackupLock, type Manifest } from "./service";
 
@@ -34,6 +35,8 @@ export async function verifyBackup(ctx: AppContext, projectId: string, backupId:
   if (problem) {
     log.warn("backup verification failed", { project: projectId, backup: backupId, reason: problem });
     await ctx.sql`update backups set verify_error = ${problem}, updated_at = now() where id = ${backupId}`;
+    // Whatever started the backup or this verification (schedule, admin, upload), nobody may be watching.
+    await notifyFailedBackup(ctx, backupId, { verification: problem });
     return false;
   }
   await ctx.sql`update backups set status = 'verified', verified_at = now(), updated_at = now() where id = ${backupId} and status = 'completed'`;
