@@ -300,8 +300,8 @@ describe("FsObjectStore", () => {
 
   it("with releaseChunks, frees each chunk it owns once written, never a buffer shared with other views, and keeps every byte", async () => {
     const store = newStore();
-    // 40 MiB in 64 KiB chunks (as a request body arrives): many batches, each chunk freed once its batch is written.
-    // Every fourth chunk is a view into a larger buffer.
+    // 40 MiB in 64 KiB chunks (as a request body arrives): many batches written while others arrive,
+    // and two fdatasyncs started on the way. Every fourth chunk is a view into a larger buffer.
     const CHUNK = 64 * 1024;
     const shared = new Uint8Array(CHUNK * 2).map((_, i) => (i * 7) % 251);
     const owned: Uint8Array[] = [];
