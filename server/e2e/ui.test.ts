@@ -459,6 +459,41 @@ describe("the admin UI in the compiled binary", () => {
     seen.push(path);
   });
 
+  it("downloads a backup through its signed URL and uploads that dump back as a backup of its own", async () => {
+    await visit(`/projects/${projectId}/database`);
+    const manual = page.locator('tr[data-trigger="manual"][data-status="verified"]');
+    const [dump] = await Promise.all([page.waitForEvent("download"), manual.getByRole("button", { name: /^Download backup of/ }).click()]);
+    expect(dump.suggestedFilename()).toMatch(/^shop-.+\.dump$/);
+    const bytes = readFileSync((await dump.path())!);
+    expect(bytes.subarray(0, 5).toString()).toBe("PGDMP");
+    await page.locator("#dump-input").setInputFiles({ name: "shop.dump", mimeType: "application/octet-stream", buffer: bytes });
+    await page.getByText("Uploaded shop.dump").waitFor({ timeout: 30_000 });
+    await page.locator('tr[data-trigger="upload"]').waitFor();
+  }, 60_000);
+
+  it("replaces the database from a backup, lists the restore, and rolls it back once the name is typed", async () => {
+    const count = async () => (await sqlRows(projectId, "select count(*)::int from items"))[0]![0];
+    expect(await count()).toBe(253);
+    await page.locator('tr[data-trigger="manual"][data-status="verified"]').getByRole("button", { name: /^Restore backup of/ }).click();
+    const dialog = page.getByRole("dialog");
+    await dialog.getByLabel(/This project, replacing its database/).check();
+    await dialog.getByLabel(/Type shop to confirm/).fill("shop");
+    await dialog.getByRole("button", { name: "Replace database" }).click();
+    await page.getByText("Restore started").waitFor();
+    const restore = page.locator("tr[data-restore]").first();
+    await restore.getByText("finished").waitFor({ timeout: 60_000 });
+    expect(await count()).toBe(250);
+    await page.getByRole("button", { name: "Roll back" }).click();
+    const confirm = page.getByRole("dialog");
+    expect(await confirm.getByRole("button", { name: "Roll back" }).isDisabled()).toBe(true);
+    await confirm.getByLabel(/Type shop to confirm/).fill("shop");
+    await confirm.getByRole("button", { name: "Roll back" }).click();
+    await restore.getByText("rolled back").waitFor({ timeout: 30_000 });
+    expect(await count()).toBe(253);
+    expect(await page.getByRole("button", { name: "Roll back" }).count()).toBe(0);
+    await shot("database-rolled-back-dark");
+  }, 120_000);
+
   it("creates a database user, password shown once", async () => {
     await visit(`/projects/${projectId}/users`);
     await page.getByRole("button", { name: "New user" }).click();

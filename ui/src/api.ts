@@ -258,6 +258,15 @@ export interface ImportRowError {
   line?: number;
   message: string;
 }
+/** An import as it runs (GET …/imports/:import): bytes and rows received so far. */
+export interface ImportRun {
+  id: string;
+  table: string;
+  status: "running" | "succeeded" | "failed" | "interrupted";
+  phase: "receiving" | "inserting" | "checking_rows" | null;
+  bytes: number;
+  rows: number;
+}
 export interface ImportResult {
   dry_run: boolean;
   mode: "insert" | "upsert";
@@ -301,7 +310,7 @@ async function toError(res: Response): Promise<ApiError> {
   return new ApiError(res.status, "http_error", `${res.status} ${res.statusText || "error"}`, undefined, retry);
 }
 
-async function request<T>(method: string, path: string, body?: unknown, options: { quiet401?: boolean } = {}): Promise<T> {
+async function request<T>(method: string, path: string, body?: unknown, options: { quiet401?: boolean; headers?: Record<string, string> } = {}): Promise<T> {
   let res: Response;
   // A file goes as it is (streamed by the browser); anything else as JSON.
   const raw = body instanceof Blob;
@@ -309,7 +318,7 @@ async function request<T>(method: string, path: string, body?: unknown, options:
     res = await fetch(`/admin/api${path}`, {
       method,
       credentials: "same-origin",
-      headers: body === undefined ? undefined : { "content-type": raw ? body.type || "application/octet-stream" : "application/json" },
+      headers: { ...(body === undefined ? {} : { "content-type": raw ? body.type || "application/octet-stream" : "application/json" }), ...options.headers },
       body: body === undefined ? undefined : raw ? body : JSON.stringify(body),
     });
   } catch {
@@ -424,12 +433,15 @@ export const api = {
     /** The export's URL: the file downloads with the session cookie; `filters` in the /v1/db grammar. */
     exportUrl: (project: string, table: string, format: DataFormat, filters: [string, string][] = []) =>
       `/admin/api/projects/${enc(project)}/tables/${enc(table)}/export?${new URLSearchParams([["format", format], ...filters])}`,
-    import: (project: string, table: string, file: File, options: ImportOptions) =>
+    /** `importId` (a UUID) names the run, to follow it with importRun while this request goes on. */
+    import: (project: string, table: string, file: File, options: ImportOptions, importId?: string) =>
       request<ImportResult>(
         "POST",
         `/projects/${enc(project)}/tables/${enc(table)}/import${q({ format: options.format, mode: options.mode, dry_run: String(options.dry_run), mapping: options.mapping && JSON.stringify(options.mapping) })}`,
         file,
+        { headers: importId ? { "x-import-id": importId } : undefined },
       ),
+    importRun: (project: string, importId: string) => request<ImportRun>("GET", `/projects/${enc(project)}/imports/${enc(importId)}`),
   },
 
   audit: (params: { action?: string; limit?: number; offset?: number }) => request<Page<AuditEntry>>("GET", `/audit${q(params)}`),

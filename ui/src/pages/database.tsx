@@ -151,7 +151,7 @@ function BackupTable(props: { backups: Backup[] | undefined; onRestore: (b: Back
           <Show when={props.backups} fallback={<SkeletonRows cols={5} rows={2} />}>
             <For each={props.backups}>
               {(b) => (
-                <tr data-backup={b.id} data-status={b.status}>
+                <tr data-backup={b.id} data-status={b.status} data-trigger={b.trigger}>
                   <td class="nowrap" title={dateTime(b.created_at)}>
                     {dateTime(b.created_at)}
                     <div class="muted">{relTime(b.created_at)}</div>
@@ -264,8 +264,8 @@ function UploadDump(props: { onUploaded: () => void }) {
   };
   return (
     <>
-      <input ref={input} type="file" class="sr-only" id="dump-input" tabIndex={-1} accept=".dump,.backup,.pgdump,application/octet-stream" onChange={(e) => upload(e.currentTarget.files?.[0])} />
-      <button class="btn" disabled={busy()} onClick={() => input.click()} title="A pg_dump -Fc (custom format) file, taken as a backup of this project">
+      <input ref={input} type="file" class="sr-only" id="dump-input" tabIndex={-1} accept=".dump,.backup,.pgdump,.sql,application/octet-stream,application/sql" onChange={(e) => upload(e.currentTarget.files?.[0])} />
+      <button class="btn" disabled={busy()} onClick={() => input.click()} title="A pg_dump file (custom format, or plain .sql), taken as a backup of this project">
         {busy() ? "Uploading…" : "Upload a dump"}
       </button>
     </>

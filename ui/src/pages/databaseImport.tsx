@@ -1,5 +1,5 @@
 import { createEffect, createMemo, createResource, createSignal, For, on, Show } from "solid-js";
-import { api, ApiError, type DataFormat, type ImportResult, type ImportRowError } from "../api";
+import { api, ApiError, type DataFormat, type ImportResult, type ImportRowError, type ImportRun } from "../api";
 import { formatOf, previewFile } from "../components/filePreview";
 import { bytes } from "../components/format";
 import { isTable, loadColumns, loadTables, type ColumnInfo } from "../components/schema";
@@ -13,6 +13,18 @@ import { useProject } from "./project";
 // import, all or nothing.
 type Mapping = Record<string, string | null>;
 type Outcome = ImportResult & { refused?: string };
+const FOLLOW_MS = 1000;
+
+/** A v4 UUID; crypto.randomUUID exists only in secure contexts, and an admin may use plain http on a LAN. */
+function randomUuid() {
+  const b = crypto.getRandomValues(new Uint8Array(16));
+  b[6] = (b[6]! & 0x0f) | 0x40;
+  b[8] = (b[8]! & 0x3f) | 0x80;
+  const hex = [...b].map((x) => x.toString(16).padStart(2, "0")).join("");
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+}
+
+const PHASE: Record<NonNullable<ImportRun["phase"]>, string> = { receiving: "Reading the file", inserting: "Inserting", checking_rows: "Checking rows one by one" };
 
 /** Each file column onto the table column of the same name (or case-insensitively), else left out. */
 function defaultMapping(fileColumns: string[], tableColumns: ColumnInfo[]): Mapping {
@@ -39,11 +51,28 @@ export function ImportWizard(props: { initialTable?: string }) {
   // A result stands for the choices it was made with.
   createEffect(on([table, file, format, mode, mapping], () => setOutcome(undefined), { defer: true }));
 
+  const [progress, setProgress] = createSignal<ImportRun>();
+  /** Looks at the run (named by the client) every second while its request goes on. */
+  const follow = (importId: string) => {
+    const timer = setInterval(() => {
+      api.tables
+        .importRun(id(), importId)
+        .then((r) => r.status === "running" && setProgress(r))
+        .catch(() => {}); // not there yet
+    }, FOLLOW_MS);
+    return () => {
+      clearInterval(timer);
+      setProgress(undefined);
+    };
+  };
+
   const options = (dryRun: boolean) => ({ format: format(), mode: mode(), dry_run: dryRun, mapping: preview()?.columns.length ? mapping() : undefined });
   const run = (dryRun: boolean) =>
     createSubmit(async () => {
+      const importId = randomUuid();
+      const stop = follow(importId);
       try {
-        const result = await api.tables.import(id(), table(), file()!, options(dryRun));
+        const result = await api.tables.import(id(), table(), file()!, options(dryRun), importId);
         setOutcome(result);
         if (!dryRun) notify.success(`Imported ${result.rows} row${result.rows === 1 ? "" : "s"} into ${table()}`);
       } catch (err) {
@@ -51,6 +80,8 @@ export function ImportWizard(props: { initialTable?: string }) {
         if (!(err instanceof ApiError && err.code === "import_failed")) throw err;
         const details = err.details as { rows?: number; errors?: ImportRowError[] } | undefined;
         setOutcome({ dry_run: false, mode: mode(), rows: details?.rows ?? 0, inserted: 0, updated: 0, errors: details?.errors ?? [], refused: err.message });
+      } finally {
+        stop();
       }
     });
   const dryRun = run(true);
@@ -145,6 +176,7 @@ export function ImportWizard(props: { initialTable?: string }) {
           {importNow.busy() ? "Importing…" : "Import"}
         </button>
       </div>
+      <Show when={busy() && progress()}>{(p) => <ImportProgress run={p()} fileBytes={file()?.size ?? 0} />}</Show>
       <Show when={outcome()}>{(o) => <ImportOutcome outcome={o()} table={table()} />}</Show>
     </section>
   );
@@ -194,6 +226,20 @@ function MappingTable(props: { columns: string[]; rows: string[][]; tableColumns
         <div class="alert warn">Required column{missing().length === 1 ? "" : "s"} with no file column and no default: {missing().join(", ")}.</div>
       </Show>
     </>
+  );
+}
+
+function ImportProgress(props: { run: ImportRun; fileBytes: number }) {
+  const percent = () => Math.min(100, Math.floor((props.run.bytes / Math.max(1, props.fileBytes)) * 100));
+  return (
+    <div data-testid="import-progress" style={{ "margin-top": "12px" }}>
+      <div class="muted small-text" aria-live="polite">
+        {props.run.phase ? PHASE[props.run.phase] : "Working"} · {bytes(props.run.bytes)} of {bytes(props.fileBytes)} · {props.run.rows.toLocaleString()} rows
+      </div>
+      <div class="progress" role="progressbar" aria-label="Import progress" aria-valuemin="0" aria-valuemax="100" aria-valuenow={percent()}>
+        <div style={{ width: `${percent()}%` }} />
+      </div>
+    </div>
   );
 }
 

@@ -87,6 +87,11 @@ export default function Tables() {
         <h1>Tables</h1>
         <span class="sub">The public schema, read as the owner role through the SQL endpoint.</span>
         <div class="spacer" />
+        <Show when={table()}>
+          <A class="btn" href={`/projects/${id()}/database?import=${encodeURIComponent(table()!)}`}>
+            Import into {table()}
+          </A>
+        </Show>
         <A class="btn" href={`/projects/${id()}/sql`}>
           Open SQL editor
         </A>
