@@ -5,9 +5,11 @@
 // RSS growth of the AtlasHub process (target < 32 MB).
 //   node_modules/.bin/bun bench/storage.ts [--mb 256] [--runs 5] [--binary build/out/atlashub-linux-x64]
 //
-// Each run does, in this order: cp, upload, download, and `cp` + fdatasync of the copy (a reference
+// Each run does, in this order: cp, upload, download, `cp` + fdatasync of the copy (a reference
 // with the upload's durability: the upload is fsynced before it is renamed into place, a plain cp
-// leaves its bytes in the page cache). The ratios are taken per run (each transfer against the cp of
+// leaves its bytes in the page cache), and the same curl upload to a bare Bun.serve handler in a
+// process of its own that only counts the bytes (the ceiling of an HTTP upload into Bun here, before
+// any hashing or writing). The ratios are taken per run (each transfer against the cp of
 // its own run, moments apart: the machine is shared, and cp alone ranged 0.6–3.8 GB/s here) and their
 // median printed. Peak RSS is exact, not sampled: the kernel's high-water mark of the AtlasHub process
 // (VmHWM), reset before each transfer by writing 5 to /proc/<pid>/clear_refs, minus its resident size
@@ -86,11 +88,21 @@ const mbps = (ms: number) => SIZE / 1024 / 1024 / (ms / 1000);
 const range = (xs: number[], digits = 0) => `${Math.min(...xs).toFixed(digits)}–${Math.max(...xs).toFixed(digits)}`;
 const mib = (n: number) => (n / 1024 / 1024).toFixed(1);
 
+// The bare handler: reads the body to the end and answers its size; its port on standard output.
+const BARE_SERVER = `
+const server = Bun.serve({ port: 0, hostname: "127.0.0.1", maxRequestBodySize: 2 ** 40, async fetch(req) {
+  let size = 0;
+  for await (const chunk of req.body) size += chunk.byteLength;
+  return new Response(String(size));
+} });
+console.log(server.port);`;
+
 const root = mkdtempSync(join(tmpdir(), "atlashub-bench."));
 chmodSync(root, 0o755);
 const pgPort = 55000 + Math.floor(Math.random() * 5000);
 const cluster = new NativeEngine({ dataDir: join(root, "pg"), listen: "127.0.0.1", port: pgPort, masterKey: randomBytes(32), attach: false, initialise: true });
 let hub: ReturnType<typeof Bun.spawn> | undefined;
+let bare: ReturnType<typeof Bun.spawn> | undefined;
 const log = join(root, "atlashub.log");
 try {
   await cluster.start();
@@ -121,6 +133,10 @@ try {
     await Bun.sleep(50);
   }
 
+  const bareProc = (bare = Bun.spawn([process.execPath, "-e", BARE_SERVER], { stdout: "pipe", stderr: "inherit" }));
+  const { value: portLine } = await bareProc.stdout.getReader().read();
+  const bareUrl = `http://127.0.0.1:${Number(new TextDecoder().decode(portLine).trim())}/`;
+
   const control = postgres({ host: su.host, port: su.port, user: su.user, password: su.password, database: "atlashub", max: 1, onnotice: () => {} });
   const admin = await createAdmin(control, "bench@example.com", randomBytes(16).toString("hex"));
   const { token } = await createToken(control, admin.id, { name: "bench" });
@@ -139,7 +155,7 @@ try {
   // Files on the same file system as the server's storage directory.
   const work = mkdtempSync(join(root, "files."));
   const source = makeSource(work);
-  const ms = { cp: [] as number[], cpSync: [] as number[], up: [] as number[], down: [] as number[] };
+  const ms = { cp: [] as number[], cpSync: [] as number[], up: [] as number[], down: [] as number[], bare: [] as number[] };
   const upRss: number[] = [];
   const downRss: number[] = [];
   for (let i = 0; i < RUNS; i++) {
@@ -166,6 +182,10 @@ try {
     // cp, then fdatasync of the copy (coreutils `sync -d FILE`): the durability the upload has.
     ms.cpSync.push((await run(["cp", source.path, copy])).ms + (await run(["sync", "-d", copy])).ms);
     rmSync(copy);
+
+    const counted = await run(["curl", "-sS", "--fail", "-X", "PUT", "-H", "expect:", "-T", source.path, bareUrl]);
+    if (Number(counted.out) !== SIZE) throw new Error("the bare handler counted the wrong size");
+    ms.bare.push(counted.ms);
   }
 
   const perRun = (xs: number[]) => xs.map((x, i) => ms.cp[i]! / x);
@@ -177,12 +197,14 @@ try {
   line("upload: PUT on a signed URL", ms.up, `${ratio(ms.up)}, target ≥ 0.7`);
   line("download: GET on a signed URL", ms.down, `${ratio(ms.down)}, target ≥ 0.8`);
   line("cp + fdatasync (reference)", ms.cpSync, `${ratio(ms.cpSync)}; upload ${median(ms.up.map((x, i) => ms.cpSync[i]! / x)).toFixed(2)}× of it`);
+  line("bare Bun handler counting (ceiling)", ms.bare, `${ratio(ms.bare)}; upload ${median(ms.up.map((x, i) => ms.bare[i]! / x)).toFixed(2)}× of it`);
   const later = upRss.slice(1);
   console.log(
     `peak RSS growth of AtlasHub (target < 32 MB): upload first ${mib(upRss[0]!)} MB, later ${later.length ? `max ${mib(Math.max(...later))} MB (median ${mib(median(later))})` : "-"}; ` +
       `download max ${mib(Math.max(...downRss))} MB`,
   );
 } finally {
+  bare?.kill();
   if (hub) {
     hub.kill("SIGTERM");
     await hub.exited;
