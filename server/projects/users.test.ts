@@ -93,6 +93,22 @@ describe("database users", () => {
     expect((await call("DELETE", "/users/leaving")).status).toBe(404);
   });
 
+  it("a user the tenant granted to or named in a policy is not deleted: 409 naming what still refers to it", async () => {
+    const kept = (await call("POST", "/users", { username: "kept", access: "read" })).body;
+    const owner = connect(project.credentials.owner.connection_string);
+    await owner`create table notes (id int)`;
+    await owner.unsafe(`grant select on notes to "${kept.role_name}"`);
+    await owner.unsafe(`create policy only_kept on notes to "${kept.role_name}" using (true)`);
+    const refused = await call("DELETE", "/users/kept");
+    expect(refused.status).toBe(409);
+    expect(refused.body.error.code).toBe("user_in_use");
+    expect(refused.body.error.details.dependents.join("\n")).toContain("2 objects in database");
+    expect((await call("GET", "/users")).body.items.map((u: { username: string }) => u.username)).toContain("kept");
+    await owner.unsafe(`drop policy only_kept on notes`);
+    await owner.unsafe(`revoke select on notes from "${kept.role_name}"`);
+    expect((await call("DELETE", "/users/kept")).status).toBe(204);
+  });
+
   it("cannot be created on a project being purged: the purge waits, then takes the new user with it", async () => {
     const p = await createTestProject(server, auth, "race-users");
     const [created, purged] = await Promise.all([

@@ -6,7 +6,7 @@ import { z } from "zod";
 import type { AppContext } from "../context";
 import type { Db } from "../platform/db";
 import { randomPassword } from "../platform/crypto";
-import { errors } from "../http/errors";
+import { ApiError, errors } from "../http/errors";
 import { connectionString, getProject, lockReadyProject } from "./service";
 import { databaseName, roleName, type RoleKind } from "./provision";
 
@@ -95,7 +95,12 @@ export async function deleteUser(ctx: AppContext, projectId: string, username: s
       delete from project_users where project_id = ${projectId} and username = ${username} returning role_name`;
     if (!row) throw errors.notFound("database user");
     await tx`revoke connect on database ${tx(databaseName(projectId))} from ${tx(row.role_name)}`;
-    await tx`drop role ${tx(row.role_name)}`;
+    await tx`drop role ${tx(row.role_name)}`.catch((err) => {
+      // The tenant granted the user something directly or named it in a policy: theirs to undo, not ours to guess.
+      if ((err as { code?: string }).code !== "2BP01") throw err;
+      const dependents = String((err as { detail?: string }).detail ?? "").split("\n").filter(Boolean).slice(0, 20);
+      throw new ApiError(409, "user_in_use", `The user ${username} is still named by privileges or policies in the project's database; revoke them or alter the policies, then delete it.`, { dependents });
+    });
     await record(tx);
     return row.role_name;
   });
