@@ -18,6 +18,7 @@ import m0015 from "./0015_storage_intents.sql" with { type: "text" };
 import m0016 from "./0016_backup_schedules.sql" with { type: "text" };
 import m0017 from "./0017_backup_uploads.sql" with { type: "text" };
 import m0018 from "./0018_signed_uploads_and_imports.sql" with { type: "text" };
+import m0019 from "./0019_restore_files.sql" with { type: "text" };
 
 export const migrations = [
   { name: "0001_control_plane", sql: m0001 },
@@ -38,4 +39,5 @@ export const migrations = [
   { name: "0016_backup_schedules", sql: m0016 },
   { name: "0017_backup_uploads", sql: m0017 },
   { name: "0018_signed_uploads_and_imports", sql: m0018 },
+  { name: "0019_restore_files", sql: m0019 },
 ];

@@ -40,8 +40,8 @@ export async function reconcileBackups(ctx: AppContext) {
 
 /**
  * Restores of dead processes: one still restoring is failed (its new database dropped; the live one
- * was never touched), one swapping or rolling back is carried forward, a rolled-back one's restored
- * database is dropped.
+ * was never touched; live files it had begun to change put back from their copy), one swapping or
+ * rolling back is carried forward, a rolled-back one's restored database and files' copy dropped.
  */
 export async function reconcileRestores(ctx: AppContext) {
   const rows = await ctx.sql<RestoreRow[]>`
@@ -55,7 +55,7 @@ export async function reconcileRestores(ctx: AppContext) {
         await failRestore(ctx, restore, reason);
       } else if (restore.status === "swapping") await swapIn(ctx, restore);
       else if (restore.status === "rolling_back") await swapBack(ctx, restore).catch((err) => log.warn("rollback not finished", { restore: restore.id, reason: (err as Error).message }));
-      else await dropSpare(ctx, restore.id, restoreDatabases(restore.id).undone);
+      else await dropSpare(ctx, restore, restoreDatabases(restore.id).undone);
     });
     if (!handled) continue;
     const [now] = await ctx.sql<{ status: string }[]>`select status from restores where id = ${restore.id}`;

@@ -3,13 +3,16 @@
 // replace:      restoring → swapping → finished (→ rolling_back → rolled_back), or failed.
 //   restoring: the dump goes into a new database ah_restore_<id>, configured like the project's own,
 //              by pg_restore as the project's owner role. The live database is not touched: any
-//              failure (or a crash: the reconciler) drops the new one and ends `failed`.
+//              failure (or a crash: the reconciler) drops the new one and ends `failed`. Then the
+//              project's files are made the backup's, from a copy of them kept aside first
+//              (restoreFiles.ts); a failure from there on puts that copy back before `failed`.
 //   swapping:  the live database is closed to connections, its sessions and this process's pool
 //              ended, then ONE control-plane transaction renames it to ah_prev_<id>, renames the new
 //              one to p_<project> and records `finished`: Postgres commits both renames or neither.
 //              A crash before that commit leaves `swapping`, which the reconciler carries forward.
-//   finished:  ah_prev_<id> is kept until keep_until (ATLASHUB_RESTORE_KEEP) for a rollback, which
-//              swaps back the same way (rolling_back → rolled_back); then a platform job drops it.
+//   finished:  ah_prev_<id> (and the files' copy) is kept until keep_until (ATLASHUB_RESTORE_KEEP) for
+//              a rollback, which puts the files back and swaps the database back the same way
+//              (rolling_back → rolled_back); then a platform job drops them.
 // new_project:  a project is provisioned through the usual state machine (its credentials answered
 //              once), then the dump is restored into its database (privileges and policies with the
 //              roles renamed to the new project's) and the backup's files stored in its buckets:
@@ -33,6 +36,7 @@ import { holdLocks, ifOrphaned, type HeldLocks } from "./locks";
 import { restoreDatabases } from "./restoreDatabases";
 import { asStream } from "./parts";
 import { backupObject } from "./store";
+import { applyBackupFiles, dropSavedFiles, fileEntries, putSavedFilesBack, restoresFiles, saveLiveFiles } from "./restoreFiles";
 
 export const restoreSchema = z.discriminatedUnion("mode", [
   z.object({ mode: z.literal("replace"), confirm: z.string() }),
@@ -59,11 +63,13 @@ export interface RestoreRow {
   keep_until: Date | null;
   old_dropped_at: Date | null;
   rolled_back_at: Date | null;
+  /** replace: how far it got with the live files (restoreFiles.ts). */
+  files_state: "saved" | "applying" | "applied" | null;
 }
 
 const RESTORE_COLUMNS = [
   "id", "project_id", "source_project_id", "backup_id", "mode", "status", "new_database", "old_database", "files_restored",
-  "failure_reason", "created_by", "created_at", "updated_at", "finished_at", "keep_until", "old_dropped_at", "rolled_back_at",
+  "failure_reason", "created_by", "created_at", "updated_at", "finished_at", "keep_until", "old_dropped_at", "rolled_back_at", "files_state",
 ];
 const RESTORE_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const SWAP_ATTEMPTS = 5;
@@ -171,8 +177,14 @@ async function runReplace(ctx: AppContext, restore: RestoreRow, backup: BackupRo
   try {
     try {
       await fillIncoming(ctx, restore, backup.manifest!, tools, signal);
+      if (restoresFiles(backup.manifest!)) {
+        await saveLiveFiles(ctx, restore, signal);
+        crashPoint("restore:files-saved");
+        await applyBackupFiles(ctx, restore, backup.manifest!, signal);
+        crashPoint("restore:files-applied");
+      }
     } catch (err) {
-      await failRestore(ctx, restore, signal.aborted ? "AtlasHub stopped while restoring; the live database was not touched." : failureReason(err));
+      await failRestore(ctx, restore, signal.aborted ? "AtlasHub stopped while restoring; the live database and files are as they were." : failureReason(err));
       return;
     }
     crashPoint("restore:after-fill");
@@ -221,10 +233,18 @@ function privilegesFor(manifest: Manifest, restore: RestoreRow): RestoreTarget["
   return { fromProject: from, toProject: restore.project_id };
 }
 
-/** Drops what a restore made (the new database) and records why it failed; the live database stays. */
+/**
+ * Drops what a restore made (the new database) and records why it failed; the live database stays,
+ * and the live files are put back from their copy if they were changed. Throwing (the store
+ * unreachable), it leaves the restore as it was, for the reconciler to try again.
+ */
 export async function failRestore(ctx: AppContext, restore: RestoreRow, reason: string) {
   log.warn("restore failed", { project: restore.project_id, restore: restore.id, reason });
-  if (restore.mode === "replace") await dropDatabase(ctx.clusterSql, restore.new_database!);
+  if (restore.mode === "replace") {
+    await putSavedFilesBack(ctx, restore);
+    await dropDatabase(ctx.clusterSql, restore.new_database!);
+    await dropSavedFiles(ctx, restore);
+  }
   await ctx.sql`
     update restores set status = 'failed', failure_reason = ${reason}, updated_at = now()
     where id = ${restore.id} and status in ('restoring', 'swapping')`;
@@ -330,9 +350,19 @@ export async function rollbackRestore(ctx: AppContext, projectId: string, record
   return getRestore(ctx, projectId, candidate.id);
 }
 
-/** rolling_back → rolled_back, then the restored database is dropped. Failing for good, the restore stays finished. */
+/**
+ * rolling_back → rolled_back: the files put back from their copy, the replaced database swapped back
+ * in, then the restored one dropped. Failing to put the files back, it stays rolling_back for the
+ * reconciler to finish; failing the swap for good, the restore stays finished.
+ */
 export async function swapBack(ctx: AppContext, restore: RestoreRow) {
   const names = restoreDatabases(restore.id);
+  try {
+    await putSavedFilesBack(ctx, restore);
+  } catch (err) {
+    throw new ApiError(500, "rollback_failed", `Putting the project's files back failed; the rollback will be tried again: ${failureReason(err)}`, { restore_id: restore.id });
+  }
+  crashPoint("rollback:files-back");
   try {
     await closeLive(ctx, restore.project_id);
     crashPoint("rollback:live-closed");
@@ -349,24 +379,25 @@ export async function swapBack(ctx: AppContext, restore: RestoreRow) {
     throw new ApiError(500, "rollback_failed", `The rollback failed and the restored database stays live: ${failureReason(err)}`, { restore_id: restore.id });
   }
   crashPoint("restore:after-rollback");
-  await dropSpare(ctx, restore.id, names.undone);
+  await dropSpare(ctx, restore, names.undone);
   log.info("restore rolled back", { project: restore.project_id, restore: restore.id });
 }
 
-/** Drops the database that is no longer live (replaced, or rolled back) and records it. */
-export async function dropSpare(ctx: AppContext, restoreId: string, database: string) {
+/** Drops the database that is no longer live (replaced, or rolled back) and the files' copy, and records it. */
+export async function dropSpare(ctx: AppContext, restore: Pick<RestoreRow, "id" | "project_id">, database: string) {
   await dropDatabase(ctx.clusterSql, database);
-  await ctx.sql`update restores set old_dropped_at = now(), updated_at = now() where id = ${restoreId} and old_dropped_at is null`;
+  await dropSavedFiles(ctx, restore);
+  await ctx.sql`update restores set old_dropped_at = now(), updated_at = now() where id = ${restore.id} and old_dropped_at is null`;
 }
 
 /** The platform job: replaced databases kept past ATLASHUB_RESTORE_KEEP are dropped (no rollback after that). */
 export async function dropExpiredRestorePoints(ctx: AppContext) {
-  const expired = await ctx.sql<{ id: string; old_database: string }[]>`
-    select id, old_database from restores
+  const expired = await ctx.sql<{ id: string; project_id: string; old_database: string }[]>`
+    select id, project_id, old_database from restores
     where status = 'finished' and mode = 'replace' and old_dropped_at is null and keep_until <= now()`;
   let dropped = 0;
   for (const restore of expired) {
-    if (await ifOrphaned(ctx, "restore", restore.id, () => dropSpare(ctx, restore.id, restore.old_database))) dropped++;
+    if (await ifOrphaned(ctx, "restore", restore.id, () => dropSpare(ctx, restore, restore.old_database))) dropped++;
   }
   return dropped;
 }
@@ -414,7 +445,7 @@ async function restoreFiles(ctx: AppContext, restore: RestoreRow, manifest: Mani
   }
   if (manifest.files.count === 0) return;
   let restored = 0;
-  for await (const entry of fileEntries(ctx, restore.source_project_id, restore.backup_id)) {
+  for await (const entry of fileEntries(ctx, backupObject.fileList(restore.source_project_id, restore.backup_id))) {
     signal.throwIfAborted();
     const found = await ctx.backups.store.get(backupObject.file(restore.source_project_id, restore.backup_id, entry.n));
     if (!found) throw new BackupFailure(`file ${entry.bucket}/${entry.key} is missing from the backup store`);
@@ -427,22 +458,4 @@ async function restoreFiles(ctx: AppContext, restore: RestoreRow, manifest: Mani
     restored++;
     await ctx.sql`update restores set files_restored = ${restored}, updated_at = now() where id = ${restore.id}`;
   }
-}
-
-/** The lines of a backup's files.ndjson, read as a stream. */
-async function* fileEntries(ctx: AppContext, projectId: string, backupId: string): AsyncGenerator<FileEntry> {
-  const list = await ctx.backups.store.get(backupObject.fileList(projectId, backupId));
-  if (!list) throw new BackupFailure("the backup's file list is missing from the backup store");
-  const decoder = new TextDecoder();
-  let pending = "";
-  for await (const chunk of asStream(list.body)) {
-    pending += decoder.decode(chunk, { stream: true });
-    let newline: number;
-    while ((newline = pending.indexOf("\n")) >= 0) {
-      const line = pending.slice(0, newline);
-      pending = pending.slice(newline + 1);
-      if (line) yield JSON.parse(line) as FileEntry;
-    }
-  }
-  if (pending.trim()) yield JSON.parse(pending) as FileEntry;
 }

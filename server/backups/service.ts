@@ -16,6 +16,7 @@ import { crashPoint } from "../projects/crash";
 import { pgEnv, pgToolsFor, type PgTools } from "./pgTools";
 import { asStream, cutIntoParts, joinParts, meter } from "./parts";
 import { backupBucket, backupObject, scratchDatabaseName } from "./store";
+import type { ObjectLocation } from "../engines/storage/store";
 import { dropDatabase } from "./pgRestore";
 import { connectForBackup, takeSnapshot, type DatabaseSnapshot } from "./snapshot";
 import { verifyBackup } from "./verify";
@@ -237,7 +238,7 @@ async function writeBackup(ctx: AppContext, target: BackupTarget, tools: PgTools
   } finally {
     await source.end({ timeout: 5 });
   }
-  const files = await copyFiles(ctx, target, progress, signal);
+  const files = await copyFiles(ctx, target.projectId, { list: backupObject.fileList(target.projectId, target.id), file: (n) => backupObject.file(target.projectId, target.id, n) }, progress, signal);
   const manifest: Manifest = {
     format: "atlashub-backup/1",
     origin: "pg_dump",
@@ -309,28 +310,35 @@ export async function storeDumpParts(ctx: AppContext, projectId: string, backupI
 }
 
 /**
- * Copies every storage object of the project into the backup, in (bucket, key) order, with a list of
- * them (files.ndjson) written alongside as it goes. An object deleted since it was listed is skipped;
- * one replaced meanwhile is copied as it is now, and the list has the sha256 of what was copied.
+ * Copies every storage object of the project into the backup store (a backup's, or a restore's copy
+ * of the files it replaces), in (bucket, key) order, with a list of them (files.ndjson) written
+ * alongside as it goes. An object deleted since it was listed is skipped; one replaced meanwhile is
+ * copied as it is now, and the list has the sha256 of what was copied.
  */
-async function copyFiles(ctx: AppContext, target: BackupTarget, progress: ProgressWriter, signal: AbortSignal): Promise<Manifest["files"]> {
+export async function copyFiles(
+  ctx: AppContext,
+  projectId: string,
+  into: { list: ObjectLocation; file: (n: number) => ObjectLocation },
+  progress: Pick<ProgressWriter, "set">,
+  signal: AbortSignal,
+): Promise<Manifest["files"]> {
   const store = ctx.backups.store;
-  const buckets = await ctx.sql<{ name: string; public: boolean }[]>`select name, public from storage_buckets where project_id = ${target.projectId} order by name`;
+  const buckets = await ctx.sql<{ name: string; public: boolean }[]>`select name, public from storage_buckets where project_id = ${projectId} order by name`;
   const list = new TransformStream<Uint8Array, Uint8Array>();
   const writer = list.writable.getWriter();
-  const listLocation = backupObject.fileList(target.projectId, target.id);
+  const listLocation = into.list;
   const listPut = store.put(listLocation, list.readable, { maxBytes: Number.MAX_SAFE_INTEGER, contentType: "application/x-ndjson" });
   listPut.catch(() => {}); // awaited below; this only keeps an early failure from going unhandled meanwhile
   const encoder = new TextEncoder();
   let count = 0;
   let bytes = 0;
   try {
-    for await (const object of projectObjects(ctx, target.projectId)) {
+    for await (const object of projectObjects(ctx, projectId)) {
       signal.throwIfAborted();
-      const found = await ctx.storage.get({ project: target.projectId, bucket: object.bucket, key: object.key });
+      const found = await ctx.storage.get({ project: projectId, bucket: object.bucket, key: object.key });
       if (!found) continue;
       const staged = await store
-        .put(backupObject.file(target.projectId, target.id, count), asStream(found.body), { maxBytes: Number.MAX_SAFE_INTEGER, contentType: object.content_type })
+        .put(into.file(count), asStream(found.body), { maxBytes: Number.MAX_SAFE_INTEGER, contentType: object.content_type })
         .catch((err) => {
           // Lets go of the open file or connection (stores whose bodies hold one have discard()).
           (found as { discard?: () => void }).discard?.();
@@ -355,7 +363,8 @@ async function copyFiles(ctx: AppContext, target: BackupTarget, progress: Progre
   return { count, bytes, list: { key: listLocation.key, bytes: listed.size, sha256: listed.sha256 }, buckets };
 }
 
-async function* projectObjects(ctx: AppContext, projectId: string) {
+/** The project's objects in (bucket, key) order, a page at a time. */
+export async function* projectObjects(ctx: AppContext, projectId: string) {
   let after: { bucket: string; key: string } | undefined;
   for (;;) {
     const sql = ctx.sql;

@@ -48,5 +48,17 @@ export const backupObject = {
   manifest: (projectId: string, backupId: string): ObjectLocation => ({ project: projectId, bucket: backupBucket(backupId), key: "manifest.json" }),
 };
 
+/** The store "bucket" of a replace restore's copy of the files it replaced (its rollback point): "r" + the restore id's hex. */
+export const restoreBucket = (restoreId: string) => `r${restoreId.replaceAll("-", "")}`;
+
+export const restoreObject = {
+  file: (projectId: string, restoreId: string, n: number): ObjectLocation => ({
+    project: projectId,
+    bucket: restoreBucket(restoreId),
+    key: `files/${String(n).padStart(FILE_DIGITS, "0")}`,
+  }),
+  fileList: (projectId: string, restoreId: string): ObjectLocation => ({ project: projectId, bucket: restoreBucket(restoreId), key: "files.ndjson" }),
+};
+
 /** The scratch database a verification restores into (names are visible to every tenant: only the id). */
 export const scratchDatabaseName = (backupId: string) => `ah_verify_${backupId.replaceAll("-", "")}`;

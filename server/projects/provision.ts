@@ -246,7 +246,7 @@ async function dropEverything(ctx: AppContext, conn: Sql, projectId: string): Pr
     crashPoint("during:purging");
   }
   // A replaced database kept for rollback holds objects of the project's roles: it goes first.
-  await dropRestoreDatabases(conn, projectId);
+  await dropRestoreDatabases(conn, projectId, ctx.backups.store);
   await purgeProjectStorage(ctx, conn, projectId);
   await conn`delete from project_users where project_id = ${projectId}`;
   await conn`delete from project_roles where project_id = ${projectId}`;
