@@ -14,10 +14,10 @@ stopAtlasHubsAfterTests();
 
 const SIZE = 200 * 1024 * 1024;
 const CHUNK = 256 * 1024;
-// What streaming costs (socket buffers, chunks in flight, garbage not yet collected) does not grow
-// with the object (bench/storage.ts: 42–51 MB for 256 MB uploads, 0 for downloads). The bound sits
-// at under half the object, which a buffered upload or download could never meet.
-const MAX_GROWTH = 96 * 1024 * 1024;
+// What streaming costs (socket buffers, the batch being written, code paged in on first use) does
+// not grow with the object: here 14–19 MB for the upload (each chunk freed once written), 0 for the
+// download (sendfile). The bound is issue 6's target for a 256 MB upload.
+const MAX_GROWTH = 32 * 1024 * 1024;
 
 const { env, dataDir, post, ...setup } = binaryTestSetup("storage-large", { ATLASHUB_STORAGE_MAX_UPLOAD: String(SIZE) });
 let hub: AtlasHubProcess;
@@ -73,7 +73,7 @@ function generatedBody() {
 }
 
 describe("a 200 MB object through signed URLs (compiled binary)", () => {
-  it("round-trips with the same sha256 while the server's peak memory grows by less than 96 MB each way", async () => {
+  it("round-trips with the same sha256 while the server's peak memory grows by less than 32 MB each way", async () => {
     const up = await post("/v1/storage/signed-upload", { "x-api-key": apiKey }, { bucket: "uploads", key: "large/200mb.bin", content_type: "application/octet-stream" });
     registerSecret(new URL(up.url).searchParams.get("sig")!);
     const body = generatedBody();
