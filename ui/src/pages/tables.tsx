@@ -7,6 +7,7 @@ import { cellText, DataGrid, type Sort } from "../components/DataGrid";
 import { Modal } from "../components/Modal";
 import { condition, FILTER_OPS, ident, literal, restFilters, where, type Filter, type FilterOp } from "../components/sqlText";
 import { Empty, LoadError, SkeletonBlock, safe } from "../components/States";
+import { createSubmit, FormError } from "../components/Submit";
 import { notify } from "../components/toast";
 import { loadColumns, loadTables, TABLE_KIND, type ColumnInfo } from "../components/schema";
 import { useProject, useProjectCrumbs } from "./project";
@@ -347,37 +348,21 @@ function FilterBar(props: {
 function InsertRow(props: { open: boolean; onOpenChange: (open: boolean) => void; table: string; columns: ColumnInfo[]; onInserted: () => void }) {
   const { id } = useProject();
   const [values, setValues] = createSignal<Record<string, string>>({});
-  const [busy, setBusy] = createSignal(false);
-  const [error, setError] = createSignal<string>();
-  const submit = async (e: Event) => {
-    e.preventDefault();
-    if (busy()) return;
+  const insert = createSubmit(async () => {
     // Columns left empty are left out: Postgres fills in their default (or null).
     const given = props.columns.filter((c) => (values()[c.name] ?? "") !== "");
     const query = given.length
       ? `insert into public.${ident(props.table)} (${given.map((c) => ident(c.name)).join(", ")}) values (${given.map((c) => literal(values()[c.name]!)).join(", ")})`
       : `insert into public.${ident(props.table)} default values`;
-    setBusy(true);
-    setError(undefined);
-    try {
-      await api.sql(id(), query);
-      notify.success(`Inserted a row into ${props.table}`);
-      setValues({});
-      props.onInserted();
-    } catch (err) {
-      setError(err instanceof Error ? err.message : String(err));
-    } finally {
-      setBusy(false);
-    }
-  };
+    await api.sql(id(), query);
+    notify.success(`Inserted a row into ${props.table}`);
+    setValues({});
+    props.onInserted();
+  });
   return (
     <Modal open={props.open} onOpenChange={props.onOpenChange} title={`Insert into ${props.table}`}>
-      <form onSubmit={submit}>
-        <Show when={error()}>
-          <div class="alert error" role="alert">
-            {error()}
-          </div>
-        </Show>
+      <form onSubmit={insert.submit}>
+        <FormError error={insert.error()} />
         <For each={props.columns}>
           {(c) => (
             <div class="field">
@@ -400,7 +385,7 @@ function InsertRow(props: { open: boolean; onOpenChange: (open: boolean) => void
           <button type="button" class="btn" onClick={() => props.onOpenChange(false)}>
             Cancel
           </button>
-          <button type="submit" class="btn primary" disabled={busy()}>
+          <button type="submit" class="btn primary" disabled={insert.busy()}>
             Insert
           </button>
         </div>
