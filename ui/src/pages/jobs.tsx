@@ -25,9 +25,14 @@ export default function Jobs() {
 
   const [runsRes, { refetch: refetchRuns }] = createResource(selectedId, (id) => api.jobs.runs(id).then((r) => r.items));
   const runs = safe(runsRes);
-  // While a run is in progress, look again every second.
+  // While a run is in progress, look again every second; once it ends, read the jobs once more, as
+  // the list may have been read a moment before the run's end reached the job's row.
+  let wasRunning = false;
   createEffect(() => {
-    if (!runs()?.some((r) => r.status === "running")) return;
+    const running = runs()?.some((r) => r.status === "running") ?? false;
+    if (wasRunning && !running) refetch();
+    wasRunning = running;
+    if (!running) return;
     const t = setTimeout(() => {
       refetchRuns();
       refetch();
