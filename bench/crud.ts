@@ -2,7 +2,7 @@
 //   (a) floor: a bare Hono route, same runtime, running `select * from items where id = $1` with the
 //       same driver and pool size, no auth;
 //   (b) GET /v1/db/items?id=eq.N with an API key;
-//   (c) POST /v1/db/items, one row per request.
+//   (c) POST /v1/db/items, one row per request, after (c0) its floor: the same insert on a bare route.
 // Usage: node_modules/.bin/bun bench/crud.ts [--seconds 10] [--connections 50] [--rounds 3]
 import { Hono } from "hono";
 import postgres from "postgres";
@@ -36,6 +36,11 @@ await withBenchAtlasHub(async (atlashub) => {
   const app = postgres(created.credentials.app.connection_string, { max: 5, onnotice: () => {} });
   const floor = new Hono();
   floor.get("/items/:id", async (c) => c.json(await app`select * from items where id = ${c.req.param("id")}`));
+  // The floor of (c): the same insert, no auth, no parsing; each commit waits for its WAL flush as (c)'s do.
+  floor.post("/items", async (c) => {
+    const row = (await c.req.json()) as { name: string; qty: number };
+    return c.json((await app`insert into items (name, qty) values (${row.name}, ${row.qty}) returning id`)[0], 201);
+  });
   const floorServer = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: floor.fetch });
 
   // load.ts puts a running number where {n} stands: ids 1…ROWS and beyond (those answer []).
@@ -46,12 +51,9 @@ await withBenchAtlasHub(async (atlashub) => {
       b: await load({ url: `${atlashub.url}/v1/db/items?id=eq.{n}`, headers: { "x-api-key": key } }),
     });
   }
-  const c = await load({
-    url: `${atlashub.url}/v1/db/items`,
-    method: "POST",
-    headers: { "x-api-key": key, "content-type": "application/json" },
-    body: JSON.stringify({ name: "new", qty: 1 }),
-  });
+  const insert = { method: "POST", body: JSON.stringify({ name: "new", qty: 1 }) };
+  const c0 = await load({ url: `http://127.0.0.1:${floorServer.port}/items`, headers: { "content-type": "application/json" }, ...insert });
+  const c = await load({ url: `${atlashub.url}/v1/db/items`, headers: { "x-api-key": key, "content-type": "application/json" }, ...insert });
   floorServer.stop(true);
   await app.end();
 
@@ -62,6 +64,7 @@ await withBenchAtlasHub(async (atlashub) => {
     line(`(a) floor: Hono + postgres.js, no auth  #${i + 1}`, a);
     line(`(b) GET /v1/db/items?id=eq.N with a key #${i + 1}`, b);
   });
+  line("(c0) floor of (c): the same insert, bare", c0);
   line("(c) POST /v1/db/items, one row", c);
   const ratios = pairs.map(({ a, b }) => b.rps / a.rps).sort((x, y) => x - y);
   console.log(`ratio (b)/(a) per round: ${ratios.map((r) => r.toFixed(2)).join(" ")}; median ${ratios[Math.floor(ratios.length / 2)]!.toFixed(2)}`);
