@@ -14,7 +14,7 @@ export const backupUsage = `Usage: atlashub backup <subcommand> PROJECT [args] [
 
   create PROJECT                          back up the project now; progress on standard error, the backup (JSON) on standard output
   list PROJECT                            the project's backups, newest first
-  download PROJECT BACKUP FILE            write the backup's dump (pg_dump -Fc) to FILE
+  download PROJECT BACKUP FILE            write the backup's dump (pg_dump -Fc, or an uploaded .sql) to FILE
   restore PROJECT BACKUP --mode replace --confirm PROJECT_NAME
   restore PROJECT BACKUP --mode new_project --confirm PROJECT_NAME --name NEW_NAME
                                           restore and wait; a new project's credentials are printed once

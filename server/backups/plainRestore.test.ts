@@ -102,6 +102,10 @@ describe("a plain .sql dump made by pg_dump", () => {
     expect(res.body.manifest.postgres.pg_dump_version).toMatch(/^15\./);
     if (vector()) expect(res.body.manifest.database.extensions).toContainEqual({ name: "vector", schema: "public" });
     backup = (await api("GET", `${source.id}/backups/${res.body.id}`)).body;
+    // Downloaded back as the .sql it was, byte for byte.
+    const download = await server.fetch(`/admin/api/projects/${source.id}/backups/${res.body.id}/download`, { headers: auth });
+    expect(download.headers.get("content-disposition")).toMatch(/\.sql"$/);
+    expect(await download.text()).toBe(readFileSync(dumpFile, "utf8"));
     expect(backup).toMatchObject({ status: "verified", verify_error: null });
     expect(backup.manifest.database.tables).toEqual(sourceSnapshot.tables);
   }, 60_000);

@@ -250,7 +250,8 @@ async function signUpload(ctx: AppContext, c: Context<AppEnv>, target: Omit<Para
 function dumpResponse(ctx: AppContext, row: backups.BackupRow) {
   const { stream, bytes } = backups.openDump(ctx, row);
   const stamp = (row.completed_at ?? row.created_at).toISOString().replace(/[:]/g, "").replace(/\..*$/, "Z");
-  const name = `${row.manifest!.project.name}-${stamp}.dump`.replace(/[^A-Za-z0-9._-]/g, "_");
+  const extension = row.manifest!.dump.format === "plain" ? "sql" : "dump";
+  const name = `${row.manifest!.project.name}-${stamp}.${extension}`.replace(/[^A-Za-z0-9._-]/g, "_");
   return new Response(stream, {
     headers: {
       "content-type": "application/octet-stream",
