@@ -186,8 +186,16 @@ export const signedUpload = (ctx: AppContext, purpose: UploadPurpose): Middlewar
     const granted = checkUploadSignature(ctx.masterKey, purpose, id, table, c.req.query());
     // A body declared too large is refused before the URL is spent.
     const body = streamedBody(c, Math.min(granted.maxBytes, ctx.config.importMaxBytes));
-    const { createdBy } = await claimUploadUrl(ctx, granted.nonce, id, purpose);
-    const via = { nonce: granted.nonce, createdBy, actor: { type: "anonymous", label: createdBy ? `signed URL of ${createdBy}` : "signed URL" } satisfies Actor };
+    const actorOf = (createdBy: string | null) => ({ type: "anonymous", label: createdBy ? `signed URL of ${createdBy}` : "signed URL" }) satisfies Actor;
+    const { createdBy } = await claimUploadUrl(ctx, granted.nonce, id, purpose, (db, createdBy) =>
+      audit(db, c, {
+        action: purpose === "backup_upload" ? "backup.upload_url.used" : "project.table.import_url.used",
+        target: { type: "project", id },
+        details: { signed_url: granted.nonce, ...(table !== undefined ? { table } : {}) },
+        actor: actorOf(createdBy),
+      }),
+    );
+    const via = { nonce: granted.nonce, createdBy, actor: actorOf(createdBy) };
     return purpose === "backup_upload" ? receiveBackupUpload(ctx, c, body, createdBy, via) : receiveImport(ctx, c, granted.options!, body, via);
   };
 

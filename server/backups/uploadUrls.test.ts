@@ -81,10 +81,12 @@ describe("POST /admin/api/projects/:id/backups/upload-url", () => {
       select action, actor_type, actor_label, details from audit_log where details->>'signed_url' = ${nonce} order by id`;
     expect(entries.map((e) => [e.action, e.actor_type])).toEqual([
       ["backup.upload_url", "token"],
+      ["backup.upload_url.used", "anonymous"],
       ["backup.upload", "anonymous"],
     ]);
     expect(entries[1]!.actor_label).toMatch(/^signed URL of .*\(token tests\)$/);
-    expect(entries[1]!.details.backup).toBe(up.body.id);
+    expect(entries[2]!.actor_label).toMatch(/^signed URL of .*\(token tests\)$/);
+    expect(entries[2]!.details.backup).toBe(up.body.id);
   }, 60_000);
 
   it("refuses an expiry past 24 hours (400) and a size past ATLASHUB_IMPORT_MAX_BYTES (422)", async () => {
@@ -152,6 +154,41 @@ describe("PUT to a signed upload URL", () => {
     }
     // The genuine URL is still unused.
     expect((await put(url, "id,name\n5,Eve\n")).status).toBe(200);
+  });
+
+  it("records each URL's use in the audit log when it is spent, whatever comes of the upload (a failed import, a dry run, an unknown table), and never its signature", async () => {
+    const uses = async (url: string) => {
+      const nonce = new URL(url).searchParams.get("nonce");
+      return server.ctx.sql`select action, actor_type, actor_label, details from audit_log where details->>'signed_url' = ${nonce} order by id`;
+    };
+    const failing = (await signed("/tables/people/import-url", {})).body.url as string;
+    expect((await put(failing, "id,name\nnot a number,x\n")).status).toBe(422);
+    const dry = (await signed("/tables/people/import-url", { dry_run: true })).body.url as string;
+    expect((await put(dry, "id,name\n900,x\n")).status).toBe(200);
+    const missing = (await signed("/tables/nosuch/import-url", {})).body.url as string;
+    expect((await put(missing, "id\n1\n")).status).toBe(400);
+    for (const [url, table] of [[failing, "people"], [dry, "people"], [missing, "nosuch"]] as const) {
+      const entries = await uses(url);
+      expect(entries.map((e) => [e.action, e.actor_type])).toEqual([
+        ["project.table.import_url", "token"],
+        ["project.table.import_url.used", "anonymous"],
+      ]);
+      expect(entries[1]!.actor_label).toMatch(/^signed URL of .*\(token tests\)$/);
+      expect(entries[1]!.details).toEqual({ signed_url: new URL(url).searchParams.get("nonce"), table });
+      expect(JSON.stringify(entries)).not.toContain(new URL(url).searchParams.get("sig")!);
+    }
+    // A refused signature spends nothing and records no use.
+    const unused = (await signed("/tables/people/import-url", {})).body.url as string;
+    expect((await put(withParam(unused, "mode", "upsert"), "id,name\n901,x\n")).status).toBe(403);
+    expect((await uses(unused)).map((e) => e.action)).toEqual(["project.table.import_url"]);
+  });
+
+  it("lets one of several PUTs racing with the same URL through; the others are 403 signed_url_used", async () => {
+    const { body } = await signed("/tables/people/import-url", {});
+    const answers = await Promise.all(Array.from({ length: 6 }, (_, i) => put(body.url, `id,name\n${2000 + i},racer\n`)));
+    expect(answers.map((a) => a.status).sort()).toEqual([200, 403, 403, 403, 403, 403]);
+    expect(answers.filter((a) => a.status === 403).every((a) => a.body.error.code === "signed_url_used")).toBe(true);
+    expect((await owner`select count(*)::int as n from people where name = 'racer'`)[0]!.n).toBe(1);
   });
 
   it("refuses an expired URL with 403 signature_expired", async () => {

@@ -135,12 +135,25 @@ export function checkUploadSignature(masterKey: Buffer, purpose: UploadPurpose, 
   return { nonce, maxBytes, options: purpose === "table_import" ? (importQuery.parse(options) as ImportOptions) : undefined };
 }
 
-/** Takes the URL's one use: 403 signed_url_used when it was taken before. Answers who asked for the URL. */
-export async function claimUploadUrl(ctx: AppContext, nonce: string, projectId: string, purpose: UploadPurpose) {
-  const [row] = await ctx.sql<{ created_by: string | null }[]>`
-    update signed_uploads set used_at = now()
-    where nonce = ${nonce} and project_id = ${projectId} and purpose = ${purpose} and used_at is null
-    returning created_by`;
-  if (!row) throw errors.signedUrlUsed();
-  return { createdBy: row.created_by };
+/**
+ * Takes the URL's one use: 403 signed_url_used when it was taken before. `record` writes the audit
+ * entry of the use in the same transaction, so a spent URL always has one, whatever comes of the
+ * upload after (a failed or dry-run import leaves no other). Answers who asked for the URL.
+ */
+export async function claimUploadUrl(
+  ctx: AppContext,
+  nonce: string,
+  projectId: string,
+  purpose: UploadPurpose,
+  record: (db: Db, createdBy: string | null) => Promise<unknown>,
+) {
+  return ctx.sql.begin(async (tx) => {
+    const [row] = await tx<{ created_by: string | null }[]>`
+      update signed_uploads set used_at = now()
+      where nonce = ${nonce} and project_id = ${projectId} and purpose = ${purpose} and used_at is null
+      returning created_by`;
+    if (!row) throw errors.signedUrlUsed();
+    await record(tx, row.created_by);
+    return { createdBy: row.created_by };
+  });
 }
