@@ -33,7 +33,8 @@ export function buildApp(ctx: AppContext, pools: ProjectPools) {
 /** What every request gets, on either app. */
 function surface(ctx: AppContext) {
   const app = new Hono<AppEnv>();
-  app.use(requestEnvelope(), bodyLimit(ctx.config.bodyLimit, (c) => isStreamedUpload(c) || isTableImport(c)));
+  app.use(requestEnvelope());
+  app.on(["POST", "PUT", "PATCH", "DELETE"], "*", bodyLimit(ctx.config.bodyLimit, (c) => isStreamedUpload(c) || isTableImport(c)));
   app.onError(renderError);
   app.notFound((c) => renderError(errors.routeNotFound(), c));
   return app;

@@ -56,8 +56,7 @@ export const bodyLimit = (maxSize: number, skip?: (c: Context) => boolean): Midd
     },
   });
   return async function bodyLimit(c, next) {
-    const method = c.req.method;
-    return method === "GET" || method === "HEAD" || skip?.(c) ? next() : limit(c, next);
+    return skip?.(c) ? next() : limit(c, next);
   };
 };
 
