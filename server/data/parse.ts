@@ -135,7 +135,10 @@ export interface Prefer {
   resolution?: "merge" | "ignore";
 }
 
+const NO_PREFERENCES: Prefer = Object.freeze({ returnRows: false, count: false });
+
 export function parsePrefer(header: string | undefined): Prefer {
+  if (!header) return NO_PREFERENCES;
   const words = new Set((header ?? "").split(",").map((w) => w.trim()));
   return {
     returnRows: words.has("return=representation"),

@@ -15,15 +15,31 @@ export function findTable(schema: Schema, name: string): Table {
   return table;
 }
 
+// A table's column names, worked out once per table of the schema cache (a reload brings new tables).
+const columnNames = new WeakMap<Table, { list: string[]; known: Set<string> }>();
+
+/** The table's column names in order, and as a set for lookups. */
+export function namesOf(table: Table) {
+  let names = columnNames.get(table);
+  if (!names) {
+    const list = Object.freeze(table.columns.map((c) => c.name)) as string[];
+    columnNames.set(table, (names = { list, known: new Set(list) }));
+  }
+  return names;
+}
+
 export function checkColumns(table: Table, columns: Iterable<string>) {
+  const { known } = namesOf(table);
   for (const column of columns) {
-    if (!table.columns.some((c) => c.name === column)) throw badRequest("unknown_column", `Table "${table.name}" has no column "${column}".`, { table: table.name, column });
+    if (!known.has(column)) throw badRequest("unknown_column", `Table "${table.name}" has no column "${column}".`, { table: table.name, column });
   }
 }
 
+/** The plan's columns are each named once: all the table's for `select=*`. */
 export function planRead(schema: Schema, tableName: string, request: ReadRequest): ReadPlan {
   const table = findTable(schema, tableName);
-  const columns = request.select === "*" ? table.columns.map((c) => c.name) : request.select;
-  checkColumns(table, [...columns, ...request.order.map((o) => o.column), ...filterColumns(request.filters)]);
+  const all = request.select === "*";
+  const columns = all ? namesOf(table).list : [...new Set(request.select)];
+  checkColumns(table, [...(all ? [] : columns), ...request.order.map((o) => o.column), ...filterColumns(request.filters)]);
   return { ...request, table, columns };
 }

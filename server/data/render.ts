@@ -2,7 +2,7 @@
 // checked; every value is a $n parameter. Postgres builds the JSON (json_agg), so rows go to the
 // client without being parsed and re-serialised in JS. Pure.
 import type { Condition, Filter } from "./parse";
-import type { ReadPlan } from "./plan";
+import { namesOf, type ReadPlan } from "./plan";
 import type { JsonForm, Table } from "./schema";
 
 export interface Rendered {
@@ -23,10 +23,10 @@ export function renderRead(plan: ReadPlan): Rendered {
     ? " order by " + plan.order.map((o) => `${quoteIdent(o.column)} ${o.descending ? "desc" : "asc"}${o.nulls ? ` nulls ${o.nulls}` : ""}`).join(", ")
     : "";
   params.push(String(plan.limit), String(plan.offset));
-  const columns = [...new Set(plan.columns)];
-  const inner = `select ${columns.map(quoteIdent).join(", ")} from ${quoteIdent(plan.table.name)}${where}${order} limit $${params.length - 1}::bigint offset $${params.length}::bigint`;
+  const { table, columns } = plan;
+  const inner = `select ${projectionOf(table, columns).list} from ${quoteIdent(table.name)}${where}${order} limit $${params.length - 1}::bigint offset $${params.length}::bigint`;
   // `shown` saves parsing the JSON again to count it (Content-Range).
-  return { text: `select coalesce(json_agg(r), '[]')::text as body, count(*)::int as shown from (${inJsonForm(plan.table, columns, inner)}) r`, params };
+  return { text: `select coalesce(json_agg(r), '[]')::text as body, count(*)::int as shown from (${inJsonForm(table, columns, inner)}) r`, params };
 }
 
 /**
@@ -36,13 +36,36 @@ export function renderRead(plan: ReadPlan): Rendered {
  * needs converting, `rows` comes back unchanged: plain reads stay one flat select.
  */
 export function inJsonForm(table: Table, columns: string[], rows: string): string {
+  const converted = projectionOf(table, columns).converted;
+  return converted ? `select ${converted} from (${rows}) v` : rows;
+}
+
+interface Projection {
+  /** The quoted column names. */
+  list: string;
+  /** The same with JSON forms applied, when a column has one. */
+  converted?: string;
+}
+
+function project(table: Table, columns: string[]): Projection {
+  const list = columns.map(quoteIdent).join(", ");
   const forms = table.jsonForms;
-  if (!forms || !columns.some((c) => forms.has(c))) return rows;
-  const list = columns.map((c) => {
+  if (!forms || !columns.some((c) => forms.has(c))) return { list };
+  const converted = columns.map((c) => {
     const form = forms.get(c);
     return form ? `${jsonValue(quoteIdent(c), form)} as ${quoteIdent(c)}` : quoteIdent(c);
   });
-  return `select ${list.join(", ")} from (${rows}) v`;
+  return { list, converted: converted.join(", ") };
+}
+
+// All of a table's columns (select=*, the common read) are projected once per table of the schema cache.
+const allColumns = new WeakMap<Table, Projection>();
+
+function projectionOf(table: Table, columns: string[]): Projection {
+  if (columns !== namesOf(table).list) return project(table, columns);
+  let projection = allColumns.get(table);
+  if (!projection) allColumns.set(table, (projection = project(table, columns)));
+  return projection;
 }
 
 // 2^53 − 1: past it, JSON.parse (an IEEE double) no longer reads an integer back exactly.

@@ -17,6 +17,8 @@ interface Bucket {
   at: number;
 }
 
+const TAKEN: TakeResult = Object.freeze({ ok: true });
+
 export class TokenBuckets {
   // A Map keeps insertion order; every take re-inserts its buckets, so the first ones are the least
   // recently used. A bucket untouched for burst/rate seconds is full, the same as no bucket at all.
@@ -30,19 +32,27 @@ export class TokenBuckets {
   /** Takes one token from each bucket if every one has a token; else takes none and says when to retry. */
   take(limits: BucketLimit[]): TakeResult {
     const now = this.now();
-    const filled = limits.map((l) => {
-      const b = this.buckets.get(l.key);
-      const tokens = b ? Math.min(l.burst, b.tokens + ((now - b.at) * l.rate) / 1000) : l.burst;
-      return { limit: l, tokens };
-    });
-    const short = filled.filter((f) => f.tokens < 1);
-    for (const { limit, tokens } of filled) {
-      this.buckets.delete(limit.key);
-      this.buckets.set(limit.key, { tokens: short.length ? tokens : tokens - 1, at: now });
+    // Runs on every API request: plain loops, no arrays made.
+    let short = false;
+    let retryAfterMs = 0;
+    for (const l of limits) {
+      const tokens = this.tokensOf(l, now);
+      if (tokens >= 1) continue;
+      short = true;
+      retryAfterMs = Math.max(retryAfterMs, ((1 - tokens) * 1000) / l.rate);
+    }
+    for (const l of limits) {
+      const tokens = this.tokensOf(l, now);
+      this.buckets.delete(l.key);
+      this.buckets.set(l.key, { tokens: short ? tokens : tokens - 1, at: now });
     }
     while (this.buckets.size > this.maxBuckets) this.buckets.delete(this.buckets.keys().next().value!);
-    if (!short.length) return { ok: true };
-    return { ok: false, retryAfterMs: Math.max(...short.map((f) => ((1 - f.tokens) * 1000) / f.limit.rate)) };
+    return short ? { ok: false, retryAfterMs } : TAKEN;
+  }
+
+  private tokensOf(l: BucketLimit, now: number) {
+    const b = this.buckets.get(l.key);
+    return b ? Math.min(l.burst, b.tokens + ((now - b.at) * l.rate) / 1000) : l.burst;
   }
 
   get size() {

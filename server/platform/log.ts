@@ -25,9 +25,21 @@ function isSecretName(name: string) {
   return secret ?? secretField.test(name);
 }
 
+// Under load many lines share a millisecond: its ISO text is made once.
+let stampedAt = 0;
+let stamp = "";
+function timestamp() {
+  const now = Date.now();
+  if (now !== stampedAt) {
+    stampedAt = now;
+    stamp = new Date(now).toISOString();
+  }
+  return stamp;
+}
+
 function write(level: Level, msg: string, fields: Record<string, unknown> = {}) {
   if (order[level] < order[minLevel]) return;
-  const line: Record<string, unknown> = { time: new Date().toISOString(), level, msg };
+  const line: Record<string, unknown> = { time: timestamp(), level, msg };
   for (const k in fields) line[k] = isSecretName(k) ? "[redacted]" : fields[k];
   sink(JSON.stringify(line));
 }
