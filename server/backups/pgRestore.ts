@@ -49,6 +49,8 @@ export const ownerRole = (projectId: string) => roleName(projectId, "owner");
 export async function createRestoreDatabase(ctx: AppContext, cluster: Sql, database: string, owner: string, extensions: ExtensionEntry[]) {
   const missing = await missingExtensions(cluster, extensions);
   if (missing.length) throw new BackupFailure(`the backup needs the extension(s) ${missing.join(", ")}, which this Postgres does not have`);
+  const refused = await refusedExtensions(cluster, extensions);
+  if (refused.length) throw new BackupFailure(`the backup names extension(s) AtlasHub does not create for a project: ${refused.join(", ")}`);
   const [exists] = await cluster`select 1 from pg_database where datname = ${database}`;
   if (!exists) await cluster`create database ${cluster(database)} template template0`;
   await cluster`revoke all on database ${cluster(database)} from public`;
@@ -74,6 +76,33 @@ export async function createRestoreDatabase(ctx: AppContext, cluster: Sql, datab
 export async function missingExtensions(cluster: Sql, extensions: ExtensionEntry[]) {
   const available = new Set((await cluster<{ name: string }[]>`select name from pg_available_extensions`).map((e) => e.name));
   return extensions.filter((e) => !available.has(e.name)).map((e) => e.name);
+}
+
+/**
+ * Untrusted extensions AtlasHub itself creates in every project database (configureProjectDatabase),
+ * so a restore may too. Any other extension a dump names is made by the superuser only if the
+ * project's owner could create it itself (a trusted one): the list comes from the dump, i.e. from
+ * whoever wrote it, and an untrusted extension made for them (dblink, file_fdw, adminpack…) would
+ * hand the owner role what only a superuser may have.
+ */
+const PROJECT_EXTENSIONS = new Set(["vector", "plpgsql"]);
+// Schemas an owner may not create objects in; an extension the superuser put there would be beyond it too.
+const SYSTEM_SCHEMA = /^(pg_.*|information_schema)$/;
+
+/** The extensions of `extensions` a restore will not have the superuser create, each with why. */
+export async function refusedExtensions(cluster: Sql, extensions: ExtensionEntry[]) {
+  if (extensions.length === 0) return [];
+  const trusted = new Set(
+    (await cluster<{ name: string }[]>`
+      select v.name from pg_available_extension_versions v join pg_available_extensions e on e.name = v.name and e.default_version = v.version
+      where v.trusted`).map((e) => e.name),
+  );
+  const refused: string[] = [];
+  for (const ext of extensions) {
+    if (!PROJECT_EXTENSIONS.has(ext.name) && !trusted.has(ext.name)) refused.push(`${ext.name} (only a superuser may create it)`);
+    else if (SYSTEM_SCHEMA.test(ext.schema) && !(ext.name === "plpgsql" && ext.schema === "pg_catalog")) refused.push(`${ext.name} in the system schema ${ext.schema}`);
+  }
+  return refused;
 }
 
 /** Drops a database and every session in it; no error when it is gone. */

@@ -29,7 +29,7 @@ import { crashPoint } from "../projects/crash";
 import { createProject, getProject, presentProject, projectName, type ProjectRow } from "../projects/service";
 import { createBucket, storeObject, updateBucket, DEFAULT_BUCKETS } from "../storage/service";
 import { pgToolsFor, type PgTools } from "./pgTools";
-import { createRestoreDatabase, dropDatabase, missingExtensions, projectOwner, restoreBackupDump, type RestoreTarget } from "./pgRestore";
+import { createRestoreDatabase, dropDatabase, missingExtensions, projectOwner, refusedExtensions, restoreBackupDump, type RestoreTarget } from "./pgRestore";
 import { assertUsable, getBackup, openDumpStream, type BackupRow, type FileEntry, type Manifest } from "./service";
 import { BackupFailure, failureReason } from "./failure";
 import { holdLocks, ifOrphaned, type HeldLocks } from "./locks";
@@ -132,6 +132,8 @@ export async function startRestore(
   const tools = await pgToolsFor(ctx);
   const missing = await missingExtensions(ctx.clusterSql, backup.manifest!.database.extensions);
   if (missing.length) throw errors.unprocessable(`The backup needs the extension(s) ${missing.join(", ")}, which this Postgres does not have; install them first.`);
+  const refused = await refusedExtensions(ctx.clusterSql, backup.manifest!.database.extensions);
+  if (refused.length) throw errors.unprocessable(`The backup names extension(s) AtlasHub does not create for a project: ${refused.join(", ")}.`);
   const id = randomUUID();
   const locks = await holdLocks(ctx, [
     { kind: "restore", id, wait: true },

@@ -13,7 +13,7 @@ import { ApiError, errors } from "../http/errors";
 import { log } from "../platform/log";
 import { getProject } from "../projects/service";
 import { pgToolsFor } from "./pgTools";
-import { dumpExtensions, listDump, missingExtensions } from "./pgRestore";
+import { dumpExtensions, listDump, missingExtensions, refusedExtensions } from "./pgRestore";
 import { scanPlainScript } from "./plainRestore";
 import { ScriptRefused } from "./plainScript";
 import { failBackup, holdBackupLock, openDumpStream, progressWriter, storeDumpParts, type Manifest } from "./service";
@@ -114,6 +114,8 @@ async function storeUpload(ctx: AppContext, projectId: string, projectName: stri
   }
   const missing = await missingExtensions(ctx.clusterSql, partial.database.extensions);
   if (missing.length) throw new ApiError(422, "upload_refused", `The dump needs the extension(s) ${missing.join(", ")}, which this Postgres does not have; install them first.`);
+  const refused = await refusedExtensions(ctx.clusterSql, partial.database.extensions);
+  if (refused.length) throw new ApiError(422, "upload_refused", `The dump creates extension(s) AtlasHub does not create for a project: ${refused.join(", ")}.`);
   return partial;
 }
 
