@@ -158,8 +158,9 @@ export function restoreBackupDump(
   target: RestoreTarget,
   manifest: Pick<Manifest, "dump" | "database">,
   signal: AbortSignal,
+  statementTimeoutMs: number,
 ) {
-  if (manifest.dump.format === "plain") return restorePlainScript(connection, open, target, manifest.database.extensions, signal);
+  if (manifest.dump.format === "plain") return restorePlainScript(connection, open, target, manifest.database.extensions, signal, statementTimeoutMs);
   return restoreDump(tools, connection, open, target, manifest.database.extensions, signal);
 }
 

@@ -49,13 +49,19 @@ export async function scanPlainScript(body: ReadableStream<Uint8Array>): Promise
   return { extensions, sourceProject, pgDumpVersion: info.dumpedBy, statements };
 }
 
-/** Runs the script `open()` streams into `target.database` as `target.role` (see the top of this file). */
+/**
+ * Runs the script `open()` streams into `target.database` as `target.role` (see the top of this file).
+ * Each statement (a COPY with all its data) may run `statementTimeoutMs`: past it its session is
+ * ended and the restore fails. That bound is kept here, not by statement_timeout, which the script
+ * may SET as it likes (and a PL/pgSQL block can catch a cancel; it cannot catch its session's end).
+ */
 export async function restorePlainScript(
   connection: { host: string; port: number; ssl?: string },
   open: (signal: AbortSignal) => ReadableStream<Uint8Array>,
   target: RestoreTarget,
   extensions: ExtensionEntry[],
   signal: AbortSignal,
+  statementTimeoutMs: number,
 ) {
   signal.throwIfAborted();
   const targetProject = /^p_([a-z0-9]+)_owner$/.exec(target.role)?.[1];
@@ -78,18 +84,25 @@ export async function restorePlainScript(
   const stop = () => void sql.end({ timeout: 0 });
   signal.addEventListener("abort", stop, { once: true });
   let copy: CopyIn | undefined;
+  const deadline = new Deadline(connection, target, statementTimeoutMs);
   try {
+    deadline.pid = (await sql<{ pid: number }[]>`select pg_backend_pid() as pid`)[0]!.pid;
     for await (const item of readScript(open(AbortSignal.any([signal, input.signal])))) {
       signal.throwIfAborted();
-      if (item.kind === "copy-data") await copy!.write(item.data);
+      if (item.kind === "copy-data") await deadline.bound(copy!.write(item.data));
       else if (item.kind === "copy-end") {
-        await copy!.end();
+        await deadline.bound(copy!.end());
+        deadline.clear();
         copy = undefined;
       } else if (item.copy) {
-        copy = await openCopy(sql, item.text, item.line);
+        deadline.start(item.line);
+        copy = await deadline.bound(openCopy(sql, item.text, item.line));
       } else {
         const text = planStatement(item.tokens, item.text, policy);
-        if (text !== undefined) await run(sql, text, item.line);
+        if (text === undefined) continue;
+        deadline.start(item.line);
+        await deadline.bound(run(sql, text, item.line));
+        deadline.clear();
       }
     }
   } catch (err) {
@@ -99,9 +112,82 @@ export async function restorePlainScript(
   } finally {
     signal.removeEventListener("abort", stop);
     input.abort();
+    deadline.clear();
     copy?.destroy();
-    await sql.end({ timeout: 5 });
+    await sql.end({ timeout: deadline.expired ? 0 : 5 });
+    await deadline.ended;
   }
+}
+
+/**
+ * The time the statement being run has left. When it runs out, whatever is awaited through bound()
+ * rejects with the statement's line, and the restore's session is ended by a second session of the
+ * same role (pg_terminate_backend may end a session of one's own role), so no backend is left running it.
+ */
+class Deadline {
+  pid: number | undefined;
+  expired = false;
+  ended: Promise<unknown> = Promise.resolve();
+  private timer: ReturnType<typeof setTimeout> | undefined;
+  private expire: ((err: Error) => void) | undefined;
+  private readonly over: Promise<never>;
+
+  constructor(
+    private readonly connection: { host: string; port: number; ssl?: string },
+    private readonly target: RestoreTarget,
+    private readonly ms: number,
+  ) {
+    this.over = new Promise<never>((_, reject) => (this.expire = reject));
+    this.over.catch(() => {});
+  }
+
+  start(line: number) {
+    this.clear();
+    this.timer = setTimeout(() => {
+      this.expired = true;
+      this.ended = this.terminate().catch(() => {});
+      this.expire!(new BackupFailure(`the script's statement at line ${line} ran longer than ${describeDuration(this.ms)} (ATLASHUB_RESTORE_STATEMENT_TIMEOUT) and was stopped`));
+    }, this.ms);
+  }
+
+  clear() {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+
+  bound<T>(work: Promise<T>): Promise<T> {
+    if (this.expired) return this.over;
+    work.catch(() => {});
+    return Promise.race([work, this.over]);
+  }
+
+  private async terminate() {
+    if (this.pid === undefined) return;
+    const sql = postgres({
+      host: this.connection.host,
+      port: this.connection.port,
+      user: this.target.role,
+      password: this.target.password,
+      database: this.target.database,
+      ssl: this.connection.ssl as never,
+      max: 1,
+      connect_timeout: 10,
+      onnotice: () => {},
+      connection: { application_name: "atlashub-restore-stop" },
+    });
+    try {
+      await sql`select pg_terminate_backend(${this.pid}::int, 10000)`;
+    } finally {
+      await sql.end({ timeout: 5 });
+    }
+  }
+}
+
+function describeDuration(ms: number) {
+  const s = ms / 1000;
+  if (s % 3600 === 0) return `${s / 3600} h`;
+  if (s % 60 === 0) return `${s / 60} min`;
+  return `${s} s`;
 }
 
 async function run(sql: postgres.Sql, text: string, line: number) {

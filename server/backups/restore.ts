@@ -218,6 +218,7 @@ async function fillIncoming(ctx: AppContext, restore: RestoreRow, manifest: Mani
     { database: incoming, role: owner.role, password: owner.password, privileges },
     manifest,
     signal,
+    ctx.config.restoreStatementTimeout * 1000,
   );
   // Without the dump's own grants, the project's standard ones on what was restored.
   if (privileges !== "keep") await configureProjectDatabase(ctx, cluster, incoming, restore.project_id);
@@ -418,6 +419,7 @@ async function runNewProject(ctx: AppContext, restore: RestoreRow, backup: Backu
       { database: target, role: owner.role, password: owner.password, privileges: privilegesFor(manifest, restore) },
       manifest,
       signal,
+      ctx.config.restoreStatementTimeout * 1000,
     );
     // The project's standard grants on what was restored into public (the dump's own were renamed above).
     await configureProjectDatabase(ctx, ctx.clusterSql, target, restore.project_id);

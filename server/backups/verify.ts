@@ -57,6 +57,7 @@ async function restoreAndCompare(ctx: AppContext, projectId: string, backupId: s
     { database: scratch, role: owner.role, password: owner.password, privileges: "none" },
     manifest,
     signal,
+    ctx.config.restoreStatementTimeout * 1000,
   );
   const inside = connectForBackup(ctx, scratch);
   let restored;
