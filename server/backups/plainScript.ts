@@ -134,9 +134,22 @@ export async function* readScript(body: ReadableStream<Uint8Array>, info: Script
   }
 }
 
+// A statement is lexed whole up to this many tokens (~8 MB of them); past it only its first ones are
+// kept, which is all that is looked at — except in the statements below, refused then.
+export const MAX_READ_TOKENS = 100_000;
+const HEAD_TOKENS = 16;
+
 function statement(text: string, line: number): Extract<ScriptItem, { kind: "statement" }> {
-  const tokens = lex(text);
+  let tokens = lex(text, MAX_READ_TOKENS);
   const word = (i: number) => (tokens[i]?.kind === "word" && !tokens[i]!.quoted ? tokens[i]!.value : undefined);
+  if (tokens.length > MAX_READ_TOKENS) {
+    // COPY (FROM stdin anywhere), ALTER (… OWNER TO at its end), GRANT/REVOKE (every role named), CREATE EXTENSION (its schema): read whole by plainRestore.ts.
+    const first = word(0) ?? "";
+    if (["copy", "alter", "grant", "revoke"].includes(first) || (first === "create" && word(1) === "extension")) {
+      throw new ScriptRefused(line, `this ${first.toUpperCase()} statement has too many tokens (over ${MAX_READ_TOKENS.toLocaleString("en")}) to be read here`);
+    }
+    tokens = tokens.slice(0, HEAD_TOKENS);
+  }
   let copy = false;
   if (word(0) === "copy") {
     copy = tokens.some((t, i) => word(i) === "from" && word(i + 1) === "stdin");

@@ -26,11 +26,14 @@ const IDENT_CONT = /[A-Za-z0-9_$\u0080-\uffff]/;
 const DOLLAR_DELIMITER = /\$(?:[A-Za-z_\u0080-\uffff][A-Za-z0-9_\u0080-\uffff]*)?\$/y;
 const NUMBER = /(?:\d[\d_]*(?:\.[\d_]*)?|\.\d[\d_]*)(?:[eE][+-]?\d+)?/y;
 
-/** The tokens of `text` that are code; whitespace and comments are dropped. Never throws: an unterminated string or comment runs to the end, as Postgres would read it before reporting it. */
-export function lex(text: string): Token[] {
+/**
+ * The tokens of `text` that are code; whitespace and comments are dropped. Never throws: an unterminated string or comment runs to the end, as Postgres would read it before reporting it.
+ * With `max`, it stops once it has more than `max` tokens (a token is ~80 bytes: a long statement can have millions).
+ */
+export function lex(text: string, max = Infinity): Token[] {
   const tokens: Token[] = [];
   let i = 0;
-  while (i < text.length) {
+  while (i < text.length && tokens.length <= max) {
     const c = text[i]!;
     const start = i;
     if (SPACE.test(c)) {
@@ -256,7 +259,9 @@ export class StatementScanner {
   /** The first four tokens of the statement: an unquoted word's value, "" for any other token. */
   private first: string[] = [];
   private tokens = 0;
+  /** The statement's text so far: lines not yet joined, and blocks of them joined (one string per line would cost more than the text). */
   private parts: string[] = [];
+  private joined: string[] = [];
   private startLine = 0;
   /** Characters held for the statement being read. */
   size = 0;
@@ -373,7 +378,7 @@ export class StatementScanner {
         this.hold(line.slice(segment, i));
         return { kind: "backslash", command: line.slice(i), line: lineNo, empty: this.tokens === 0 };
       } else if (c === ";" && this.parens === 0 && this.blocks === 0) {
-        const text = this.parts.join("") + line.slice(segment, i);
+        const text = this.text() + line.slice(segment, i);
         const found = this.tokens > 0;
         const startLine = this.startLine;
         this.reset();
@@ -393,7 +398,7 @@ export class StatementScanner {
   /** What is left at the end of the text (its last line scanned too): a statement without its `;`, if it has a token. */
   finish(): { text: string; line: number } | undefined {
     // Without the line break scan() put after the last line, which the text does not have.
-    const rest = this.tokens > 0 ? { text: this.parts.join("").replace(/\n$/, ""), line: this.startLine } : undefined;
+    const rest = this.tokens > 0 ? { text: this.text().replace(/\n$/, ""), line: this.startLine } : undefined;
     this.reset();
     return rest;
   }
@@ -414,6 +419,14 @@ export class StatementScanner {
     if (this.tokens === 0 && this.mode === "code") return; // blanks and comments between statements
     this.parts.push(text);
     this.size += text.length;
+    if (this.parts.length >= 1024) {
+      this.joined.push(this.parts.join(""));
+      this.parts = [];
+    }
+  }
+
+  private text() {
+    return this.joined.join("") + this.parts.join("");
   }
 
   private reset() {
@@ -423,6 +436,7 @@ export class StatementScanner {
     this.first = [];
     this.tokens = 0;
     this.parts = [];
+    this.joined = [];
     this.size = 0;
   }
 }
