@@ -12,6 +12,7 @@ import type { AppContext } from "../context";
 import type { Sql } from "../platform/db";
 import { decryptSecret } from "../platform/crypto";
 import { roleName } from "../projects/provision";
+import { log } from "../platform/log";
 import { pgEnv, type PgTools } from "./pgTools";
 import { connectForBackup, type ExtensionEntry } from "./snapshot";
 import { BackupFailure, tailOf } from "./failure";
@@ -39,6 +40,56 @@ export async function projectOwner(ctx: AppContext, projectId: string) {
 }
 
 export const ownerRole = (projectId: string) => roleName(projectId, "owner");
+
+interface RoleState {
+  password: string | null;
+  settings: { setdatabase: number; setconfig: string[] }[];
+}
+
+async function roleState(cluster: Sql, role: string): Promise<RoleState> {
+  const [row] = await cluster<RoleState[]>`
+    select a.rolpassword as password,
+      coalesce((select json_agg(json_build_object('setdatabase', s.setdatabase, 'setconfig', s.setconfig) order by s.setdatabase)
+                from pg_db_role_setting s where s.setrole = a.oid), '[]') as settings
+    from pg_authid a where a.rolname = ${role}`;
+  if (!row) throw new BackupFailure(`the role ${role} does not exist`);
+  return row;
+}
+
+/**
+ * Runs `work` (a restore of a dump as the project's owner role) and then puts the owner role back as
+ * it was: a role may change its own password and settings (ALTER ROLE current_user PASSWORD / SET /
+ * IN DATABASE … SET, also from a DO block or a function, where no reading of the script sees it), and
+ * roles are the cluster's, not the restored database's — a dump from someone else could give the
+ * project's owner a password its author knows. Any change is undone (the password AtlasHub keeps set
+ * again, the settings written back) and the restore fails saying so.
+ */
+export async function keepingOwnerRole<T>(ctx: AppContext, projectId: string, work: () => Promise<T>): Promise<T> {
+  const cluster = ctx.clusterSql;
+  const role = ownerRole(projectId);
+  const before = await roleState(cluster, role);
+  try {
+    return await work();
+  } finally {
+    const after = await roleState(cluster, role);
+    const changed = after.password !== before.password || JSON.stringify(after.settings) !== JSON.stringify(before.settings);
+    if (changed) {
+      log.warn("a restored dump changed the project's owner role; put back", { project: projectId });
+      const owner = await projectOwner(ctx, projectId);
+      await cluster.begin(async (tx) => {
+        await tx`select atlashub_set_role_password(${role}, ${owner.password})`;
+        const oid = (await tx<{ oid: number }[]>`select oid from pg_roles where rolname = ${role}`)[0]!.oid;
+        await tx`delete from pg_db_role_setting where setrole = ${oid}`;
+        for (const s of before.settings) {
+          await tx`insert into pg_db_role_setting (setdatabase, setrole, setconfig) values (${s.setdatabase}, ${oid}, ${s.setconfig}::text[])`;
+        }
+      });
+      // In place of what work() returned or threw: this is what the restore must report.
+      // eslint-disable-next-line no-unsafe-finally
+      throw new BackupFailure("the dump changed the project's owner role (its password or settings, with ALTER ROLE), which a restore may not do; it was put back as it was");
+    }
+  }
+}
 
 /**
  * Creates an empty database for `owner` to restore into (or readies a new project's): CONNECT and

@@ -68,3 +68,58 @@ describe("extensions a dump names", () => {
     }
   }, 60_000);
 });
+
+describe("the owner role itself", () => {
+  // Any role may change its own password and settings; a dump runs as the owner role, so a hostile
+  // one (an admin restoring someone else's file) could set a password its author knows.
+  const script = [
+    "create table t (id int);",
+    "do $$ begin execute 'alter role ' || quote_ident(current_user) || ' password ''known-to-the-author'''; end $$;",
+    "do $$ begin execute 'alter role ' || quote_ident(current_user) || ' set statement_timeout = 0'; end $$;",
+    "do $$ begin execute 'alter role ' || quote_ident(current_user) || ' in database ' || quote_ident(current_database()) || ' set search_path = nowhere'; end $$;",
+    "",
+  ].join("\n");
+  const settings = async () =>
+    (await server.ctx.clusterSql<{ settings: string[] }[]>`
+      select coalesce(array_agg(s.setdatabase::text || ':' || array_to_string(s.setconfig, ',') order by s.setdatabase), '{}') as settings
+      from pg_db_role_setting s join pg_roles r on r.oid = s.setrole where r.rolname = ${project.credentials.owner.role}`)[0]!.settings;
+  const canLogIn = async (password: string) => {
+    const { default: postgres } = await import("postgres");
+    const url = new URL(project.credentials.owner.connection_string);
+    const sql = postgres({ host: url.hostname, port: Number(url.port), user: project.credentials.owner.role, password, database: `p_${project.id}`, max: 1, connect_timeout: 5, onnotice: () => {} });
+    try {
+      await sql`select 1`;
+      return true;
+    } catch {
+      return false;
+    } finally {
+      await sql.end({ timeout: 1 });
+    }
+  };
+
+  it("keeps its password and settings whatever a restored script does, and the restore says so", async () => {
+    const before = await settings();
+    const res = await upload(script);
+    expect(res.status).toBe(201);
+    const verified = await (await server.fetch(`/admin/api/projects/${project.id}/backups/${res.body.id}`, { headers: auth })).json() as any;
+    expect(verified.verify_error).toContain("owner role");
+    expect(await settings()).toEqual(before);
+    expect(await canLogIn("known-to-the-author")).toBe(false);
+    expect(await canLogIn(project.credentials.owner.password)).toBe(true);
+
+    const started = await server.fetch(`/admin/api/projects/${project.id}/backups/${res.body.id}/restore`, {
+      method: "POST",
+      headers: { ...auth, "content-type": "application/json" },
+      body: JSON.stringify({ mode: "replace", confirm: "hostile" }),
+    });
+    expect(started.status).toBe(202);
+    const { id } = (await started.json()) as any;
+    await server.ctx.backups.settled(id);
+    const done = (await (await server.fetch(`/admin/api/projects/${project.id}/restores/${id}`, { headers: auth })).json()) as any;
+    expect(done.status).toBe("failed");
+    expect(done.failure_reason).toContain("owner role");
+    expect(await settings()).toEqual(before);
+    expect(await canLogIn("known-to-the-author")).toBe(false);
+    expect(await canLogIn(project.credentials.owner.password)).toBe(true);
+  }, 60_000);
+});

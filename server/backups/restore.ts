@@ -29,7 +29,7 @@ import { crashPoint } from "../projects/crash";
 import { createProject, getProject, presentProject, projectName, type ProjectRow } from "../projects/service";
 import { createBucket, storeObject, updateBucket, DEFAULT_BUCKETS } from "../storage/service";
 import { pgToolsFor, type PgTools } from "./pgTools";
-import { createRestoreDatabase, dropDatabase, missingExtensions, projectOwner, refusedExtensions, restoreBackupDump, type RestoreTarget } from "./pgRestore";
+import { createRestoreDatabase, dropDatabase, keepingOwnerRole, missingExtensions, projectOwner, refusedExtensions, restoreBackupDump, type RestoreTarget } from "./pgRestore";
 import { assertUsable, getBackup, openDumpStream, type BackupRow, type FileEntry, type Manifest } from "./service";
 import { BackupFailure, failureReason } from "./failure";
 import { holdLocks, ifOrphaned, type HeldLocks } from "./locks";
@@ -211,14 +211,16 @@ async function fillIncoming(ctx: AppContext, restore: RestoreRow, manifest: Mani
   }
   crashPoint("restore:during-fill");
   const privileges = privilegesFor(manifest, restore);
-  await restoreBackupDump(
-    tools,
-    ctx.engine.superuser(),
-    (streamSignal) => openDumpStream(ctx, restore.source_project_id, restore.backup_id, manifest, streamSignal),
-    { database: incoming, role: owner.role, password: owner.password, privileges },
-    manifest,
-    signal,
-    ctx.config.restoreStatementTimeout * 1000,
+  await keepingOwnerRole(ctx, restore.project_id, () =>
+    restoreBackupDump(
+      tools,
+      ctx.engine.superuser(),
+      (streamSignal) => openDumpStream(ctx, restore.source_project_id, restore.backup_id, manifest, streamSignal),
+      { database: incoming, role: owner.role, password: owner.password, privileges },
+      manifest,
+      signal,
+      ctx.config.restoreStatementTimeout * 1000,
+    ),
   );
   // Without the dump's own grants, the project's standard ones on what was restored.
   if (privileges !== "keep") await configureProjectDatabase(ctx, cluster, incoming, restore.project_id);
@@ -412,14 +414,16 @@ async function runNewProject(ctx: AppContext, restore: RestoreRow, backup: Backu
     const manifest = backup.manifest!;
     const target = databaseName(restore.project_id);
     const owner = await projectOwner(ctx, restore.project_id);
-    await restoreBackupDump(
-      tools,
-      ctx.engine.superuser(),
-      (streamSignal) => openDumpStream(ctx, restore.source_project_id, restore.backup_id, manifest, streamSignal),
-      { database: target, role: owner.role, password: owner.password, privileges: privilegesFor(manifest, restore) },
-      manifest,
-      signal,
-      ctx.config.restoreStatementTimeout * 1000,
+    await keepingOwnerRole(ctx, restore.project_id, () =>
+      restoreBackupDump(
+        tools,
+        ctx.engine.superuser(),
+        (streamSignal) => openDumpStream(ctx, restore.source_project_id, restore.backup_id, manifest, streamSignal),
+        { database: target, role: owner.role, password: owner.password, privileges: privilegesFor(manifest, restore) },
+        manifest,
+        signal,
+        ctx.config.restoreStatementTimeout * 1000,
+      ),
     );
     // The project's standard grants on what was restored into public (the dump's own were renamed above).
     await configureProjectDatabase(ctx, ctx.clusterSql, target, restore.project_id);

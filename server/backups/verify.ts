@@ -9,7 +9,7 @@ import { pgToolsFor } from "./pgTools";
 import { log } from "../platform/log";
 import { crashPoint } from "../projects/crash";
 import type { PgTools } from "./pgTools";
-import { createRestoreDatabase, dropDatabase, projectOwner, restoreBackupDump } from "./pgRestore";
+import { createRestoreDatabase, dropDatabase, keepingOwnerRole, projectOwner, restoreBackupDump } from "./pgRestore";
 import { compareSnapshots, connectForBackup, takeSnapshot } from "./snapshot";
 import { failureReason } from "./failure";
 import { notifyFailedBackup } from "./notify";
@@ -50,14 +50,16 @@ async function restoreAndCompare(ctx: AppContext, projectId: string, backupId: s
   await createRestoreDatabase(ctx, ctx.clusterSql, scratch, owner.role, manifest.database.extensions);
   crashPoint("verify:after-create");
   const engine = ctx.engine.superuser();
-  await restoreBackupDump(
-    tools,
-    engine,
-    (streamSignal) => openDumpStream(ctx, projectId, backupId, manifest, streamSignal),
-    { database: scratch, role: owner.role, password: owner.password, privileges: "none" },
-    manifest,
-    signal,
-    ctx.config.restoreStatementTimeout * 1000,
+  await keepingOwnerRole(ctx, projectId, () =>
+    restoreBackupDump(
+      tools,
+      engine,
+      (streamSignal) => openDumpStream(ctx, projectId, backupId, manifest, streamSignal),
+      { database: scratch, role: owner.role, password: owner.password, privileges: "none" },
+      manifest,
+      signal,
+      ctx.config.restoreStatementTimeout * 1000,
+    ),
   );
   const inside = connectForBackup(ctx, scratch);
   let restored;
