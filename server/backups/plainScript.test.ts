@@ -178,3 +178,21 @@ describe("readScript's memory on statements of many tokens", () => {
     expect((await refusal(grant)).reason).toContain("too many tokens");
   }, 60_000);
 });
+
+it("reads a statement holding a string of tens of MB without a heap cell per character (20 MB took 640 MB of heap)", async () => {
+  const { heapStats } = require("bun:jsc") as { heapStats: () => { heapSize: number } };
+  const heap = () => {
+    Bun.gc(true);
+    return heapStats().heapSize;
+  };
+  const before = heap();
+  let peak = 0;
+  let length = 0;
+  for await (const item of readScript(streamOf(`select '${"a''".repeat(7_000_000)}';\n`, 1 << 16))) {
+    if (item.kind !== "statement") continue;
+    peak = Math.max(peak, heap() - before);
+    length = item.tokens[1]!.value.length;
+  }
+  expect(length).toBe(14_000_000);
+  expect(peak).toBeLessThan(64 * 1024 * 1024);
+}, 60_000);
