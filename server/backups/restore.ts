@@ -329,7 +329,10 @@ async function reopenLive(ctx: AppContext, projectId: string) {
  * is still kept is undone — that database swapped back in, the restored one dropped.
  */
 export async function rollbackRestore(ctx: AppContext, projectId: string, record: (db: Db, restoreId: string) => Promise<unknown>) {
-  await getProject(ctx, projectId);
+  const project = await getProject(ctx, projectId);
+  // The swap needs a ready project; checked before the files are put back, which would otherwise be
+  // the old ones while the restored database stays live.
+  if (project.status !== "ready") throw errors.conflict(`The project is ${project.status}; only a ready project's restore can be rolled back.`);
   const [candidate] = await ctx.sql<RestoreRow[]>`
     select ${ctx.sql(RESTORE_COLUMNS)} from restores
     where project_id = ${projectId} and mode = 'replace' and status = 'finished' and old_dropped_at is null and keep_until > now()

@@ -130,6 +130,27 @@ describe("replace restore with files", () => {
   }, 60_000);
 });
 
+describe("a rollback of a project that is not ready", () => {
+  it("is 409 and changes nothing: neither the files nor the database (the files alone put back would not match the data)", async () => {
+    const restored = await restoreReplace();
+    expect(restored.status).toBe("finished");
+    const now = await files();
+    expect((await server.fetch(`/admin/api/projects/${project.id}`, { method: "DELETE", headers: auth })).status).toBe(200);
+    try {
+      const res = await api("POST", "/restore/rollback");
+      expect(res.status).toBe(409);
+      expect(res.body.error.message).toContain("deleted");
+      const [row] = await server.ctx.sql`select status, files_state from restores where id = ${restored.id}`;
+      expect(row).toEqual({ status: "finished", files_state: "applied" });
+    } finally {
+      expect((await server.fetch(`/admin/api/projects/${project.id}/restore`, { method: "POST", headers: auth })).status).toBe(200);
+    }
+    expect(await files()).toEqual(now);
+    // Once the project is back, the rollback goes through.
+    expect((await api("POST", "/restore/rollback")).body).toMatchObject({ id: restored.id, status: "rolled_back" });
+  }, 60_000);
+});
+
 describe("a replace restore cut short in its files (the reconciler)", () => {
   /** A restore row as a process that died while applying the backup's files would have left it. */
   async function cutShortWhileApplying(afterFiles: number) {
