@@ -320,8 +320,12 @@ export async function swapIn(ctx: AppContext, restore: RestoreRow) {
   }
 }
 
+/** Opens the live database again after a swap that did not happen — unless the project was soft-deleted meanwhile, which keeps it closed. */
 async function reopenLive(ctx: AppContext, projectId: string) {
-  await ctx.clusterSql`alter database ${ctx.clusterSql(databaseName(projectId))} allow_connections true`;
+  await ctx.clusterSql.begin(async (tx) => {
+    const [project] = await tx<{ status: string }[]>`select status from projects where id = ${projectId} for share`;
+    if (project?.status === "ready") await tx`alter database ${tx(databaseName(projectId))} allow_connections true`;
+  });
 }
 
 /**

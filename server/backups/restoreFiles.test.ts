@@ -151,6 +151,28 @@ describe("a rollback of a project that is not ready", () => {
   }, 60_000);
 });
 
+it("a swap that fails because the project was soft-deleted meanwhile leaves its database closed to connections", async () => {
+  const id = randomUUID();
+  const hex = id.replaceAll("-", "");
+  await server.ctx.clusterSql`create database ${server.ctx.clusterSql(`ah_restore_${hex}`)}`;
+  await server.ctx.sql`
+    insert into restores (id, project_id, source_project_id, backup_id, mode, status, new_database, old_database)
+    values (${id}, ${project.id}, ${project.id}, ${backup.id}, 'replace', 'swapping', ${`ah_restore_${hex}`}, ${`ah_prev_${hex}`})`;
+  expect((await server.fetch(`/admin/api/projects/${project.id}`, { method: "DELETE", headers: auth })).status).toBe(200);
+  try {
+    await reconcileRestores(server.ctx);
+    const [row] = await server.ctx.sql`select status, failure_reason from restores where id = ${id}`;
+    expect(row!.status).toBe("failed");
+    expect(row!.failure_reason).toContain("deleted");
+    const [db] = await server.ctx.clusterSql`select datallowconn from pg_database where datname = ${`p_${project.id}`}`;
+    expect(db!.datallowconn).toBe(false);
+  } finally {
+    expect((await server.fetch(`/admin/api/projects/${project.id}/restore`, { method: "POST", headers: auth })).status).toBe(200);
+  }
+  const [db] = await server.ctx.clusterSql`select datallowconn from pg_database where datname = ${`p_${project.id}`}`;
+  expect(db!.datallowconn).toBe(true);
+}, 60_000);
+
 describe("a replace restore cut short in its files (the reconciler)", () => {
   /** A restore row as a process that died while applying the backup's files would have left it. */
   async function cutShortWhileApplying(afterFiles: number) {
