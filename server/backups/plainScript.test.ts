@@ -118,6 +118,12 @@ describe("readScript", () => {
     ["SET client_encoding = 'LATIN1';\n", "only scripts in UTF8"],
     ["set names 'sql_ascii';\n", "only scripts in UTF8"],
     ["SET standard_conforming_strings = off;\n", "standard_conforming_strings"],
+    // Every spelling Postgres takes for off.
+    ["set standard_conforming_strings to false;\n", "standard_conforming_strings"],
+    ["SET LOCAL standard_conforming_strings = 'no';\n", "standard_conforming_strings"],
+    ["set session standard_conforming_strings = 0;\n", "standard_conforming_strings"],
+    ["set standard_conforming_strings = OF;\n", "standard_conforming_strings"],
+    ["select set_config('standard_conforming_strings', 'off', false);\n", "standard_conforming_strings"],
   ])("refuses %p", async (text, reason) => {
     expect((await refusal(text)).reason).toContain(reason);
   });

@@ -139,6 +139,10 @@ export async function* readScript(body: ReadableStream<Uint8Array>, info: Script
 export const MAX_READ_TOKENS = 100_000;
 const HEAD_TOKENS = 16;
 
+// What Postgres reads as a boolean false: off (and "of"), false and its prefixes, no, n, 0.
+const FALSE = /^(of|off|f|fa|fal|fals|false|n|no|0)$/;
+const SCS_OFF = "standard_conforming_strings = off is not supported (backslashes would then escape in '…' strings)";
+
 function statement(text: string, line: number): Extract<ScriptItem, { kind: "statement" }> {
   let tokens = lex(text, MAX_READ_TOKENS);
   const word = (i: number) => (tokens[i]?.kind === "word" && !tokens[i]!.quoted ? tokens[i]!.value : undefined);
@@ -163,7 +167,15 @@ function statement(text: string, line: number): Extract<ScriptItem, { kind: "sta
     if ((name === "client_encoding" || name === "names") && value?.replace(/[-_]/g, "") !== "utf8" && value !== "unicode") {
       throw new ScriptRefused(line, "only scripts in UTF8 are read (this one sets client_encoding to another encoding)");
     }
-    if (name === "standard_conforming_strings" && value === "off") throw new ScriptRefused(line, "standard_conforming_strings = off is not supported (backslashes would then escape in '…' strings)");
+    if (name === "standard_conforming_strings" && value !== undefined && FALSE.test(value)) throw new ScriptRefused(line, SCS_OFF);
+  }
+  // The same through set_config() (in a function body or a DO block it is not seen; the split goes by on, and what Postgres then reads differently fails).
+  const setsScsOff = (i: number) => {
+    const value = tokens[i + 4];
+    return tokens[i + 2]?.kind === "string" && tokens[i + 2]!.value.trim().toLowerCase() === "standard_conforming_strings" && !(value?.kind === "string" && !FALSE.test(value.value.trim().toLowerCase()));
+  };
+  if (tokens.some((_, i) => word(i) === "set_config" && setsScsOff(i))) {
+    throw new ScriptRefused(line, SCS_OFF);
   }
   return { kind: "statement", text, line, tokens, copy };
 }
