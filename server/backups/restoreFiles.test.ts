@@ -228,3 +228,27 @@ describe("a replace restore cut short in its files (the reconciler)", () => {
     expect(savedCopyExists(restored.id)).toBe(false);
   }, 60_000);
 });
+
+it("a replace restore cut short in its files of a project purged since is failed by the reconciler, not retried for ever", async () => {
+  const other = await createTestProject(server, auth, "files-purged");
+  const call = (method: string, path: string, body?: unknown) =>
+    server.fetch(`/admin/api/projects/${other.id}${path}`, body === undefined ? { method, headers: auth } : jsonRequest(method, body, auth));
+  expect((await server.fetch(`/admin/api/projects/${other.id}/storage/buckets/uploads/objects/a.txt`, { method: "PUT", headers: { ...auth, "content-type": "text/plain" }, body: "A" })).status).toBe(200);
+  const started = (await (await call("POST", "/backups")).json()) as any;
+  await server.ctx.backups.settled(started.id);
+  const otherBackup = (await (await call("GET", `/backups/${started.id}`)).json()) as any;
+  expect((await server.fetch(`/admin/api/projects/${other.id}/storage/buckets/uploads/objects/b.txt`, { method: "PUT", headers: { ...auth, "content-type": "text/plain" }, body: "B" })).status).toBe(200);
+  const id = randomUUID();
+  const [row] = await server.ctx.sql<RestoreRow[]>`
+    insert into restores (id, project_id, source_project_id, backup_id, mode, status, new_database, old_database)
+    values (${id}, ${other.id}, ${other.id}, ${otherBackup.id}, 'replace', 'restoring', ${`ah_restore_${id.replaceAll("-", "")}`}, ${`ah_prev_${id.replaceAll("-", "")}`})
+    returning *`;
+  await saveLiveFiles(server.ctx, row!, AbortSignal.timeout(30_000));
+  await applyBackupFiles(server.ctx, row!, otherBackup.manifest, AbortSignal.timeout(30_000));
+  const purged = await call("DELETE", "?purge=true", { confirm: "files-purged" });
+  expect(purged.status).toBe(200);
+  for (let i = 0; i < 100 && (await server.ctx.sql`select status from projects where id = ${other.id}`)[0]!.status !== "purged"; i++) await Bun.sleep(100);
+  await reconcileRestores(server.ctx);
+  const [after] = await server.ctx.sql`select status from restores where id = ${id}`;
+  expect(after!.status).toBe("failed");
+}, 60_000);

@@ -71,6 +71,10 @@ export async function putSavedFilesBack(ctx: AppContext, restore: Pick<RestoreRo
   const [row] = await ctx.sql<{ files_state: string | null; saved_buckets: FileSet["buckets"] | null }[]>`
     select files_state, saved_buckets from restores where id = ${restore.id}`;
   if (row?.files_state !== "applying" && row?.files_state !== "applied") return;
+  // A project being purged or purged has no files to put back (its purge drops the copy too); a
+  // soft-deleted one does: putting them back then fails, and is tried again once it is restored.
+  const [project] = await ctx.sql<{ status: string }[]>`select status from projects where id = ${restore.project_id}`;
+  if (!project || project.status === "purging" || project.status === "purged") return;
   await matchFiles(ctx, restore.project_id, {
     buckets: row.saved_buckets ?? [],
     list: restoreObject.fileList(restore.project_id, restore.id),
