@@ -123,3 +123,22 @@ describe("the owner role itself", () => {
     expect(await canLogIn(project.credentials.owner.password)).toBe(true);
   }, 60_000);
 });
+
+it("a verification starts from an empty scratch database, not one an earlier verification cut short left with the script's objects in it", async () => {
+  const res = await upload("create table t (id int);\ninsert into t values (1);\n");
+  expect(res.status).toBe(201);
+  expect((await backup(res.body.id)).status).toBe("verified");
+  const scratch = `ah_verify_${res.body.id.replaceAll("-", "")}`;
+  await server.ctx.clusterSql`create database ${server.ctx.clusterSql(scratch)}`;
+  const { connectForBackup } = await import("./snapshot");
+  const inside = connectForBackup(server.ctx, scratch);
+  try {
+    await inside`create table public.t (id int)`;
+  } finally {
+    await inside.end();
+  }
+  const again = await server.fetch(`/admin/api/projects/${project.id}/backups/${res.body.id}/verify`, { method: "POST", headers: auth });
+  expect(again.status).toBe(202);
+  await server.ctx.backups.settled(res.body.id);
+  expect(await backup(res.body.id)).toMatchObject({ status: "verified", verify_error: null });
+}, 60_000);

@@ -47,6 +47,9 @@ export async function verifyBackup(ctx: AppContext, projectId: string, backupId:
 /** Undefined when the restored database matches the manifest, else what differs. */
 async function restoreAndCompare(ctx: AppContext, projectId: string, backupId: string, manifest: Manifest, tools: PgTools, scratch: string, signal: AbortSignal) {
   const owner = await projectOwner(ctx, projectId);
+  // One a verification cut short left (before the reconciler came by) holds what its script made:
+  // the superuser creates the extensions in an empty database only.
+  await dropDatabase(ctx.clusterSql, scratch);
   await createRestoreDatabase(ctx, ctx.clusterSql, scratch, owner.role, manifest.database.extensions);
   crashPoint("verify:after-create");
   const engine = ctx.engine.superuser();
