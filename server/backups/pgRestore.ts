@@ -10,6 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { AppContext } from "../context";
 import type { Sql } from "../platform/db";
+import type { PgConnectionInfo } from "../engines/postgres/engine";
 import { decryptSecret } from "../platform/crypto";
 import { roleName } from "../projects/provision";
 import { log } from "../platform/log";
@@ -204,7 +205,7 @@ export async function restoreDump(
 /** A backup's dump restored whichever its format: pg_restore for an archive, plainRestore.ts for an SQL script. */
 export function restoreBackupDump(
   tools: PgTools,
-  connection: { host: string; port: number; ssl?: string },
+  connection: PgConnectionInfo,
   open: (signal: AbortSignal) => ReadableStream<Uint8Array>,
   target: RestoreTarget,
   manifest: Pick<Manifest, "dump" | "database">,

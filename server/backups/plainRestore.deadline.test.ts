@@ -84,3 +84,22 @@ it("a replace restore whose statement never ends fails and leaves the live datab
   expect(done.status).toBe("failed");
   expect(done.failure_reason).toContain("line 2");
 }, 60_000);
+
+it("a new-project restore whose statement never ends, after the script changed the owner's password, leaves no session running it", async () => {
+  const script = [
+    "create table t (id int);",
+    "do $$ begin execute 'alter role ' || quote_ident(current_user) || ' password ''changed'''; end $$;",
+    "select pg_sleep(600);",
+    "",
+  ].join("\n");
+  const res = await upload(script);
+  expect(res.status).toBe(201);
+  const started = await server.fetch(`/admin/api/projects/${project.id}/backups/${res.body.id}/restore`, jsonRequest("POST", { mode: "new_project", confirm: "hostile", name: "hostile-copy" }, auth));
+  expect(started.status).toBe(202);
+  const body = (await started.json()) as any;
+  await server.ctx.backups.settled(body.id);
+  const done = (await (await server.fetch(`/admin/api/projects/${body.project.id}/restores/${body.id}`, { headers: auth })).json()) as any;
+  expect(done.status).toBe("failed");
+  const left = await server.ctx.clusterSql`select pid from pg_stat_activity where query like '%pg_sleep%' and application_name = 'atlashub-restore'`;
+  expect(left).toEqual([]);
+}, 60_000);

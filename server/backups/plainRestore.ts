@@ -16,6 +16,7 @@
 // A statement that fails stops the restore with its line in the reason.
 import postgres from "postgres";
 import type { Writable } from "node:stream";
+import type { PgConnectionInfo } from "../engines/postgres/engine";
 import { lex, type Token } from "../sql/lexer";
 import type { RestoreTarget } from "./pgRestore";
 import type { ExtensionEntry } from "./snapshot";
@@ -56,7 +57,7 @@ export async function scanPlainScript(body: ReadableStream<Uint8Array>): Promise
  * may SET as it likes (and a PL/pgSQL block can catch a cancel; it cannot catch its session's end).
  */
 export async function restorePlainScript(
-  connection: { host: string; port: number; ssl?: string },
+  connection: PgConnectionInfo,
   open: (signal: AbortSignal) => ReadableStream<Uint8Array>,
   target: RestoreTarget,
   extensions: ExtensionEntry[],
@@ -84,7 +85,7 @@ export async function restorePlainScript(
   const stop = () => void sql.end({ timeout: 0 });
   signal.addEventListener("abort", stop, { once: true });
   let copy: CopyIn | undefined;
-  const deadline = new Deadline(connection, target, statementTimeoutMs);
+  const deadline = new Deadline(connection, statementTimeoutMs);
   try {
     deadline.pid = (await sql<{ pid: number }[]>`select pg_backend_pid() as pid`)[0]!.pid;
     for await (const item of readScript(open(AbortSignal.any([signal, input.signal])))) {
@@ -121,8 +122,9 @@ export async function restorePlainScript(
 
 /**
  * The time the statement being run has left. When it runs out, whatever is awaited through bound()
- * rejects with the statement's line, and the restore's session is ended by a second session of the
- * same role (pg_terminate_backend may end a session of one's own role), so no backend is left running it.
+ * rejects with the statement's line, and the restore's session is ended by the superuser from its
+ * maintenance database (not by the owner role: the script may have changed its password), so no
+ * backend is left running it.
  */
 class Deadline {
   pid: number | undefined;
@@ -133,8 +135,7 @@ class Deadline {
   private readonly over: Promise<never>;
 
   constructor(
-    private readonly connection: { host: string; port: number; ssl?: string },
-    private readonly target: RestoreTarget,
+    private readonly superuser: PgConnectionInfo,
     private readonly ms: number,
   ) {
     this.over = new Promise<never>((_, reject) => (this.expire = reject));
@@ -164,12 +165,7 @@ class Deadline {
   private async terminate() {
     if (this.pid === undefined) return;
     const sql = postgres({
-      host: this.connection.host,
-      port: this.connection.port,
-      user: this.target.role,
-      password: this.target.password,
-      database: this.target.database,
-      ssl: this.connection.ssl as never,
+      ...this.superuser,
       max: 1,
       connect_timeout: 10,
       onnotice: () => {},
