@@ -24,3 +24,11 @@ export async function tailOf(stream: ReadableStream<Uint8Array>, keep = 4096): P
     .join(" | ")
     .slice(0, 1000);
 }
+
+/** A duration in milliseconds as a reason says it: "1 h", "30 min", "3 s". */
+export function describeDuration(ms: number) {
+  const s = ms / 1000;
+  if (s % 3600 === 0) return `${s / 3600} h`;
+  if (s % 60 === 0) return `${s / 60} min`;
+  return `${s} s`;
+}

@@ -16,7 +16,7 @@ import { roleName } from "../projects/provision";
 import { log } from "../platform/log";
 import { pgEnv, type PgTools } from "./pgTools";
 import { connectForBackup, type ExtensionEntry } from "./snapshot";
-import { BackupFailure, tailOf } from "./failure";
+import { BackupFailure, describeDuration, tailOf } from "./failure";
 import type { Manifest } from "./service";
 import { restorePlainScript } from "./plainRestore";
 
@@ -170,7 +170,68 @@ export async function dropDatabase(cluster: Sql, database: string) {
  */
 export async function restoreDump(
   tools: PgTools,
-  connection: { host: string; port: number; ssl?: string },
+  connection: PgConnectionInfo,
+  open: (signal: AbortSignal) => ReadableStream<Uint8Array>,
+  target: RestoreTarget,
+  extensions: ExtensionEntry[],
+  signal: AbortSignal,
+  statementTimeoutMs: number,
+) {
+  const watch = watchStatements(connection, target.database, target.role, statementTimeoutMs);
+  try {
+    await restoreArchive(tools, connection, open, target, extensions, signal);
+  } catch (err) {
+    if (watch.expired) throw new BackupFailure(`a statement of the dump ran longer than ${describeDuration(statementTimeoutMs)} (ATLASHUB_RESTORE_STATEMENT_TIMEOUT) and was stopped`);
+    throw err;
+  } finally {
+    await watch.stop();
+  }
+}
+
+/**
+ * Ends every statement of `role` in `database` running longer than `ms`, checked every few seconds by
+ * the superuser from its maintenance database: what pg_restore runs is the dump's SQL (an index
+ * expression may call the tenant's function), which may SET its own statement_timeout and catch a
+ * cancel, but cannot outlive its session.
+ */
+function watchStatements(superuser: PgConnectionInfo, database: string, role: string, ms: number) {
+  const sql = postgres({ ...superuser, max: 1, connect_timeout: 10, onnotice: () => {}, connection: { application_name: "atlashub-restore-watch" } });
+  const state = { expired: false, stopped: false };
+  const every = Math.min(5_000, Math.max(250, ms / 4));
+  let wake: () => void = () => {};
+  const loop = (async () => {
+    while (!state.stopped) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, every);
+        wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      if (state.stopped) break;
+      const ended = await sql`
+        select pg_terminate_backend(pid) from pg_stat_activity
+        where datname = ${database} and usename = ${role} and state = 'active'
+          and query_start < now() - ${ms / 1000} * interval '1 second'`.catch(() => []);
+      if (ended.length > 0) state.expired = true;
+    }
+  })();
+  return {
+    get expired() {
+      return state.expired;
+    },
+    async stop() {
+      state.stopped = true;
+      wake();
+      await loop;
+      await sql.end({ timeout: 5 });
+    },
+  };
+}
+
+async function restoreArchive(
+  tools: PgTools,
+  connection: PgConnectionInfo,
   open: (signal: AbortSignal) => ReadableStream<Uint8Array>,
   target: RestoreTarget,
   extensions: ExtensionEntry[],
@@ -213,7 +274,7 @@ export function restoreBackupDump(
   statementTimeoutMs: number,
 ) {
   if (manifest.dump.format === "plain") return restorePlainScript(connection, open, target, manifest.database.extensions, signal, statementTimeoutMs);
-  return restoreDump(tools, connection, open, target, manifest.database.extensions, signal);
+  return restoreDump(tools, connection, open, target, manifest.database.extensions, signal, statementTimeoutMs);
 }
 
 /** What pg_restore says about an archive: its table of contents (throws BackupFailure when it cannot read it). */

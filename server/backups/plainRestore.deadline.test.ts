@@ -103,3 +103,31 @@ it("a new-project restore whose statement never ends, after the script changed t
   const left = await server.ctx.clusterSql`select pid from pg_stat_activity where query like '%pg_sleep%' and application_name = 'atlashub-restore'`;
   expect(left).toEqual([]);
 }, 60_000);
+
+it("a backup (pg_dump archive) whose restore runs a statement that never ends fails its verification after the timeout, no session left behind", async () => {
+  // The tenant's own function, harmless in its database and sleeping in any other: in the index build of a restore.
+  const { default: postgres } = await import("postgres");
+  const owner = postgres(project.credentials.owner.connection_string, { max: 1, onnotice: () => {} });
+  try {
+    await owner.unsafe(`
+      create table slow_items (id int);
+      create function slow(i int) returns int language plpgsql immutable as $$
+      begin
+        if current_database() not like 'p\\_%' then perform pg_sleep(600); end if;
+        return i;
+      end $$;
+      create index on slow_items (slow(id));
+      insert into slow_items values (1);`);
+  } finally {
+    await owner.end();
+  }
+  const started = await server.fetch(`/admin/api/projects/${project.id}/backups`, { method: "POST", headers: auth });
+  expect(started.status).toBe(202);
+  const { id } = (await started.json()) as any;
+  await server.ctx.backups.settled(id);
+  const b = await backup(id);
+  expect(b.status).toBe("completed");
+  expect(b.verify_error).toContain("ATLASHUB_RESTORE_STATEMENT_TIMEOUT");
+  const left = await server.ctx.clusterSql`select pid from pg_stat_activity where query like '%slow%' and datname like 'ah\\_%'`;
+  expect(left).toEqual([]);
+}, 60_000);

@@ -20,7 +20,7 @@ import type { PgConnectionInfo } from "../engines/postgres/engine";
 import { lex, type Token } from "../sql/lexer";
 import type { RestoreTarget } from "./pgRestore";
 import type { ExtensionEntry } from "./snapshot";
-import { BackupFailure } from "./failure";
+import { BackupFailure, describeDuration } from "./failure";
 import { readScript, ScriptRefused, type ScriptInfo } from "./plainScript";
 
 export interface PlainScriptSummary {
@@ -179,12 +179,6 @@ class Deadline {
   }
 }
 
-function describeDuration(ms: number) {
-  const s = ms / 1000;
-  if (s % 3600 === 0) return `${s / 3600} h`;
-  if (s % 60 === 0) return `${s / 60} min`;
-  return `${s} s`;
-}
 
 async function run(sql: postgres.Sql, text: string, line: number) {
   try {
