@@ -61,6 +61,18 @@ describe("bodyLimit", () => {
     expect(res.status).toBe(413);
     expect(await res.json()).toEqual({ error: { code: "payload_too_large", message: "The request body is larger than 100 bytes.", details: { limit: 100 } } });
   });
+
+  it("decides by a declared Content-Length, and counts a body sent without one", async () => {
+    const big = JSON.stringify({ n: 1, pad: "x".repeat(200) });
+    const declared = await app().request("/echo", { method: "POST", body: big, headers: { "content-type": "application/json", "content-length": String(big.length) } });
+    expect(declared.status).toBe(413);
+    const small = JSON.stringify({ n: 1 });
+    const fits = await app().request("/echo", { method: "POST", body: small, headers: { "content-type": "application/json", "content-length": String(small.length) } });
+    expect(await fits.json()).toEqual({ n: 1 });
+    const streamed = new ReadableStream({ start: (ctl) => (ctl.enqueue(new TextEncoder().encode(big)), ctl.close()) });
+    const counted = await app().request("/echo", { method: "POST", body: streamed, headers: { "content-type": "application/json" } });
+    expect(counted.status).toBe(413);
+  });
 });
 
 describe("requestEnvelope", () => {
