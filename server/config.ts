@@ -114,7 +114,7 @@ export const settings = {
   backupPartBytes: setting("ATLASHUB_BACKUP_PART_BYTES", positiveInt.min(65536, "must be at least 65536"), String(64 * 1024 * 1024), "Size of the parts a backup's dump is stored in, in bytes (the s3 driver stages one part on local disk at a time)."),
   backupVerify: setting("ATLASHUB_BACKUP_VERIFY", bool, "true", "After each backup, restore it into a temporary database and compare every table with the source."),
   restoreKeep: setting("ATLASHUB_RESTORE_KEEP", duration, "24h", "How long a database replaced by a restore is kept for POST /admin/api/projects/:id/restore/rollback (e.g. 24h, 7d)."),
-  restoreStatementTimeout: setting("ATLASHUB_RESTORE_STATEMENT_TIMEOUT", duration, "1h", "Longest a single statement of a dump (an AtlasHub backup, an uploaded archive or .sql script) may run while it is restored or verified (e.g. 1h, 30m); past it the restore or verification fails."),
+  restoreStatementTimeout: setting("ATLASHUB_RESTORE_STATEMENT_TIMEOUT", duration, "6h", "Longest a single statement of a dump (an AtlasHub backup, an uploaded archive or .sql script) may run while it is restored or verified (e.g. 1h, 30m); past it the restore or verification fails."),
   importMaxBytes: setting("ATLASHUB_IMPORT_MAX_BYTES", positiveInt, String(1024 * 1024 * 1024), "Largest file a table import or a dump upload takes, in bytes (streamed; never held in memory)."),
   publicUrl: setting("ATLASHUB_PUBLIC_URL", httpUrl.optional(), undefined, "Base URL apps reach AtlasHub at, for signed storage URLs (default: taken from each request)."),
   bodyLimit: setting("ATLASHUB_BODY_LIMIT", positiveInt, String(1024 * 1024), "Largest accepted request body in bytes (uploads through signed URLs have their own limit)."),
