@@ -22,6 +22,8 @@ export const requireAdmin = (ctx: AppContext, publicPaths: string[]): Middleware
     await next();
   };
 
+const READ_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
+
 // One set of buckets per process, shared by every /v1 router: the limits hold per instance.
 const apiBuckets = new TokenBuckets();
 
@@ -44,7 +46,7 @@ export const requireApiKey = (ctx: AppContext, options: { postOnlyReads?: boolea
       { key: `key:${verified.id}`, rate, burst },
     ]);
     if (!taken.ok) throw errors.tooManyRequests(Math.max(1, Math.ceil(taken.retryAfterMs / 1000)));
-    const reads = ["GET", "HEAD", "OPTIONS"].includes(c.req.method) || (options.postOnlyReads === true && c.req.method === "POST");
+    const reads = READ_METHODS.has(c.req.method) || (options.postOnlyReads === true && c.req.method === "POST");
     if (verified.kind === "publishable" && !reads) {
       throw errors.forbidden("A publishable key can only read; use a secret key to write.");
     }
