@@ -25,7 +25,7 @@ import { backupRoutes, isTableImport, signedBackupDownload, signedUpload } from 
 export function buildApp(ctx: AppContext, pools: ProjectPools) {
   const data = dataApp(ctx, pools);
   return {
-    routes: { "/v1/db/*": data.fetch, "/rest/v1/*": data.fetch },
+    routes: { "/v1/db": data.fetch, "/v1/db/*": data.fetch, "/rest/v1": data.fetch, "/rest/v1/*": data.fetch },
     fetch: mainApp(ctx).fetch,
   };
 }
