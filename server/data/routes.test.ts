@@ -5,6 +5,7 @@ import { registerSecret } from "../test/harness";
 let server: TestServer;
 let key: string;
 let otherKey: string;
+let owner: ReturnType<typeof clients.connect>;
 const clients = clientTracker();
 
 async function keyFor(auth: Record<string, string>, projectId: string, kind = "secret") {
@@ -18,7 +19,7 @@ beforeAll(async () => {
   server = await startTestServer();
   const auth = await adminHeaders(server);
   const p = await createTestProject(server, auth, "data-a");
-  const owner = clients.connect(p.credentials.owner.connection_string);
+  owner = clients.connect(p.credentials.owner.connection_string);
   await owner`create table "Odd Items" (id serial primary key, "Label" text, qty int, tags text[], at timestamptz default '2026-01-01T00:00:00Z')`;
   await owner`insert into "Odd Items" ("Label", qty, tags) select 'item ' || g, g, array['t' || g] from generate_series(1, 30) g`;
   await owner`insert into "Odd Items" ("Label", qty) values (null, null)`;
@@ -53,6 +54,26 @@ describe("GET /v1/db", () => {
     expect((await get(`${table}?select=id&Label=in.(item 2,"item 3")&order=id`)).body).toEqual([{ id: 2 }, { id: 3 }]);
     expect((await get(`${table}?select=id&Label=like.item 2*&order=id&limit=2`)).body).toEqual([{ id: 2 }, { id: 20 }]);
     expect((await get(`${table}?select=tags,at&id=eq.1`)).body).toEqual([{ tags: ["t1"], at: "2026-01-01T00:00:00+00:00" }]);
+  });
+
+  it("looks a row up by its primary key with the same answers as any read", async () => {
+    expect((await get(`${table}?select=id,Label&id=eq.3`)).body).toEqual([{ id: 3, Label: "item 3" }]);
+    for (const qs of ["id=eq.999", "id=eq.3&offset=1", "id=eq.3&limit=0", "id=eq.3&qty=eq.4"]) expect((await get(`${table}?${qs}`)).body).toEqual([]);
+    expect((await get(`${table}?id=eq.3`, { prefer: "count=exact" })).headers.get("content-range")).toBe("0-0/1");
+    expect((await get(`${table}?id=eq.999`, { prefer: "count=exact" })).headers.get("content-range")).toBe("*/0");
+    expect((await get(`${table}?id=eq.x`)).body.error.code).toBe("invalid_input");
+  });
+
+  it("still limits a lookup by key on a table whose inheritance children repeat the key", async () => {
+    await owner`create table parent (id int primary key, v text)`;
+    await owner`create table child () inherits (parent)`;
+    await owner`insert into parent values (1, 'p')`;
+    await owner`insert into child values (1, 'c')`;
+    const values = async (qs: string) => ((await get(`/parent?select=v&id=eq.1&${qs}`)).body as { v: string }[]).map((r) => r.v).sort();
+    expect(await values("")).toEqual(["c", "p"]);
+    expect(await values("limit=1")).toHaveLength(1);
+    expect(await values("offset=1")).toHaveLength(1);
+    expect(await values("offset=2")).toEqual([]);
   });
 
   it("answers Prefer: count=exact with Content-Range", async () => {

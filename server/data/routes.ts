@@ -8,7 +8,7 @@ import { ApiError, parseBody } from "../http/errors";
 import { MAX_LIMIT, parsePrefer, parseReadRequest, parseSelect, type LimitRule } from "./parse";
 import { publicSchemaOnly } from "./postgrest";
 import { findTable, planRead } from "./plan";
-import { renderCount, renderRead, type Rendered } from "./render";
+import { readResult, renderCount, renderRead, type Rendered } from "./render";
 import { renderDelete, renderInsert, renderUpdate, type WriteOptions } from "./write";
 import type { Schema, Table } from "./schema";
 import type { ProjectPools } from "./pools";
@@ -90,15 +90,16 @@ export function dataRoutes(ctx: AppContext, pools: ProjectPools, { postgrest }: 
     const request = parseReadRequest(searchParams(c), postgrest ? POSTGREST_LIMITS : undefined);
     const { plan, rows } = await withSchema(projectId, async (schema) => {
       const plan = planRead(schema, c.req.param("table"), request);
-      return { plan, rows: (await query<{ body: string; shown: number }>(projectId, renderRead(plan)))[0] };
+      const read = renderRead(plan);
+      return { plan, rows: readResult(read, await query<{ body: string; shown?: number }>(projectId, read)) };
     });
     const prefer = parsePrefer(c.req.header("prefer"));
     if (prefer.count || postgrest) {
       const total = prefer.count ? (await query<{ total: string }>(projectId, renderCount(plan)))[0]!.total : "*";
-      const shown = rows!.shown;
+      const shown = rows.shown;
       c.header("Content-Range", shown ? `${plan.offset}-${plan.offset + shown - 1}/${total}` : `*/${total}`);
     }
-    return sendRows(c, rows!.body, 200);
+    return sendRows(c, rows.body, 200);
   });
 
   return app;
