@@ -57,22 +57,19 @@ describe("parse → plan → render", () => {
     expect(parseFilters(new URLSearchParams("or=eq.1"))).toEqual([{ column: "or", op: "eq", negate: false, value: "1" }]);
   });
 
-  it("looks a row up by its primary key as one JSON object per row, with no aggregate, limit or offset in the SQL", () => {
+  it("looks a row up by its primary key as one JSON object per row, with no aggregate, the limit still in the SQL", () => {
     expect(render("id=eq.5&Label Text=like.a*&offset=2")).toEqual({
-      text: `select row_to_json(r)::text as body from (select "id", "Label Text", "we""ird" from "items" where "id" = $1 and "Label Text"::text like $2) r`,
-      params: ["5", "a%"],
-      window: { limit: 100, offset: 2 },
+      text: `select row_to_json(r)::text as body from (select "id", "Label Text", "we""ird" from "items" where "id" = $1 and "Label Text"::text like $2 limit $3::bigint offset $4::bigint) r`,
+      params: ["5", "a%", "100", "2"],
+      perRow: true,
     });
     // Anything that does not pin the key to one value keeps the aggregate.
     for (const qs of ["id=gt.5", "id=not.eq.5", "or=(id.eq.5)", "id=in.(5)", "Label Text=eq.5"]) expect(render(qs).text).toStartWith("select coalesce(json_agg(r)");
   });
 
-  it("applies a point lookup's offset and limit to the rows it gets (children of an inherited table share the key)", () => {
+  it("joins a point lookup's rows into one array (children of an inherited table may share the key)", () => {
     const rows = [{ body: '{"id":5}' }, { body: '{"id":5,"x":1}' }];
     expect(readResult(render("id=eq.5"), rows)).toEqual({ body: '[{"id":5},{"id":5,"x":1}]', shown: 2 });
-    expect(readResult(render("id=eq.5&limit=1"), rows)).toEqual({ body: '[{"id":5}]', shown: 1 });
-    expect(readResult(render("id=eq.5&offset=1"), rows)).toEqual({ body: '[{"id":5,"x":1}]', shown: 1 });
-    expect(readResult(render("id=eq.5&limit=0"), rows)).toEqual({ body: "[]", shown: 0 });
     expect(readResult(render("id=eq.5"), [])).toEqual({ body: "[]", shown: 0 });
     expect(readResult(render("id=gt.5"), [{ body: "[]", shown: 0 }])).toEqual({ body: "[]", shown: 0 });
   });

@@ -17,11 +17,8 @@ export function quoteIdent(name: string) {
 const COMPARISONS: Record<string, string> = { eq: "=", neq: "<>", lt: "<", lte: "<=", gt: ">", gte: ">=" };
 
 export interface RenderedRead extends Rendered {
-  /**
-   * Set for a point lookup: the SQL answers one row per table row, `body` its JSON object, and leaves
-   * the limit and offset to `readResult`. Otherwise it answers one row: the JSON array and `shown`.
-   */
-  window?: { limit: number; offset: number };
+  /** A point lookup's SQL answers a row per table row, `body` its JSON object (see readResult); other reads answer one row, the JSON array and `shown`. */
+  perRow?: boolean;
 }
 
 export function renderRead(plan: ReadPlan): RenderedRead {
@@ -30,24 +27,18 @@ export function renderRead(plan: ReadPlan): RenderedRead {
   const order = plan.order.length
     ? " order by " + plan.order.map((o) => `${quoteIdent(o.column)} ${o.descending ? "desc" : "asc"}${o.nulls ? ` nulls ${o.nulls}` : ""}`).join(", ")
     : "";
-  const { table, columns } = plan;
-  const rows = `select ${projectionOf(table, columns).list} from ${quoteIdent(table.name)}${where}${order}`;
-  // One row at most: the aggregate, count and limit would cost Postgres a fifth of its time for such a
-  // read, and joining a row or two here costs nothing.
-  if (pinsPrimaryKey(plan)) {
-    return { text: `select row_to_json(r)::text as body from (${inJsonForm(table, columns, rows)}) r`, params, window: { limit: plan.limit, offset: plan.offset } };
-  }
   params.push(String(plan.limit), String(plan.offset));
-  const inner = `${rows} limit $${params.length - 1}::bigint offset $${params.length}::bigint`;
+  const { table, columns } = plan;
+  const inner = `select ${projectionOf(table, columns).list} from ${quoteIdent(table.name)}${where}${order} limit $${params.length - 1}::bigint offset $${params.length}::bigint`;
+  const rows = inJsonForm(table, columns, inner);
+  // At most one row (children of an inherited table aside, which the limit still bounds): the row's
+  // JSON alone spares Postgres the aggregate and count, a fifth of its time for such a read.
+  if (pinsPrimaryKey(plan)) return { text: `select row_to_json(r)::text as body from (${rows}) r`, params, perRow: true };
   // `shown` saves parsing the JSON again to count it (Content-Range).
-  return { text: `select coalesce(json_agg(r), '[]')::text as body, count(*)::int as shown from (${inJsonForm(table, columns, inner)}) r`, params };
+  return { text: `select coalesce(json_agg(r), '[]')::text as body, count(*)::int as shown from (${rows}) r`, params };
 }
 
-/**
- * A point lookup: a top-level, non-negated eq pins every primary-key column, so the table has at most
- * one such row. Children of an inherited table are not bound by its key, which is why the limit and
- * offset still apply (in readResult) to whatever comes back.
- */
+/** A point lookup: a top-level, non-negated eq pins every primary-key column. */
 function pinsPrimaryKey({ table, filters }: ReadPlan) {
   const pinned = (column: string) => filters.some((f) => !("logic" in f) && f.column === column && f.op === "eq" && !f.negate);
   return table.primaryKey.length > 0 && table.primaryKey.every(pinned);
@@ -55,10 +46,8 @@ function pinsPrimaryKey({ table, filters }: ReadPlan) {
 
 /** The rows a read's SQL answered, as one JSON array and its length. */
 export function readResult(read: RenderedRead, result: { body: string; shown?: number }[]): { body: string; shown: number } {
-  if (!read.window) return result[0] as { body: string; shown: number };
-  const { offset, limit } = read.window;
-  const rows = result.slice(offset, offset + limit);
-  return { body: "[" + rows.map((r) => r.body).join(",") + "]", shown: rows.length };
+  if (!read.perRow) return result[0] as { body: string; shown: number };
+  return { body: "[" + result.map((r) => r.body).join(",") + "]", shown: result.length };
 }
 
 /**
