@@ -8,6 +8,7 @@ import { Empty, LoadError, SkeletonRows, safe } from "../components/States";
 import { Badge } from "../components/StatusBadge";
 import { notify } from "../components/toast";
 import { useProject, useProjectCrumbs } from "./project";
+import { createSubmit, FormError } from "../components/Submit";
 
 const STATUS_TONE = { active: "ok", rotating: "warn", expired: "", revoked: "bad" } as const;
 
@@ -188,32 +189,17 @@ function CreateKey(props: { open: boolean; onOpenChange: (open: boolean) => void
   const [name, setName] = createSignal("");
   const [kind, setKind] = createSignal<KeyKind>("publishable");
   const [expires, setExpires] = createSignal("");
-  const [busy, setBusy] = createSignal(false);
-  const [error, setError] = createSignal<string>();
-  const submit = async (e: Event) => {
-    e.preventDefault();
-    if (!name().trim() || busy()) return;
-    setBusy(true);
-    setError(undefined);
-    try {
-      const expires_at = expires() ? new Date(expires()).toISOString() : undefined;
-      props.onCreated(await api.keys.create(id(), { name: name().trim(), kind: kind(), expires_at }));
-      setName("");
-      setExpires("");
-    } catch (err) {
-      setError(err instanceof Error ? err.message : String(err));
-    } finally {
-      setBusy(false);
-    }
-  };
+  const { busy, error, submit } = createSubmit(async () => {
+    if (!name().trim()) return;
+    const expires_at = expires() ? new Date(expires()).toISOString() : undefined;
+    props.onCreated(await api.keys.create(id(), { name: name().trim(), kind: kind(), expires_at }));
+    setName("");
+    setExpires("");
+  });
   return (
     <Modal open={props.open} onOpenChange={props.onOpenChange} title="New API key">
       <form onSubmit={submit}>
-        <Show when={error()}>
-          <div class="alert error" role="alert">
-            {error()}
-          </div>
-        </Show>
+        <FormError error={error()} />
         <div class="field">
           <label for="key-name">Name</label>
           <input id="key-name" type="text" maxLength={100} placeholder="web app" value={name()} onInput={(e) => setName(e.currentTarget.value)} />

@@ -9,6 +9,7 @@ import { ShownOnce } from "../components/ShownOnce";
 import { Empty, LoadError, SkeletonRows, safe } from "../components/States";
 import { isTransitional, StatusBadge } from "../components/StatusBadge";
 import { notify } from "../components/toast";
+import { createSubmit, FormError } from "../components/Submit";
 
 type Filter = "active" | "deleted" | "all";
 
@@ -246,10 +247,17 @@ export default function Projects() {
 function CreateProject(props: { open: boolean; onOpenChange: (open: boolean) => void; onCreated: () => void }) {
   const [name, setName] = createSignal("");
   const [description, setDescription] = createSignal("");
-  const [busy, setBusy] = createSignal(false);
-  const [error, setError] = createSignal<string>();
   const [created, setCreated] = createSignal<Project & { credentials: Credentials }>();
   const valid = () => /^[a-z0-9_-]{3,40}$/.test(name());
+  // The list is read again either way: a failed create may still have made the project (failed state).
+  const { busy, error, setError, submit } = createSubmit(async () => {
+    if (!valid()) return;
+    try {
+      setCreated(await api.projects.create({ name: name(), description: description().trim() || undefined }));
+    } finally {
+      props.onCreated();
+    }
+  });
 
   const close = (open: boolean) => {
     if (open) return props.onOpenChange(true);
@@ -260,22 +268,6 @@ function CreateProject(props: { open: boolean; onOpenChange: (open: boolean) => 
     setDescription("");
     setError(undefined);
   };
-  const submit = async (e: Event) => {
-    e.preventDefault();
-    if (!valid() || busy()) return;
-    setBusy(true);
-    setError(undefined);
-    try {
-      const p = await api.projects.create({ name: name(), description: description().trim() || undefined });
-      setCreated(p);
-      props.onCreated();
-    } catch (err) {
-      setError(err instanceof Error ? err.message : String(err));
-      props.onCreated();
-    } finally {
-      setBusy(false);
-    }
-  };
 
   return (
     <Modal open={props.open} onOpenChange={close} title={created() ? `Project ${created()!.name} is ready` : "New project"} wide={!!created()}>
@@ -283,11 +275,7 @@ function CreateProject(props: { open: boolean; onOpenChange: (open: boolean) => 
         when={created()}
         fallback={
           <form onSubmit={submit}>
-            <Show when={error()}>
-              <div class="alert error" role="alert">
-                {error()}
-              </div>
-            </Show>
+            <FormError error={error()} />
             <div class="field">
               <label for="project-name">Name</label>
               <input

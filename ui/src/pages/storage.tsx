@@ -8,6 +8,7 @@ import { Empty, LoadError, SkeletonBlock, SkeletonRows, safe } from "../componen
 import { Badge } from "../components/StatusBadge";
 import { notify } from "../components/toast";
 import { useProject, useProjectCrumbs } from "./project";
+import { createSubmit, FormError } from "../components/Submit";
 
 interface Upload {
   name: string;
@@ -393,32 +394,17 @@ function CreateBucket(props: { open: boolean; onOpenChange: (open: boolean) => v
   const { id } = useProject();
   const [name, setName] = createSignal("");
   const [isPublic, setPublic] = createSignal(false);
-  const [busy, setBusy] = createSignal(false);
-  const [error, setError] = createSignal<string>();
   const valid = () => /^[a-z0-9][a-z0-9_-]{1,61}[a-z0-9]$/.test(name());
-  const submit = async (e: Event) => {
-    e.preventDefault();
-    if (!valid() || busy()) return;
-    setBusy(true);
-    setError(undefined);
-    try {
-      props.onCreated(await api.storage.createBucket(id(), { name: name(), public: isPublic() }));
-      setName("");
-      setPublic(false);
-    } catch (err) {
-      setError(err instanceof Error ? err.message : String(err));
-    } finally {
-      setBusy(false);
-    }
-  };
+  const { busy, error, submit } = createSubmit(async () => {
+    if (!valid()) return;
+    props.onCreated(await api.storage.createBucket(id(), { name: name(), public: isPublic() }));
+    setName("");
+    setPublic(false);
+  });
   return (
     <Modal open={props.open} onOpenChange={props.onOpenChange} title="New bucket">
       <form onSubmit={submit}>
-        <Show when={error()}>
-          <div class="alert error" role="alert">
-            {error()}
-          </div>
-        </Show>
+        <FormError error={error()} />
         <div class="field">
           <label for="bucket-name">Name</label>
           <input id="bucket-name" type="text" autocomplete="off" spellcheck={false} value={name()} onInput={(e) => setName(e.currentTarget.value.toLowerCase())} aria-describedby="bucket-hint" />

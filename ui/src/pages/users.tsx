@@ -8,6 +8,7 @@ import { Empty, LoadError, SkeletonRows, safe } from "../components/States";
 import { Badge } from "../components/StatusBadge";
 import { notify } from "../components/toast";
 import { useProject, useProjectCrumbs } from "./project";
+import { createSubmit, FormError } from "../components/Submit";
 
 const ACCESS: { value: Access; label: string; help: string }[] = [
   { value: "read", label: "Read", help: "SELECT only (the read-only role)" },
@@ -166,32 +167,17 @@ function CreateUser(props: { open: boolean; onOpenChange: (open: boolean) => voi
   const { id } = useProject();
   const [username, setUsername] = createSignal("");
   const [access, setAccess] = createSignal<Access>("read");
-  const [busy, setBusy] = createSignal(false);
-  const [error, setError] = createSignal<string>();
   const valid = () => /^[a-z][a-z0-9_]{2,31}$/.test(username());
-  const submit = async (e: Event) => {
-    e.preventDefault();
-    if (!valid() || busy()) return;
-    setBusy(true);
-    setError(undefined);
-    try {
-      props.onCreated(await api.users.create(id(), { username: username(), access: access() }));
-      setUsername("");
-      setAccess("read");
-    } catch (err) {
-      setError(err instanceof Error ? err.message : String(err));
-    } finally {
-      setBusy(false);
-    }
-  };
+  const { busy, error, submit } = createSubmit(async () => {
+    if (!valid()) return;
+    props.onCreated(await api.users.create(id(), { username: username(), access: access() }));
+    setUsername("");
+    setAccess("read");
+  });
   return (
     <Modal open={props.open} onOpenChange={props.onOpenChange} title="New database user">
       <form onSubmit={submit}>
-        <Show when={error()}>
-          <div class="alert error" role="alert">
-            {error()}
-          </div>
-        </Show>
+        <FormError error={error()} />
         <div class="field">
           <label for="username">Username</label>
           <input
