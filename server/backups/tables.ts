@@ -11,7 +11,7 @@ import { errors } from "../http/errors";
 import { getProject } from "../projects/service";
 import { databaseName } from "../projects/provision";
 import { filterColumns, parseFilters, parseSelect } from "../data/parse";
-import { checkColumns, findTable } from "../data/plan";
+import { checkColumns, findTable, selectedColumns } from "../data/plan";
 import { inJsonForm, quoteIdent, renderWhere } from "../data/render";
 import { loadSchema } from "../data/schema";
 import { projectOwner } from "./pgRestore";
@@ -51,9 +51,9 @@ export async function exportTable(ctx: AppContext, projectId: string, tableName:
   try {
     const table = findTable(await loadSchema(sql), tableName);
     const select = parseSelect(query.get("select"));
-    const columns = select === "*" ? table.columns.map((c) => c.name) : [...new Set(select)];
+    const columns = selectedColumns(table, select);
     const filters = parseFilters(conditions);
-    checkColumns(table, [...columns, ...filterColumns(filters)]);
+    checkColumns(table, filterColumns(filters));
     const params: string[] = [];
     const where = renderWhere(filters, params);
     const order = table.primaryKey.length ? ` order by ${table.primaryKey.map(quoteIdent).join(", ")}` : "";

@@ -35,11 +35,17 @@ export function checkColumns(table: Table, columns: Iterable<string>) {
   }
 }
 
-/** The plan's columns are each named once: all the table's for `select=*`. */
+/** The columns a `select` names, each once and checked against the table: all the table's for `*` (or none given). */
+export function selectedColumns(table: Table, select: string[] | "*" | undefined): string[] {
+  if (select === undefined || select === "*") return namesOf(table).list;
+  const columns = [...new Set(select)];
+  checkColumns(table, columns);
+  return columns;
+}
+
 export function planRead(schema: Schema, tableName: string, request: ReadRequest): ReadPlan {
   const table = findTable(schema, tableName);
-  const all = request.select === "*";
-  const columns = all ? namesOf(table).list : [...new Set(request.select)];
-  checkColumns(table, [...(all ? [] : columns), ...request.order.map((o) => o.column), ...filterColumns(request.filters)]);
+  const columns = selectedColumns(table, request.select);
+  checkColumns(table, [...request.order.map((o) => o.column), ...filterColumns(request.filters)]);
   return { ...request, table, columns };
 }

@@ -10,7 +10,7 @@
 import { badRequest, filterColumns, parseFilters, type Condition } from "./parse";
 import type { Table } from "./schema";
 import { inJsonForm, quoteIdent, renderWhere, type Rendered } from "./render";
-import { checkColumns } from "./plan";
+import { checkColumns, selectedColumns } from "./plan";
 import { ApiError } from "../http/errors";
 
 export const MAX_ROWS = 1000;
@@ -31,8 +31,7 @@ function rowsOf(body: unknown): Record<string, unknown>[] {
 /** `returnRows`: the affected rows as JSON, in the same forms as reads; otherwise only their count. */
 function finish(table: Table, statement: string, options: WriteOptions) {
   if (!options.returnRows) return `with w as (${statement} returning *) select json_build_object('count', count(*))::text as body from w`;
-  const columns = !options.select || options.select === "*" ? table.columns.map((c) => c.name) : [...new Set(options.select)];
-  checkColumns(table, columns);
+  const columns = selectedColumns(table, options.select);
   const rows = inJsonForm(table, columns, `select ${columns.map(quoteIdent).join(", ")} from w`);
   return `with w as (${statement} returning *) select coalesce(json_agg(r), '[]')::text as body, count(*)::int as shown from (${rows}) r`;
 }
