@@ -7,9 +7,8 @@ import { healthRoutes } from "./health/routes";
 import { adminRoutes } from "./admin/routes";
 import { projectRoutes } from "./projects/routes";
 import { keyRoutes } from "./keys/routes";
-import { dataRoutes } from "./data/routes";
+import { dataApp } from "./data/routes";
 import type { ProjectPools } from "./data/pools";
-import { postgrestErrors } from "./data/postgrest";
 import { provisionRoutes } from "./projects/provisionRoute";
 import { jobRoutes } from "./jobs/routes";
 import { isStreamedUpload, storageAdminRoutes, storageObjectCors, storageRoutes } from "./storage/routes";
@@ -19,8 +18,9 @@ import { backupRoutes, isTableImport, signedBackupDownload, signedUpload } from 
 
 /**
  * The HTTP server's handlers: Bun routes the data API's two prefixes (its hottest path) straight to
- * an app of their own, so those requests skip matching against every admin, storage and UI route;
- * everything else goes to the main app. Both share the same envelope, body limit and error shape.
+ * an app of their own (server/data/routes.ts), so those requests skip matching against every admin,
+ * storage and UI route; everything else goes to the main app. Both give the same envelope (request
+ * id, security headers, access log), body limit and error shape.
  */
 export function buildApp(ctx: AppContext, pools: ProjectPools) {
   const data = dataApp(ctx, pools);
@@ -30,28 +30,12 @@ export function buildApp(ctx: AppContext, pools: ProjectPools) {
   };
 }
 
-/** What every request gets, on either app. */
-function surface(ctx: AppContext) {
+function mainApp(ctx: AppContext) {
   const app = new Hono<AppEnv>();
   app.use(requestEnvelope());
   app.on(["POST", "PUT", "PATCH", "DELETE"], "*", bodyLimit(ctx.config.bodyLimit, (c) => isStreamedUpload(c) || isTableImport(c)));
   app.onError(renderError);
   app.notFound((c) => renderError(errors.routeNotFound(), c));
-  return app;
-}
-
-/** /v1/db (AtlasHub's conventions) and /rest/v1 (PostgREST's, for supabase-js). */
-function dataApp(ctx: AppContext, pools: ProjectPools) {
-  const app = surface(ctx);
-  app.use("/v1/*", publicApiCors());
-  app.use("/rest/v1/*", publicApiCors(), postgrestErrors());
-  app.route("/v1/db", dataRoutes(ctx, pools, { postgrest: false }));
-  app.route("/rest/v1", dataRoutes(ctx, pools, { postgrest: true }));
-  return app;
-}
-
-function mainApp(ctx: AppContext) {
-  const app = surface(ctx);
   // Only what is audited or rate-limited by address needs the client's IP (looking it up costs on every request).
   app.use("/admin/api/*", clientIp(ctx.config.trustProxy));
   app.use("/provision", clientIp(ctx.config.trustProxy));

@@ -1,6 +1,5 @@
 // What makes /rest/v1 look like PostgREST to supabase-js and postgrest-js: the same engine as
 // /v1/db, with PostgREST's error objects, codes and statuses, and its schema headers.
-import type { MiddlewareHandler } from "hono";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { ApiError } from "../http/errors";
 
@@ -32,22 +31,12 @@ const POSTGREST_CODES: Record<string, { code: string; status?: ContentfulStatusC
   unsupported_schema: { code: "PGRST106" },
 };
 
-/** Rewrites any error response under /rest/v1 (ours are all `{"error":{…}}`) into `{code, message, details, hint}`. */
-export const postgrestErrors = (): MiddlewareHandler =>
-  async function postgrestErrors(c, next) {
-    await next();
-    if (c.res.status < 400 || !c.res.headers.get("content-type")?.startsWith("application/json")) return;
-    const body = (await c.res.clone().json().catch(() => undefined)) as { error?: { code: string; message: string; details?: Record<string, unknown> } } | undefined;
-    if (!body?.error) return;
-    const { code, message, details } = body.error;
-    const mapped = POSTGREST_CODES[code];
-    const headers = new Headers(c.res.headers);
-    headers.delete("content-length");
-    c.res = new Response(JSON.stringify({ code: mapped?.code ?? code, message, details: detailsText(details), hint: null }), {
-      status: mapped?.status ?? c.res.status,
-      headers,
-    });
-  };
+/** An error as PostgREST answers it: `{code, message, details, hint}`. */
+export function postgrestError(error: ApiError) {
+  const mapped = POSTGREST_CODES[error.code];
+  const body = { code: mapped?.code ?? error.code, message: error.message, details: detailsText(error.details), hint: null };
+  return new Response(JSON.stringify(body), { status: mapped?.status ?? error.status, headers: { "content-type": "application/json", ...error.headers } });
+}
 
 /** PostgREST's `details` is a sentence, not an object. */
 function detailsText(details: Record<string, unknown> | undefined) {
@@ -59,11 +48,9 @@ function detailsText(details: Record<string, unknown> | undefined) {
 }
 
 /** supabase-js names the schema in Accept-Profile (reads) or Content-Profile (writes); only `public` is served. */
-export const publicSchemaOnly = (): MiddlewareHandler =>
-  async function publicSchemaOnly(c, next) {
-    const profile = c.req.header("accept-profile") ?? c.req.header("content-profile");
-    if (profile !== undefined && profile !== "public") {
-      throw new ApiError(406, "unsupported_schema", `Only the "public" schema is served, not "${profile}".`, { schema: profile });
-    }
-    await next();
-  };
+export function checkPublicSchema(headers: Headers) {
+  const profile = headers.get("accept-profile") ?? headers.get("content-profile");
+  if (profile !== null && profile !== "public") {
+    throw new ApiError(406, "unsupported_schema", `Only the "public" schema is served, not "${profile}".`, { schema: profile });
+  }
+}

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "bun:test";
 import { adminHeaders, clientTracker, createTestProject, jsonRequest, startTestServer, type TestServer } from "../test/server";
-import { registerSecret } from "../test/harness";
+import { appendToSuiteLog, registerSecret } from "../test/harness";
+import { setLogSink } from "../platform/log";
 
 let server: TestServer;
 let key: string;
@@ -189,5 +190,82 @@ describe("writes to /v1/db", () => {
     const res = await server.fetch(`/v1/db${notes}`, jsonRequest("POST", { id: 50, body: "x" }, { "x-api-key": pk }));
     expect(res.status).toBe(403);
     expect((await server.fetch(`/v1/db${notes}?id=eq.1`, { headers: { "x-api-key": pk } })).status).toBe(200);
+  });
+});
+
+describe("what every /v1/db and /rest/v1 answer carries", () => {
+  const origin = { origin: "https://app.example" };
+
+  it("echoes the request id, sends nosniff and writes one access-log line without the query or the key", async () => {
+    const lines: string[] = [];
+    setLogSink((line) => {
+      lines.push(line);
+      appendToSuiteLog(line);
+    });
+    try {
+      for (const [path, status] of [[`${table}?id=eq.1`, 200], [`${table}?nope=eq.1`, 400], ["/a/b", 404]] as const) {
+        const res = await server.fetch(`/v1/db${path}`, { headers: { "x-api-key": key, "x-request-id": `env-${status}` } });
+        expect(res.status).toBe(status);
+        expect(res.headers.get("x-request-id")).toBe(`env-${status}`);
+        expect(res.headers.get("x-content-type-options")).toBe("nosniff");
+        expect(res.headers.get("access-control-allow-origin")).toBeNull();
+      }
+    } finally {
+      setLogSink(appendToSuiteLog);
+    }
+    const logged = lines.filter((l) => l.includes('"env-')).map((l) => JSON.parse(l));
+    expect(logged.map((l) => [l.method, l.path, l.status])).toEqual([["GET", "/v1/db/Odd Items", 200], ["GET", "/v1/db/Odd Items", 400], ["GET", "/v1/db/a/b", 404]]);
+    expect(lines.join("\n")).not.toContain(key);
+  });
+
+  it("answers browsers with CORS headers, errors too, and preflights without a key", async () => {
+    const ok = await server.fetch(`/v1/db${table}?id=eq.1`, { headers: { "x-api-key": key, ...origin } });
+    expect(ok.headers.get("access-control-allow-origin")).toBe("*");
+    expect(ok.headers.get("access-control-expose-headers")).toContain("Content-Range");
+    const refused = await server.fetch(`/rest/v1/items`, { headers: origin });
+    expect(refused.status).toBe(401);
+    expect(refused.headers.get("access-control-allow-origin")).toBe("*");
+    const preflight = await server.fetch(`/v1/db${table}`, { method: "OPTIONS", headers: { ...origin, "access-control-request-method": "PATCH" } });
+    expect(preflight.status).toBe(204);
+    expect(preflight.headers.get("access-control-allow-methods")).toContain("PATCH");
+    expect(preflight.headers.get("access-control-allow-headers")).toContain("prefer");
+    // Not a browser: OPTIONS is just another method, and needs a key like any.
+    expect((await server.fetch(`/v1/db${table}`, { method: "OPTIONS" })).status).toBe(401);
+  });
+
+  it("answers 404 to other paths and methods once the key is checked, 401 before", async () => {
+    for (const path of ["/v1/db", "/v1/db/a/b", "/rest/v1"]) expect((await server.fetch(path)).status).toBe(401);
+    const put = await server.fetch(`/v1/db${table}`, jsonRequest("PUT", { id: 1 }, { "x-api-key": key }));
+    expect(put.status).toBe(404);
+    expect((await put.json()).error.code).toBe("route_not_found");
+    const rest = await server.fetch("/rest/v1/a/b", { headers: { apikey: key } });
+    expect(rest.status).toBe(404);
+    expect(await rest.json()).toMatchObject({ code: "route_not_found", message: expect.any(String), hint: null });
+  });
+
+  it("answers HEAD like GET without a body", async () => {
+    const res = await server.fetch(`/v1/db${table}?id=eq.1`, { method: "HEAD", headers: { "x-api-key": key } });
+    expect(res.status).toBe(200);
+    expect(res.headers.get("x-request-id")).toBeTruthy();
+    expect(await res.text()).toBe("");
+  });
+
+  it("refuses a body past the limit sent without a length (chunked) with 413", async () => {
+    const chunk = new TextEncoder().encode("x".repeat(64 * 1024));
+    let sent = 0;
+    const body = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        if (sent++ < 20) controller.enqueue(chunk);
+        else controller.close();
+      },
+    });
+    const res = await server.fetch("/v1/db/notes", {
+      method: "POST",
+      headers: { "x-api-key": key, "content-type": "application/json", connection: "close" },
+      body,
+      duplex: "half",
+    } as RequestInit);
+    expect(res.status).toBe(413);
+    expect((await res.json()).error.code).toBe("payload_too_large");
   });
 });

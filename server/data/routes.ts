@@ -1,12 +1,13 @@
-import { Hono, type Context } from "hono";
-import type { ContentfulStatusCode } from "hono/utils/http-status";
+import { Hono, type Context, type MiddlewareHandler } from "hono";
 import postgres from "postgres";
 import { z } from "zod";
 import type { AppContext, AppEnv } from "../context";
-import { requireApiKey } from "../http/auth";
-import { ApiError, parseBody } from "../http/errors";
+import { checkApiKey } from "../http/auth";
+import { ApiError, asApiError, errorResponse, errors, parseBody, renderError } from "../http/errors";
+import { allowBrowsers, API_HEADERS, bodyLimit, corsPreflight, finishResponse, logRequest, requestIdOf } from "../http/middleware";
+import type { VerifiedKey } from "../keys/service";
 import { MAX_LIMIT, parsePrefer, parseReadRequest, parseSelect, type LimitRule } from "./parse";
-import { publicSchemaOnly } from "./postgrest";
+import { checkPublicSchema, postgrestError } from "./postgrest";
 import { findTable, planRead } from "./plan";
 import { readResult, renderCount, renderRead, type Rendered } from "./render";
 import { renderDelete, renderInsert, renderUpdate, type WriteOptions } from "./write";
@@ -22,17 +23,84 @@ const ANY_JSON = z.unknown();
 // Supabase answers at most 1000 rows (PostgREST's max-rows) and cuts longer limits quietly.
 const POSTGREST_LIMITS: LimitRule = { defaultLimit: MAX_LIMIT, overMax: "cap" };
 
-export interface DataApiOptions {
-  /** PostgREST's conventions (for supabase-js at /rest/v1) instead of AtlasHub's own (/v1/db). */
-  postgrest: boolean;
+type Endpoint = (c: Context<AppEnv>, key: VerifiedKey) => Promise<Response>;
+
+const WRITE_METHODS = new Set(["POST", "PUT", "PATCH", "DELETE"]);
+
+/**
+ * /v1/db (AtlasHub's conventions) and /rest/v1 (PostgREST's, for supabase-js): a project's public
+ * tables over HTTP, as its app role. Bun routes both prefixes straight to this app (server/app.ts).
+ *
+ * The server's hottest path: what other surfaces do in a chain of middleware (request id, security
+ * headers, access log, CORS, body limit, API key, error shape) happens here in one function, `serve`.
+ * The chain cost about 4 of a read's 11 µs in the server (measured without the database).
+ */
+export function dataApp(ctx: AppContext, pools: ProjectPools) {
+  const app = new Hono<AppEnv>();
+  const served = { v1: servedBy(ctx, false), postgrest: servedBy(ctx, true) };
+  for (const postgrest of [false, true]) {
+    const prefix = postgrest ? "/rest/v1" : "/v1/db";
+    const serve = postgrest ? served.postgrest : served.v1;
+    const api = endpoints(pools, postgrest);
+    app.get(`${prefix}/:table`, serve(api.read));
+    app.post(`${prefix}/:table`, serve(api.insert));
+    app.patch(`${prefix}/:table`, serve(api.update));
+    app.delete(`${prefix}/:table`, serve(api.remove));
+  }
+  // Any other path or method: a browser's preflight, or 404 once the key is checked (401 without one).
+  const noRoute: Endpoint = async () => {
+    throw errors.routeNotFound();
+  };
+  const notFound = { v1: served.v1(noRoute), postgrest: served.postgrest(noRoute) };
+  app.notFound((c) => (c.req.path.startsWith("/rest/v1") ? notFound.postgrest(c) : notFound.v1(c)));
+  app.onError(renderError);
+  return app;
 }
 
-/** /v1/db and /rest/v1: a project's public tables over HTTP, as its app role. */
-export function dataRoutes(ctx: AppContext, pools: ProjectPools, { postgrest }: DataApiOptions) {
-  const app = new Hono<AppEnv>();
-  app.use("*", requireApiKey(ctx));
-  if (postgrest) app.use("*", publicSchemaOnly());
+/**
+ * Wraps an endpoint in what every data API request gets: a request id, a browser's preflight
+ * answered, the body limit on writes, the API key checked (and, for PostgREST, the schema header),
+ * any error in the surface's shape, the security and CORS headers, and the access-log line.
+ */
+function servedBy(ctx: AppContext, postgrest: boolean) {
+  const limit = bodyLimit(ctx.config.bodyLimit);
+  return (endpoint: Endpoint) =>
+    async function serve(c: Context<AppEnv>): Promise<Response> {
+      const started = performance.now();
+      const requestId = requestIdOf(c.req.header("x-request-id"));
+      c.set("requestId", requestId);
+      const browser = c.req.header("origin") !== undefined;
+      const run = async () => {
+        const key = await checkApiKey(ctx, c.req.raw);
+        if (postgrest) checkPublicSchema(c.req.raw.headers);
+        return endpoint(c, key);
+      };
+      let res: Response;
+      try {
+        if (browser && c.req.method === "OPTIONS") res = corsPreflight();
+        else if (WRITE_METHODS.has(c.req.method)) res = await withBodyLimit(c, limit, run);
+        else res = await run();
+      } catch (err) {
+        const error = asApiError(err, requestId);
+        res = postgrest ? postgrestError(error) : errorResponse(error);
+      }
+      if (browser) allowBrowsers(res.headers);
+      finishResponse(res.headers, requestId, API_HEADERS);
+      logRequest(c.req.method, c.req.path, res.status, started, requestId);
+      return res;
+    };
+}
 
+/** Runs `run` under the body-limit middleware (413 past the limit, also for a body sent without a length). */
+async function withBodyLimit(c: Context<AppEnv>, limit: MiddlewareHandler, run: () => Promise<Response>) {
+  let res: Response | undefined;
+  await limit(c, async () => {
+    res = await run();
+  });
+  return res!;
+}
+
+function endpoints(pools: ProjectPools, postgrest: boolean): Record<"read" | "insert" | "update" | "remove", Endpoint> {
   /**
    * Plans and runs a request against the cached schema. A name the cache does not know may be a table
    * or column created a moment ago, and one it knows may have been dropped or renamed since (Postgres
@@ -49,60 +117,62 @@ export function dataRoutes(ctx: AppContext, pools: ProjectPools, { postgrest }: 
   const query = <T>(projectId: string, { text, params }: Rendered) =>
     pools.run(projectId, (sql) => sql.unsafe<T[]>(text, params, PREPARED)).catch(rethrowAsApiError);
 
-  const write = async (c: Context<AppEnv>, render: (table: Table, params: URLSearchParams, options: WriteOptions) => Rendered) => {
-    const projectId = c.get("apiKey").projectId;
+  const write = async (c: Context<AppEnv>, key: VerifiedKey, render: (table: Table, params: URLSearchParams, options: WriteOptions) => Rendered) => {
     const prefer = parsePrefer(c.req.header("prefer"));
     const params = searchParams(c);
     const options = { returnRows: prefer.returnRows, select: prefer.returnRows ? parseSelect(params.get("select")) : undefined };
-    const [row] = await withSchema(projectId, (schema) => query<{ body: string; shown?: number }>(projectId, render(findTable(schema, c.req.param("table")!), params, options)));
+    const result = await withSchema(key.projectId, (schema) =>
+      query<{ body: string; shown: number }>(key.projectId, render(findTable(schema, c.req.param("table")!), params, options)),
+    );
     const status = c.req.method === "POST" ? 201 : 200;
     if (prefer.returnRows) {
-      if (prefer.count) c.header("Content-Range", `*/${row!.shown}`);
-      return sendRows(c, row!.body, status);
+      const [row] = result;
+      return sendRows(c, row!.body, status, prefer.count ? { "Content-Range": `*/${row!.shown}` } : undefined);
     }
-    if (!postgrest) return c.body(row!.body, status, { "content-type": "application/json" });
+    // Without returned rows the statement answers its count only (the command's tag).
+    if (!postgrest) return json(`{"count":${result.count}}`, status);
     // PostgREST's return=minimal: no body; the count only when asked for.
-    if (prefer.count) c.header("Content-Range", `*/${(JSON.parse(row!.body) as { count: number }).count}`);
-    return c.body(null, status === 201 ? 201 : 204);
+    return new Response(null, { status: status === 201 ? 201 : 204, headers: prefer.count ? { "Content-Range": `*/${result.count}` } : undefined });
   };
 
-  app.post("/:table", async (c) => {
-    const body = await parseBody(c, ANY_JSON);
-    return write(c, (table, params, options) => renderInsert(table, body, params, c.req.header("prefer") ?? "", options));
-  });
-  app.patch("/:table", async (c) => {
-    const body = await parseBody(c, ANY_JSON);
-    return write(c, (table, params, options) => renderUpdate(table, body, params, options));
-  });
-  app.delete("/:table", (c) => write(c, renderDelete));
-
-  const listTables = async (c: Context<AppEnv>) => {
-    const schema = await pools.schema(c.get("apiKey").projectId);
-    return c.json({ items: [...schema.values()].map((t) => ({ name: t.name, kind: t.kind, primary_key: t.primaryKey, columns: t.columns })) });
+  const listTables = async (key: VerifiedKey) => {
+    const schema = await pools.schema(key.projectId);
+    const items = [...schema.values()].map((t) => ({ name: t.name, kind: t.kind, primary_key: t.primaryKey, columns: t.columns }));
+    return json(JSON.stringify({ items }), 200);
   };
 
-  app.get("/:table", async (c) => {
-    // /v1/db/tables lists the tables (in PostgREST's namespace every path segment is a table, "tables"
-    // too). Told apart here rather than by a route of its own: a static route beside /:table keeps Hono
-    // from its fastest router.
-    if (!postgrest && c.req.param("table") === "tables") return listTables(c);
-    const projectId = c.get("apiKey").projectId;
-    const request = parseReadRequest(searchParams(c), postgrest ? POSTGREST_LIMITS : undefined);
-    const { plan, rows } = await withSchema(projectId, async (schema) => {
-      const plan = planRead(schema, c.req.param("table"), request);
-      const read = renderRead(plan);
-      return { plan, rows: readResult(read, await query<{ body: string; shown?: number }>(projectId, read)) };
-    });
-    const prefer = parsePrefer(c.req.header("prefer"));
-    if (prefer.count || postgrest) {
-      const total = prefer.count ? (await query<{ total: string }>(projectId, renderCount(plan)))[0]!.total : "*";
+  return {
+    read: async (c, key) => {
+      // /v1/db/tables lists the tables (in PostgREST's namespace every path segment is a table, "tables"
+      // too). Told apart here rather than by a route of its own: a static route beside /:table keeps Hono
+      // from its fastest router.
+      if (!postgrest && c.req.param("table") === "tables") return listTables(key);
+      const request = parseReadRequest(searchParams(c), postgrest ? POSTGREST_LIMITS : undefined);
+      const { plan, rows } = await withSchema(key.projectId, async (schema) => {
+        const plan = planRead(schema, c.req.param("table")!, request);
+        const read = renderRead(plan);
+        return { plan, rows: readResult(read, await query<{ body: string; shown?: number }>(key.projectId, read)) };
+      });
+      const prefer = parsePrefer(c.req.header("prefer"));
+      if (!prefer.count && !postgrest) return sendRows(c, rows.body, 200);
+      const total = prefer.count ? (await query<{ total: string }>(key.projectId, renderCount(plan)))[0]!.total : "*";
       const shown = rows.shown;
-      c.header("Content-Range", shown ? `${plan.offset}-${plan.offset + shown - 1}/${total}` : `*/${total}`);
-    }
-    return sendRows(c, rows.body, 200);
-  });
+      return sendRows(c, rows.body, 200, { "Content-Range": shown ? `${plan.offset}-${plan.offset + shown - 1}/${total}` : `*/${total}` });
+    },
+    insert: async (c, key) => {
+      const body = await parseBody(c, ANY_JSON);
+      return write(c, key, (table, params, options) => renderInsert(table, body, params, c.req.header("prefer") ?? "", options));
+    },
+    update: async (c, key) => {
+      const body = await parseBody(c, ANY_JSON);
+      return write(c, key, (table, params, options) => renderUpdate(table, body, params, options));
+    },
+    remove: (c, key) => write(c, key, renderDelete),
+  };
+}
 
-  return app;
+function json(body: string, status: number, headers?: Record<string, string>) {
+  return new Response(body, { status, headers: { "content-type": "application/json", ...headers } });
 }
 
 /** The query string, without parsing the rest of the URL. */
@@ -116,13 +186,13 @@ function searchParams(c: Context) {
  * The rows as the JSON array Postgres built, or, when the client asked for one object
  * (`Accept: application/vnd.pgrst.object+json`, supabase-js `.single()`), that object — 406 unless exactly one row.
  */
-function sendRows(c: Context<AppEnv>, body: string, status: ContentfulStatusCode) {
-  if (!c.req.header("accept")?.includes("application/vnd.pgrst.object+json")) return c.body(body, status, { "content-type": "application/json" });
+function sendRows(c: Context<AppEnv>, body: string, status: number, headers?: Record<string, string>) {
+  if (!c.req.header("accept")?.includes("application/vnd.pgrst.object+json")) return json(body, status, headers);
   const rows = JSON.parse(body) as unknown[];
   if (rows.length !== 1) {
     throw new ApiError(406, "not_single", "One row was asked for, but the result has " + rows.length + ".", { rows: rows.length });
   }
-  return c.body(JSON.stringify(rows[0]), status, { "content-type": "application/vnd.pgrst.object+json; charset=utf-8" });
+  return new Response(JSON.stringify(rows[0]), { status, headers: { "content-type": "application/vnd.pgrst.object+json; charset=utf-8", ...headers } });
 }
 
 /**

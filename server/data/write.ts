@@ -28,9 +28,13 @@ function rowsOf(body: unknown): Record<string, unknown>[] {
   return rows as Record<string, unknown>[];
 }
 
-/** `returnRows`: the affected rows as JSON, in the same forms as reads; otherwise only their count. */
+/**
+ * `returnRows`: the affected rows as JSON, in the same forms as reads. Otherwise the bare statement:
+ * its count comes in the command's tag, and a CTE with `returning` only to count the rows would cost
+ * Postgres a quarter more per single-row insert.
+ */
 function finish(table: Table, statement: string, options: WriteOptions) {
-  if (!options.returnRows) return `with w as (${statement} returning *) select json_build_object('count', count(*))::text as body from w`;
+  if (!options.returnRows) return statement;
   const columns = selectedColumns(table, options.select);
   const rows = inJsonForm(table, columns, `select ${columns.map(quoteIdent).join(", ")} from w`);
   return `with w as (${statement} returning *) select coalesce(json_agg(r), '[]')::text as body, count(*)::int as shown from (${rows}) r`;

@@ -2,7 +2,7 @@ import type { Context, MiddlewareHandler } from "hono";
 import { getCookie } from "hono/cookie";
 import type { AppContext, AppEnv } from "../context";
 import { actorFromSession, actorFromToken } from "../admin/service";
-import { verifyKey } from "../keys/service";
+import { verifyKey, type VerifiedKey } from "../keys/service";
 import { recordAudit, type AuditEntry } from "../platform/audit";
 import type { Db } from "../platform/db";
 import { errors } from "./errors";
@@ -34,25 +34,31 @@ const apiBuckets = new TokenBuckets();
  */
 export const requireApiKey = (ctx: AppContext, options: { postOnlyReads?: boolean } = {}): MiddlewareHandler<AppEnv> =>
   async function requireApiKey(c, next) {
-    const key = c.req.header("x-api-key") ?? c.req.header("apikey") ?? c.req.header("authorization")?.match(/^Bearer\s+(\S+)$/i)?.[1];
-    const verified = key ? await verifyKey(ctx.sql, key) : undefined;
-    if (!verified) throw errors.unauthorized("Send a valid API key as x-api-key.");
-    // Two buckets: the project's bounds all its keys together; each key also has its own, at the same
-    // limit for now, which is where a tighter per-key limit would go.
-    const rate = verified.rateLimit.rps ?? ctx.config.apiRateLimit;
-    const burst = verified.rateLimit.burst ?? ctx.config.apiRateBurst;
-    const taken = apiBuckets.take([
-      { key: `project:${verified.projectId}`, rate, burst },
-      { key: `key:${verified.id}`, rate, burst },
-    ]);
-    if (!taken.ok) throw errors.tooManyRequests(Math.max(1, Math.ceil(taken.retryAfterMs / 1000)));
-    const reads = READ_METHODS.has(c.req.method) || (options.postOnlyReads === true && c.req.method === "POST");
-    if (verified.kind === "publishable" && !reads) {
-      throw errors.forbidden("A publishable key can only read; use a secret key to write.");
-    }
-    c.set("apiKey", { id: verified.id, projectId: verified.projectId, kind: verified.kind });
+    c.set("apiKey", await checkApiKey(ctx, c.req.raw, options.postOnlyReads));
     await next();
   };
+
+/** The request's API key, verified, within its rate limits and allowed the request's method; else throws. */
+export async function checkApiKey(ctx: AppContext, req: Request, postOnlyReads = false): Promise<VerifiedKey> {
+  const headers = req.headers;
+  const key = headers.get("x-api-key") ?? headers.get("apikey") ?? headers.get("authorization")?.match(/^Bearer\s+(\S+)$/i)?.[1];
+  const verified = key ? await verifyKey(ctx.sql, key) : undefined;
+  if (!verified) throw errors.unauthorized("Send a valid API key as x-api-key.");
+  // Two buckets: the project's bounds all its keys together; each key also has its own, at the same
+  // limit for now, which is where a tighter per-key limit would go.
+  const rate = verified.rateLimit.rps ?? ctx.config.apiRateLimit;
+  const burst = verified.rateLimit.burst ?? ctx.config.apiRateBurst;
+  const taken = apiBuckets.take([
+    { key: `project:${verified.projectId}`, rate, burst },
+    { key: `key:${verified.id}`, rate, burst },
+  ]);
+  if (!taken.ok) throw errors.tooManyRequests(Math.max(1, Math.ceil(taken.retryAfterMs / 1000)));
+  const reads = READ_METHODS.has(req.method) || (postOnlyReads && req.method === "POST");
+  if (verified.kind === "publishable" && !reads) {
+    throw errors.forbidden("A publishable key can only read; use a secret key to write.");
+  }
+  return { id: verified.id, projectId: verified.projectId, kind: verified.kind };
+}
 
 /** Records an admin action with who, what, when and the request id; pass the write's transaction as `db`. */
 export function audit(db: Db, c: Context<AppEnv>, entry: Omit<AuditEntry, "actor" | "requestId" | "ip"> & { actor?: AuditEntry["actor"] }) {

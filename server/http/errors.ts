@@ -105,18 +105,27 @@ export function errorBody(code: string, message: string, details?: Record<string
 
 /** Hono onError: known errors keep their status; anything else is a 500 carrying only the request id. */
 export function renderError(err: Error, c: Context) {
-  if (err instanceof ApiError) {
-    return c.json(errorBody(err.code, err.message, err.details), err.status, err.headers);
-  }
-  if (err instanceof z.ZodError) return renderError(errors.validation(err.issues), c);
-  if (err instanceof HTTPException && err.status < 500) {
-    return c.json(errorBody("http_error", err.message || "Bad request."), err.status as ContentfulStatusCode);
-  }
+  const error = asApiError(err, c.get("requestId"));
+  return c.json(errorBody(error.code, error.message, error.details), error.status, error.headers);
+}
+
+/** renderError without a Hono context (the data API answers errors itself, server/data/routes.ts). */
+export function errorResponse(error: ApiError) {
+  return new Response(JSON.stringify(errorBody(error.code, error.message, error.details)), {
+    status: error.status,
+    headers: { "content-type": "application/json", ...error.headers },
+  });
+}
+
+/** Any error as the API error to answer; one that is not expected is logged and becomes a 500 naming the request id. */
+export function asApiError(err: unknown, requestId: string): ApiError {
+  if (err instanceof ApiError) return err;
+  if (err instanceof z.ZodError) return errors.validation(err.issues);
+  if (err instanceof HTTPException && err.status < 500) return new ApiError(err.status as ContentfulStatusCode, "http_error", err.message || "Bad request.");
   // Class 22 is "data exception": a value the database rejected (out-of-range date, NUL byte…).
-  if (err instanceof postgres.PostgresError && err.code.startsWith("22")) return renderError(errors.invalidInput(), c);
-  const requestId = c.get("requestId");
-  log.error("unhandled error", { request_id: requestId, ...describeError(err) });
-  return c.json(errorBody("internal_error", "Something went wrong on our side.", { request_id: requestId }), 500);
+  if (err instanceof postgres.PostgresError && err.code.startsWith("22")) return errors.invalidInput();
+  log.error("unhandled error", { request_id: requestId, ...describeError(err instanceof Error ? err : new Error(String(err))) });
+  return new ApiError(500, "internal_error", "Something went wrong on our side.", { request_id: requestId });
 }
 
 /**

@@ -1,7 +1,6 @@
 import type { Context, MiddlewareHandler } from "hono";
 import { isIP } from "node:net";
 import { bodyLimit as honoBodyLimit } from "hono/body-limit";
-import { cors } from "hono/cors";
 import { getConnInfo } from "hono/bun";
 import { randomUUID } from "node:crypto";
 import { errors } from "./errors";
@@ -24,7 +23,7 @@ const PAGE_HEADERS: [string, string][] = [
   ["X-Permitted-Cross-Domain-Policies", "none"],
   ["X-XSS-Protection", "0"],
 ];
-const API_HEADERS: [string, string][] = [["X-Content-Type-Options", "nosniff"]];
+export const API_HEADERS: [string, string][] = [["X-Content-Type-Options", "nosniff"]];
 
 /**
  * What every request gets, in one layer because each layer costs on the hottest path:
@@ -36,16 +35,29 @@ const API_HEADERS: [string, string][] = [["X-Content-Type-Options", "nosniff"]];
 export const requestEnvelope = (): MiddlewareHandler =>
   async function requestEnvelope(c, next) {
     const started = performance.now();
-    const given = c.req.header("x-request-id");
-    const id = given && incomingId.test(given) ? given : randomUUID();
+    const id = requestIdOf(c.req.header("x-request-id"));
     c.set("requestId", id);
     await next();
     const path = c.req.path;
-    const headers = c.res.headers;
-    headers.set("X-Request-Id", id);
-    for (const [name, value] of path.startsWith("/v1/") || path.startsWith("/rest/v1/") ? API_HEADERS : PAGE_HEADERS) headers.set(name, value);
-    log.info("request", { method: c.req.method, path, status: c.res.status, ms: Math.round((performance.now() - started) * 10) / 10, request_id: id });
+    finishResponse(c.res.headers, id, path.startsWith("/v1/") || path.startsWith("/rest/v1/") ? API_HEADERS : PAGE_HEADERS);
+    logRequest(c.req.method, path, c.res.status, started, id);
   };
+
+/** A sane incoming X-Request-Id, or a new one. */
+export function requestIdOf(given: string | undefined) {
+  return given && incomingId.test(given) ? given : randomUUID();
+}
+
+/** The request id and the security headers (PAGE_HEADERS or API_HEADERS) on a finished response. */
+export function finishResponse(headers: Headers, requestId: string, security: [string, string][]) {
+  headers.set("X-Request-Id", requestId);
+  for (const [name, value] of security) headers.set(name, value);
+}
+
+/** The access-log line: never the query string or any header, which may carry secrets. */
+export function logRequest(method: string, path: string, status: number, started: number, requestId: string) {
+  log.info("request", { method, path, status, ms: Math.round((performance.now() - started) * 10) / 10, request_id: requestId });
+}
 
 /** Bodies over `maxSize` get 413; `skip` names requests that stream big bodies under limits of their own (uploads). */
 export const bodyLimit = (maxSize: number, skip?: (c: Context) => boolean): MiddlewareHandler => {
@@ -114,15 +126,29 @@ function originHost(origin: string) {
  * authenticate with a key in a header, never a cookie, so any origin may call them. Requests
  * without an Origin header (servers, scripts) are not from a browser and skip the CORS work.
  */
-export const publicApiCors = (): MiddlewareHandler => {
-  const handler = cors({
-    origin: "*",
-    allowMethods: ["GET", "HEAD", "POST", "PATCH", "DELETE", "OPTIONS"],
-    allowHeaders: ["apikey", "x-api-key", "authorization", "content-type", "prefer", "accept-profile", "content-profile", "x-client-info", "range", "x-request-id"],
-    exposeHeaders: ["Content-Range", "X-Request-Id", "Retry-After"],
-    maxAge: 600,
-  });
-  return async function publicApiCors(c, next) {
-    return c.req.header("origin") === undefined ? next() : handler(c, next);
+export const publicApiCors = (): MiddlewareHandler =>
+  async function publicApiCors(c, next) {
+    if (c.req.header("origin") === undefined) return next();
+    if (c.req.method === "OPTIONS") return corsPreflight();
+    await next();
+    allowBrowsers(c.res.headers);
   };
+
+const CORS_EXPOSED = "Content-Range, X-Request-Id, Retry-After";
+const CORS_PREFLIGHT = {
+  "Access-Control-Allow-Origin": "*",
+  "Access-Control-Allow-Methods": "GET, HEAD, POST, PATCH, DELETE, OPTIONS",
+  "Access-Control-Allow-Headers": "apikey, x-api-key, authorization, content-type, prefer, accept-profile, content-profile, x-client-info, range, x-request-id",
+  "Access-Control-Max-Age": "600",
 };
+
+/** The answer to a browser's preflight (any OPTIONS with an Origin) on the public APIs. */
+export function corsPreflight() {
+  return new Response(null, { status: 204, headers: CORS_PREFLIGHT });
+}
+
+/** What any other answer to a browser on the public APIs carries. */
+export function allowBrowsers(headers: Headers) {
+  headers.set("Access-Control-Allow-Origin", "*");
+  headers.set("Access-Control-Expose-Headers", CORS_EXPOSED);
+}
