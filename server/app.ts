@@ -7,7 +7,7 @@ import { healthRoutes } from "./health/routes";
 import { adminRoutes } from "./admin/routes";
 import { projectRoutes } from "./projects/routes";
 import { keyRoutes } from "./keys/routes";
-import { dataApp } from "./data/routes";
+import { dataRoutes } from "./data/routes";
 import type { ProjectPools } from "./data/pools";
 import { provisionRoutes } from "./projects/provisionRoute";
 import { jobRoutes } from "./jobs/routes";
@@ -18,16 +18,12 @@ import { backupRoutes, isTableImport, signedBackupDownload, signedUpload } from 
 
 /**
  * The HTTP server's handlers: Bun routes the data API's two prefixes (its hottest path) straight to
- * an app of their own (server/data/routes.ts), so those requests skip matching against every admin,
- * storage and UI route; everything else goes to the main app. Both give the same envelope (request
- * id, security headers, access log), body limit and error shape.
+ * handlers of their own (server/data/routes.ts), without matching against every admin, storage and
+ * UI route; everything else goes to the main app. Both give the same envelope (request id, security
+ * headers, access log), body limit and error shape.
  */
 export function buildApp(ctx: AppContext, pools: ProjectPools) {
-  const data = dataApp(ctx, pools);
-  return {
-    routes: { "/v1/db": data.fetch, "/v1/db/*": data.fetch, "/rest/v1": data.fetch, "/rest/v1/*": data.fetch },
-    fetch: mainApp(ctx).fetch,
-  };
+  return { routes: dataRoutes(ctx, pools), fetch: mainApp(ctx).fetch };
 }
 
 function mainApp(ctx: AppContext) {

@@ -214,7 +214,7 @@ describe("what every /v1/db and /rest/v1 answer carries", () => {
       setLogSink(appendToSuiteLog);
     }
     const logged = lines.filter((l) => l.includes('"env-')).map((l) => JSON.parse(l));
-    expect(logged.map((l) => [l.method, l.path, l.status])).toEqual([["GET", "/v1/db/Odd Items", 200], ["GET", "/v1/db/Odd Items", 400], ["GET", "/v1/db/a/b", 404]]);
+    expect(logged.map((l) => [l.method, l.path, l.status])).toEqual([["GET", "/v1/db/Odd%20Items", 200], ["GET", "/v1/db/Odd%20Items", 400], ["GET", "/v1/db/a/b", 404]]);
     expect(lines.join("\n")).not.toContain(key);
   });
 

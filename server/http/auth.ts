@@ -2,11 +2,11 @@ import type { Context, MiddlewareHandler } from "hono";
 import { getCookie } from "hono/cookie";
 import type { AppContext, AppEnv } from "../context";
 import { actorFromSession, actorFromToken } from "../admin/service";
-import { verifyKey, type VerifiedKey } from "../keys/service";
+import { verifyKey, type KeyCheck, type VerifiedKey } from "../keys/service";
 import { recordAudit, type AuditEntry } from "../platform/audit";
 import type { Db } from "../platform/db";
 import { errors } from "./errors";
-import { TokenBuckets } from "./tokenBucket";
+import { TokenBuckets, type BucketLimit } from "./tokenBucket";
 
 export const SESSION_COOKIE = "atlashub_session";
 
@@ -38,20 +38,34 @@ export const requireApiKey = (ctx: AppContext, options: { postOnlyReads?: boolea
     await next();
   };
 
+// A verified key's buckets, made once per entry of the key cache rather than on every request.
+const buckets = new WeakMap<KeyCheck, BucketLimit[]>();
+
+/**
+ * Two buckets: the project's bounds all its keys together; each key also has its own, at the same
+ * limit for now, which is where a tighter per-key limit would go.
+ */
+function bucketsOf(ctx: AppContext, verified: KeyCheck) {
+  let limits = buckets.get(verified);
+  if (!limits) {
+    const rate = verified.rateLimit.rps ?? ctx.config.apiRateLimit;
+    const burst = verified.rateLimit.burst ?? ctx.config.apiRateBurst;
+    limits = [
+      { key: `project:${verified.projectId}`, rate, burst },
+      { key: `key:${verified.id}`, rate, burst },
+    ];
+    buckets.set(verified, limits);
+  }
+  return limits;
+}
+
 /** The request's API key, verified, within its rate limits and allowed the request's method; else throws. */
 export async function checkApiKey(ctx: AppContext, req: Request, postOnlyReads = false): Promise<VerifiedKey> {
   const headers = req.headers;
   const key = headers.get("x-api-key") ?? headers.get("apikey") ?? headers.get("authorization")?.match(/^Bearer\s+(\S+)$/i)?.[1];
   const verified = key ? await verifyKey(ctx.sql, key) : undefined;
   if (!verified) throw errors.unauthorized("Send a valid API key as x-api-key.");
-  // Two buckets: the project's bounds all its keys together; each key also has its own, at the same
-  // limit for now, which is where a tighter per-key limit would go.
-  const rate = verified.rateLimit.rps ?? ctx.config.apiRateLimit;
-  const burst = verified.rateLimit.burst ?? ctx.config.apiRateBurst;
-  const taken = apiBuckets.take([
-    { key: `project:${verified.projectId}`, rate, burst },
-    { key: `key:${verified.id}`, rate, burst },
-  ]);
+  const taken = apiBuckets.take(bucketsOf(ctx, verified));
   if (!taken.ok) throw errors.tooManyRequests(Math.max(1, Math.ceil(taken.retryAfterMs / 1000)));
   const reads = READ_METHODS.has(req.method) || (postOnlyReads && req.method === "POST");
   if (verified.kind === "publishable" && !reads) {

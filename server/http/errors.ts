@@ -142,16 +142,23 @@ function describeError(err: Error) {
 
 /** Parses a JSON body and validates it; the result is typed by the schema. */
 export async function parseBody<S extends z.ZodType>(c: Context, schema: S): Promise<z.output<S>> {
-  // Only JSON: a form or text/plain body is what a cross-site page can send without a CORS preflight.
-  if (!/^application\/json\s*(;|$)/i.test(c.req.header("content-type") ?? "")) throw errors.unsupportedMediaType();
-  let body: unknown;
+  const parsed = schema.safeParse(await readJson(c));
+  if (!parsed.success) throw errors.validation(parsed.error.issues);
+  return parsed.data;
+}
+
+/** Only JSON: a form or text/plain body is what a cross-site page can send without a CORS preflight. */
+export function isJsonContentType(contentType: string | null | undefined) {
+  return /^application\/json\s*(;|$)/i.test(contentType ?? "");
+}
+
+/** A JSON body, not yet validated (415 for other media types, 400 for invalid JSON). */
+async function readJson(c: Context): Promise<unknown> {
+  if (!isJsonContentType(c.req.header("content-type"))) throw errors.unsupportedMediaType();
   try {
-    body = await c.req.json();
+    return await c.req.json();
   } catch (err) {
     if (err instanceof ApiError) throw err;
     throw errors.invalidJson();
   }
-  const parsed = schema.safeParse(body);
-  if (!parsed.success) throw errors.validation(parsed.error.issues);
-  return parsed.data;
 }

@@ -107,7 +107,7 @@ export interface ProjectRateLimit {
   burst: number | null;
 }
 
-type KeyCheck = VerifiedKey & { rateLimit: ProjectRateLimit };
+export type KeyCheck = VerifiedKey & { rateLimit: ProjectRateLimit };
 
 // Verified keys (and unknown ones) are remembered this long: revocation, expiry and project
 // deletion take effect within it on every instance, and a busy app costs one lookup per key per 5 s.
