@@ -135,6 +135,12 @@ describe("StatementScanner", () => {
     );
   });
 
+  it("leaves a comment over several lines out of the statement after it", () => {
+    // Found by the property above: the comment's first line was kept, and re-lexed it swallowed the statement.
+    expect(scanned("/*\n*/\n'")!.map((s) => values(lex(s.text)))).toEqual([["string:"]]);
+    expect(scanned("/* a\n b */ select 1; /*\n*/ select\n 2")!.map((s) => s.text)).toEqual(["select 1", "select\n 2"]);
+  });
+
   it("gives each statement the line its first token is on, across lines and several on one line", () => {
     const found = scanned("-- header\n\nselect 1;  select\n 2; /* c */\ncreate function f() returns int language sql\nbegin atomic\n select 1;\nend;\ncopy t from stdin;");
     expect(found!.map((s) => s.line)).toEqual([3, 3, 5, 9]);

@@ -278,7 +278,11 @@ export class StatementScanner {
     let i = from;
     let segment = from;
     const push = (value: string) => {
-      if (this.tokens === 0) this.startLine = lineNo;
+      // A statement's text starts at its first token: comments before it (also ones over several lines) are not part of it.
+      if (this.tokens === 0) {
+        this.startLine = lineNo;
+        segment = i;
+      }
       if (this.first.length < 4) this.first.push(value);
       this.tokens++;
     };
@@ -422,7 +426,7 @@ export class StatementScanner {
   }
 
   private hold(text: string) {
-    if (this.tokens === 0 && this.mode === "code") return; // blanks and comments between statements
+    if (this.tokens === 0) return; // blanks and comments between statements
     this.parts.push(text);
     this.size += text.length;
     if (this.parts.length >= 1024) {
