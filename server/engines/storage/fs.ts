@@ -151,7 +151,15 @@ export class FsObjectStore implements ObjectStore {
     await rm(dir, { recursive: true, force: true, maxRetries: 5 });
   }
 
-  async check(): Promise<boolean> {
+  /** Whether the root takes writes. Checks asked for while one runs share it: they would race on the one probe file. */
+  check(): Promise<boolean> {
+    this.checking ??= this.probe().finally(() => (this.checking = undefined));
+    return this.checking;
+  }
+
+  private checking?: Promise<boolean>;
+
+  private async probe() {
     const probe = join(this.root, `${RESERVED_PREFIX}health-${this.runId}`);
     try {
       const file = await open(probe, "w", FILE_MODE);
