@@ -27,16 +27,15 @@ import { pageSchema, safeText } from "../http/schemas";
 import { configureProjectDatabase, databaseName, isTransient } from "../projects/provision";
 import { crashPoint } from "../projects/crash";
 import { createProject, getProject, presentProject, projectName, type ProjectRow } from "../projects/service";
-import { createBucket, storeObject, updateBucket, DEFAULT_BUCKETS } from "../storage/service";
+import { createBucket, updateBucket, DEFAULT_BUCKETS } from "../storage/service";
 import { pgToolsFor, type PgTools } from "./pgTools";
 import { createRestoreDatabase, dropDatabase, keepingOwnerRole, missingExtensions, projectOwner, refusedExtensions, restoreBackupDump, type RestoreTarget } from "./pgRestore";
 import { assertUsable, getBackup, openDumpStream, type BackupRow, type FileEntry, type Manifest } from "./service";
 import { BackupFailure, failureReason } from "./failure";
 import { holdLocks, ifOrphaned, type HeldLocks } from "./locks";
 import { restoreDatabases } from "./restoreDatabases";
-import { asStream } from "./parts";
 import { backupObject } from "./store";
-import { applyBackupFiles, dropSavedFiles, fileEntries, putSavedFilesBack, restoresFiles, saveLiveFiles } from "./restoreFiles";
+import { applyBackupFiles, dropSavedFiles, fileEntries, putSavedFilesBack, restoresFiles, saveLiveFiles, storeBackupFile } from "./restoreFiles";
 
 export const restoreSchema = z.discriminatedUnion("mode", [
   z.object({ mode: z.literal("replace"), confirm: z.string() }),
@@ -462,14 +461,7 @@ async function restoreFiles(ctx: AppContext, restore: RestoreRow, manifest: Mani
   let restored = 0;
   for await (const entry of fileEntries(ctx, backupObject.fileList(restore.source_project_id, restore.backup_id))) {
     signal.throwIfAborted();
-    const found = await ctx.backups.store.get(backupObject.file(restore.source_project_id, restore.backup_id, entry.n));
-    if (!found) throw new BackupFailure(`file ${entry.bucket}/${entry.key} is missing from the backup store`);
-    const stored = await storeObject(ctx, { project: projectId, bucket: entry.bucket, key: entry.key }, asStream(found.body), {
-      maxBytes: Number.MAX_SAFE_INTEGER,
-      contentType: entry.content_type,
-      uploadedBy: null,
-    });
-    if (stored.sha256 !== entry.sha256) throw new BackupFailure(`file ${entry.bucket}/${entry.key} does not have the sha256 the backup lists`);
+    await storeBackupFile(ctx, projectId, entry, backupObject.file(restore.source_project_id, restore.backup_id, entry.n));
     restored++;
     await ctx.sql`update restores set files_restored = ${restored}, updated_at = now() where id = ${restore.id}`;
   }

@@ -109,14 +109,7 @@ async function matchFiles(ctx: AppContext, projectId: string, set: FileSet, sign
     const [current] = await ctx.sql<{ sha256: string | null; content_type: string }[]>`
       select sha256, content_type from storage_objects where project_id = ${projectId} and bucket = ${entry.bucket} and key = ${entry.key}`;
     if (current?.sha256 === entry.sha256 && current.content_type === entry.content_type) continue;
-    const found = await ctx.backups.store.get(set.file(entry.n));
-    if (!found) throw new BackupFailure(`file ${entry.bucket}/${entry.key} is missing from the backup store`);
-    const stored = await storeObject(ctx, { project: projectId, bucket: entry.bucket, key: entry.key }, asStream(found.body), {
-      maxBytes: Number.MAX_SAFE_INTEGER,
-      contentType: entry.content_type,
-      uploadedBy: null,
-    });
-    if (stored.sha256 !== entry.sha256) throw new BackupFailure(`file ${entry.bucket}/${entry.key} does not have the sha256 the list gives`);
+    await storeBackupFile(ctx, projectId, entry, set.file(entry.n));
     changed++;
     crashPoint("restore:during-files");
   }
@@ -129,6 +122,18 @@ async function matchFiles(ctx: AppContext, projectId: string, set: FileSet, sign
     changed++;
   }
   return changed;
+}
+
+/** Stores one file of a backup (`stored`: its place in the backup store) in the project, as an upload through AtlasHub is; it must have the sha256 the backup lists. */
+export async function storeBackupFile(ctx: AppContext, projectId: string, entry: FileEntry, stored: ObjectLocation) {
+  const found = await ctx.backups.store.get(stored);
+  if (!found) throw new BackupFailure(`file ${entry.bucket}/${entry.key} is missing from the backup store`);
+  const object = await storeObject(ctx, { project: projectId, bucket: entry.bucket, key: entry.key }, asStream(found.body), {
+    maxBytes: Number.MAX_SAFE_INTEGER,
+    contentType: entry.content_type,
+    uploadedBy: null,
+  });
+  if (object.sha256 !== entry.sha256) throw new BackupFailure(`file ${entry.bucket}/${entry.key} does not have the sha256 the backup lists`);
 }
 
 /** The lines of a files.ndjson in the backup store, read as a stream. */
