@@ -1,11 +1,12 @@
 import { A, useSearchParams } from "@solidjs/router";
-import { createResource, createSignal, For, Match, onCleanup, Show, Switch } from "solid-js";
+import { createResource, createSignal, Match, onCleanup, Show, Switch } from "solid-js";
 import { api, type Backup, type BackupSchedule, type Credentials, type Project, type Restore, type RestoreMode } from "../api";
 import { ConfirmDialog } from "../components/ConfirmDialog";
 import { bytes, dateTime, relTime } from "../components/format";
 import { Modal } from "../components/Modal";
 import { ShownOnce } from "../components/ShownOnce";
-import { Empty, LoadError, SkeletonBlock, SkeletonRows, safe } from "../components/States";
+import { Empty, LoadError, SkeletonBlock, safe } from "../components/States";
+import { ListTable } from "../components/ListTable";
 import { Badge } from "../components/StatusBadge";
 import { createSubmit, FormError } from "../components/Submit";
 import { notify } from "../components/toast";
@@ -65,19 +66,7 @@ export default function DatabaseTools() {
         <div class="panel-head" style={{ padding: "12px 14px 0" }}>
           <h2 id="backups-title">Backups</h2>
         </div>
-        <Switch>
-          <Match when={backupsRes.error}>
-            <LoadError error={backupsRes.error} retry={refetch} />
-          </Match>
-          <Match when={backups()?.length === 0}>
-            <Empty title="No backups yet" action={<button class="btn primary" onClick={() => backUpNow.submit()}>Back up now</button>}>
-              A backup holds the database (pg_dump) and the stored files. Each one is verified by restoring it into a scratch database.
-            </Empty>
-          </Match>
-          <Match when={true}>
-            <BackupTable backups={backups()} onRestore={setToRestore} onDelete={setToDelete} onChanged={refetch} />
-          </Match>
-        </Switch>
+        <BackupTable backups={backups()} error={backupsRes.error} onBackUpNow={() => backUpNow.submit()} onRestore={setToRestore} onDelete={setToDelete} onChanged={refetch} />
       </section>
 
       <div class="grid-2">
@@ -114,7 +103,14 @@ export default function DatabaseTools() {
   );
 }
 
-function BackupTable(props: { backups: Backup[] | undefined; onRestore: (b: Backup) => void; onDelete: (b: Backup) => void; onChanged: () => void }) {
+function BackupTable(props: {
+  backups: Backup[] | undefined;
+  error: unknown;
+  onBackUpNow: () => void;
+  onRestore: (b: Backup) => void;
+  onDelete: (b: Backup) => void;
+  onChanged: () => void;
+}) {
   const { id } = useProject();
   const download = async (b: Backup) => {
     try {
@@ -134,68 +130,73 @@ function BackupTable(props: { backups: Backup[] | undefined; onRestore: (b: Back
     }
   };
   return (
-    <div class="table-wrap">
-      <table class="data backups" aria-labelledby="backups-title">
-        <thead>
-          <tr>
-            <th>Created</th>
-            <th>Status</th>
-            <th class="hide-narrow">Size</th>
-            <th class="hide-narrow">Trigger</th>
-            <th>
-              <span class="sr-only">Actions</span>
-            </th>
-          </tr>
-        </thead>
-        <tbody>
-          <Show when={props.backups} fallback={<SkeletonRows cols={5} rows={2} />}>
-            <For each={props.backups}>
-              {(b) => (
-                <tr data-backup={b.id} data-status={b.status} data-trigger={b.trigger}>
-                  <td class="nowrap" title={dateTime(b.created_at)}>
-                    {dateTime(b.created_at)}
-                    <div class="muted">{relTime(b.created_at)}</div>
-                  </td>
-                  <td>
-                    <BackupState backup={b} />
-                  </td>
-                  <td class="nowrap hide-narrow" data-testid="backup-size">
-                    {bytes(b.bytes.total)}
-                    <Show when={b.status === "running"}>
-                      <span class="muted"> so far</span>
-                    </Show>
-                    <Show when={b.files_count > 0}>
-                      <div class="muted">{b.files_count} files</div>
-                    </Show>
-                  </td>
-                  <td class="hide-narrow">{b.trigger}</td>
-                  <td class="actions">
-                    <div class="btn-row end">
-                      <Show when={usable(b)}>
-                        <button class="btn small" onClick={() => download(b)} aria-label={`Download backup of ${dateTime(b.created_at)}`}>
-                          Download
-                        </button>
-                        <button class="btn small" disabled={verifying(b)} onClick={() => verify(b)} aria-label={`Verify backup of ${dateTime(b.created_at)}`}>
-                          Verify
-                        </button>
-                        <button class="btn small" onClick={() => props.onRestore(b)} aria-label={`Restore backup of ${dateTime(b.created_at)}`}>
-                          Restore…
-                        </button>
-                      </Show>
-                      <Show when={b.status !== "running"}>
-                        <button class="btn small" onClick={() => props.onDelete(b)} aria-label={`Delete backup of ${dateTime(b.created_at)}`}>
-                          Delete
-                        </button>
-                      </Show>
-                    </div>
-                  </td>
-                </tr>
-              )}
-            </For>
-          </Show>
-        </tbody>
-      </table>
-    </div>
+    <ListTable
+      items={props.backups}
+      error={props.error}
+      retry={props.onChanged}
+      cols={5}
+      loadingRows={2}
+      class="data backups"
+      labelledBy="backups-title"
+      empty={
+        <Empty title="No backups yet" action={<button class="btn primary" onClick={() => props.onBackUpNow()}>Back up now</button>}>
+          A backup holds the database (pg_dump) and the stored files. Each one is verified by restoring it into a scratch database.
+        </Empty>
+      }
+      head={
+        <tr>
+          <th>Created</th>
+          <th>Status</th>
+          <th class="hide-narrow">Size</th>
+          <th class="hide-narrow">Trigger</th>
+          <th>
+            <span class="sr-only">Actions</span>
+          </th>
+        </tr>
+      }
+    >
+      {(b) => (
+        <tr data-backup={b.id} data-status={b.status} data-trigger={b.trigger}>
+          <td class="nowrap" title={dateTime(b.created_at)}>
+            {dateTime(b.created_at)}
+            <div class="muted">{relTime(b.created_at)}</div>
+          </td>
+          <td>
+            <BackupState backup={b} />
+          </td>
+          <td class="nowrap hide-narrow" data-testid="backup-size">
+            {bytes(b.bytes.total)}
+            <Show when={b.status === "running"}>
+              <span class="muted"> so far</span>
+            </Show>
+            <Show when={b.files_count > 0}>
+              <div class="muted">{b.files_count} files</div>
+            </Show>
+          </td>
+          <td class="hide-narrow">{b.trigger}</td>
+          <td class="actions">
+            <div class="btn-row end">
+              <Show when={usable(b)}>
+                <button class="btn small" onClick={() => download(b)} aria-label={`Download backup of ${dateTime(b.created_at)}`}>
+                  Download
+                </button>
+                <button class="btn small" disabled={verifying(b)} onClick={() => verify(b)} aria-label={`Verify backup of ${dateTime(b.created_at)}`}>
+                  Verify
+                </button>
+                <button class="btn small" onClick={() => props.onRestore(b)} aria-label={`Restore backup of ${dateTime(b.created_at)}`}>
+                  Restore…
+                </button>
+              </Show>
+              <Show when={b.status !== "running"}>
+                <button class="btn small" onClick={() => props.onDelete(b)} aria-label={`Delete backup of ${dateTime(b.created_at)}`}>
+                  Delete
+                </button>
+              </Show>
+            </div>
+          </td>
+        </tr>
+      )}
+    </ListTable>
   );
 }
 
@@ -390,49 +391,39 @@ function RestoreHistory(props: { restores: Restore[] | undefined; error: unknown
           </button>
         </Show>
       </div>
-      <Switch>
-        <Match when={props.error}>
-          <LoadError error={props.error} retry={props.retry} />
-        </Match>
-        <Match when={props.restores?.length === 0}>
-          <Empty title="No restores yet">Restores that replaced this project's database show here. A restore into a new project shows in that project.</Empty>
-        </Match>
-        <Match when={true}>
-          <div class="table-wrap">
-            <table class="data" aria-labelledby="restores-title">
-              <thead>
-                <tr>
-                  <th>Started</th>
-                  <th>Mode</th>
-                  <th>Status</th>
-                  <th class="hide-narrow">Rollback until</th>
-                </tr>
-              </thead>
-              <tbody>
-                <Show when={props.restores} fallback={<SkeletonRows cols={4} rows={2} />}>
-                  <For each={props.restores}>
-                    {(r) => (
-                      <tr data-restore={r.id}>
-                        <td class="nowrap" title={dateTime(r.created_at)}>
-                          {relTime(r.created_at)}
-                        </td>
-                        <td>{r.mode === "replace" ? "replaced" : r.source_project_id === r.project_id ? "new project" : "from another project"}</td>
-                        <td>
-                          <Badge tone={RESTORE_TONE[r.status]}>{r.status.replace("_", " ")}</Badge>
-                          <Show when={r.failure_reason}>
-                            <div class="error-text small-text">{r.failure_reason}</div>
-                          </Show>
-                        </td>
-                        <td class="hide-narrow nowrap">{r.rollback_until ? dateTime(r.rollback_until) : <span class="muted">—</span>}</td>
-                      </tr>
-                    )}
-                  </For>
-                </Show>
-              </tbody>
-            </table>
-          </div>
-        </Match>
-      </Switch>
+      <ListTable
+        items={props.restores}
+        error={props.error}
+        retry={props.retry}
+        cols={4}
+        loadingRows={2}
+        labelledBy="restores-title"
+        empty={<Empty title="No restores yet">Restores that replaced this project's database show here. A restore into a new project shows in that project.</Empty>}
+        head={
+          <tr>
+            <th>Started</th>
+            <th>Mode</th>
+            <th>Status</th>
+            <th class="hide-narrow">Rollback until</th>
+          </tr>
+        }
+      >
+        {(r) => (
+          <tr data-restore={r.id}>
+            <td class="nowrap" title={dateTime(r.created_at)}>
+              {relTime(r.created_at)}
+            </td>
+            <td>{r.mode === "replace" ? "replaced" : r.source_project_id === r.project_id ? "new project" : "from another project"}</td>
+            <td>
+              <Badge tone={RESTORE_TONE[r.status]}>{r.status.replace("_", " ")}</Badge>
+              <Show when={r.failure_reason}>
+                <div class="error-text small-text">{r.failure_reason}</div>
+              </Show>
+            </td>
+            <td class="hide-narrow nowrap">{r.rollback_until ? dateTime(r.rollback_until) : <span class="muted">—</span>}</td>
+          </tr>
+        )}
+      </ListTable>
       <ConfirmDialog
         open={confirming()}
         onOpenChange={setConfirming}

@@ -4,7 +4,8 @@ import { ConfirmDialog } from "../components/ConfirmDialog";
 import { dateTime, relTime } from "../components/format";
 import { Modal } from "../components/Modal";
 import { useCrumbs } from "../components/Shell";
-import { Empty, LoadError, SkeletonRows, safe } from "../components/States";
+import { Empty, safe } from "../components/States";
+import { ListTable } from "../components/ListTable";
 import { Badge } from "../components/StatusBadge";
 import { notify } from "../components/toast";
 
@@ -72,84 +73,75 @@ export default function Jobs() {
         </button>
       </div>
       <div class="panel flush">
-        <Switch>
-          <Match when={jobsRes.error}>
-            <LoadError error={jobsRes.error} retry={refetch} />
-          </Match>
-          <Match when={jobs() && jobs()!.length === 0}>
+        <ListTable
+          items={jobs()}
+          error={jobsRes.error}
+          retry={refetch}
+          cols={7}
+          loadingRows={4}
+          empty={
             <Empty title="No jobs yet" action={<button class="btn primary" onClick={() => setEditing("new")}>Create a job</button>}>
               A job calls a URL on a schedule: a webhook every hour, a sync every night.
             </Empty>
-          </Match>
-          <Match when={true}>
-            <div class="table-wrap">
-              <table class="data">
-                <thead>
-                  <tr>
-                    <th>Name</th>
-                    <th>Schedule</th>
-                    <th class="hide-narrow">Kind</th>
-                    <th>Enabled</th>
-                    <th class="hide-narrow">Next run</th>
-                    <th>Last run</th>
-                    <th>
-                      <span class="sr-only">Actions</span>
-                    </th>
-                  </tr>
-                </thead>
-                <tbody>
-                  <Show when={jobs()} fallback={<SkeletonRows cols={7} rows={4} />}>
-                    <For each={jobs()}>
-                      {(j) => (
-                        <tr data-job={j.name} classList={{ selected: j.id === selectedId() }}>
-                          <td>
-                            <button class="linkish" onClick={() => setSelectedId(j.id)} aria-label={`History of ${j.name}`} title={j.description ?? j.http?.url ?? ""}>
-                              {j.name}
-                            </button>
-                          </td>
-                          <td class="nowrap">
-                            <span class="mono">{j.schedule}</span> <span class="muted">{j.timezone}</span>
-                          </td>
-                          <td class="hide-narrow">
-                            <Badge tone={j.kind === "platform" ? "info" : ""} plain>
-                              {j.kind === "http" ? `${j.http?.method ?? ""} http` : "platform"}
-                            </Badge>
-                          </td>
-                          <td>
-                            <input type="checkbox" role="switch" checked={j.enabled} aria-label={`Enabled: ${j.name}`} onChange={(e) => setEnabled(j, e.currentTarget.checked)} />
-                          </td>
-                          <td class="hide-narrow nowrap" title={dateTime(j.next_run_at)}>
-                            {j.next_run_at ? relTime(j.next_run_at) : <span class="muted">—</span>}
-                          </td>
-                          <td title={dateTime(j.last_run?.scheduled_for)}>
-                            <Show when={j.last_run} fallback={<span class="muted">never</span>}>
-                              {(r) => <Badge tone={RUN_TONE[r().status]}>{r().status.replace("_", " ")}</Badge>}
-                            </Show>
-                          </td>
-                          <td class="actions">
-                            <div class="btn-row end">
-                              <button class="btn small" onClick={() => runNow(j)} aria-label={`Run ${j.name} now`}>
-                                Run now
-                              </button>
-                              <button class="btn small" onClick={() => setEditing(j)} aria-label={`Edit ${j.name}`}>
-                                Edit
-                              </button>
-                              <Show when={!isPlatform(j)}>
-                                <button class="btn small" onClick={() => setToDelete(j)} aria-label={`Delete ${j.name}`}>
-                                  Delete
-                                </button>
-                              </Show>
-                            </div>
-                          </td>
-                        </tr>
-                      )}
-                    </For>
+          }
+          head={
+            <tr>
+              <th>Name</th>
+              <th>Schedule</th>
+              <th class="hide-narrow">Kind</th>
+              <th>Enabled</th>
+              <th class="hide-narrow">Next run</th>
+              <th>Last run</th>
+              <th>
+                <span class="sr-only">Actions</span>
+              </th>
+            </tr>
+          }
+        >
+          {(j) => (
+            <tr data-job={j.name} classList={{ selected: j.id === selectedId() }}>
+              <td>
+                <button class="linkish" onClick={() => setSelectedId(j.id)} aria-label={`History of ${j.name}`} title={j.description ?? j.http?.url ?? ""}>
+                  {j.name}
+                </button>
+              </td>
+              <td class="nowrap">
+                <span class="mono">{j.schedule}</span> <span class="muted">{j.timezone}</span>
+              </td>
+              <td class="hide-narrow">
+                <Badge tone={j.kind === "platform" ? "info" : ""} plain>
+                  {j.kind === "http" ? `${j.http?.method ?? ""} http` : "platform"}
+                </Badge>
+              </td>
+              <td>
+                <input type="checkbox" role="switch" checked={j.enabled} aria-label={`Enabled: ${j.name}`} onChange={(e) => setEnabled(j, e.currentTarget.checked)} />
+              </td>
+              <td class="hide-narrow nowrap" title={dateTime(j.next_run_at)}>
+                {j.next_run_at ? relTime(j.next_run_at) : <span class="muted">—</span>}
+              </td>
+              <td title={dateTime(j.last_run?.scheduled_for)}>
+                <Show when={j.last_run} fallback={<span class="muted">never</span>}>
+                  {(r) => <Badge tone={RUN_TONE[r().status]}>{r().status.replace("_", " ")}</Badge>}
+                </Show>
+              </td>
+              <td class="actions">
+                <div class="btn-row end">
+                  <button class="btn small" onClick={() => runNow(j)} aria-label={`Run ${j.name} now`}>
+                    Run now
+                  </button>
+                  <button class="btn small" onClick={() => setEditing(j)} aria-label={`Edit ${j.name}`}>
+                    Edit
+                  </button>
+                  <Show when={!isPlatform(j)}>
+                    <button class="btn small" onClick={() => setToDelete(j)} aria-label={`Delete ${j.name}`}>
+                      Delete
+                    </button>
                   </Show>
-                </tbody>
-              </table>
-            </div>
-          </Match>
-        </Switch>
+                </div>
+              </td>
+            </tr>
+          )}
+        </ListTable>
       </div>
 
       <Show when={selected()}>
@@ -169,60 +161,50 @@ export default function Jobs() {
                 {j().description}
               </p>
             </Show>
-            <Switch>
-              <Match when={runsRes.error}>
-                <LoadError error={runsRes.error} retry={refetchRuns} />
-              </Match>
-              <Match when={runs() && runs()!.length === 0}>
-                <Empty title="No runs yet">Runs appear here when the schedule comes round, or after Run now.</Empty>
-              </Match>
-              <Match when={true}>
-                <div class="table-wrap">
-                  <table class="data runs">
-                    <thead>
-                      <tr>
-                        <th>Status</th>
-                        <th>Scheduled for</th>
-                        <th class="hide-narrow">Trigger</th>
-                        <th>Duration</th>
-                        <th>Response</th>
-                        <th>Excerpt</th>
-                      </tr>
-                    </thead>
-                    <tbody>
-                      <Show when={runs()} fallback={<SkeletonRows cols={6} rows={2} />}>
-                        <For each={runs()}>
-                          {(r) => (
-                            <tr data-run={r.id}>
-                              <td>
-                                <Badge tone={RUN_TONE[r.status]}>{r.status.replace("_", " ")}</Badge>
-                                <Show when={r.attempt > 1}>
-                                  <span class="muted"> attempt {r.attempt}</span>
-                                </Show>
-                              </td>
-                              <td class="nowrap" title={dateTime(r.scheduled_for)}>
-                                {relTime(r.scheduled_for)}
-                              </td>
-                              <td class="hide-narrow">{r.trigger}</td>
-                              <td class="nowrap">{ms(r.duration_ms)}</td>
-                              <td class="mono">{r.response_status ?? <span class="muted">—</span>}</td>
-                              <td class="excerpt">
-                                <Show when={r.error}>
-                                  <div class="error-text">{r.error}</div>
-                                </Show>
-                                <Show when={r.response_body}>
-                                  <pre>{r.response_body}</pre>
-                                </Show>
-                              </td>
-                            </tr>
-                          )}
-                        </For>
-                      </Show>
-                    </tbody>
-                  </table>
-                </div>
-              </Match>
-            </Switch>
+            <ListTable
+              items={runs()}
+              error={runsRes.error}
+              retry={refetchRuns}
+              cols={6}
+              loadingRows={2}
+              class="data runs"
+              empty={<Empty title="No runs yet">Runs appear here when the schedule comes round, or after Run now.</Empty>}
+              head={
+                <tr>
+                  <th>Status</th>
+                  <th>Scheduled for</th>
+                  <th class="hide-narrow">Trigger</th>
+                  <th>Duration</th>
+                  <th>Response</th>
+                  <th>Excerpt</th>
+                </tr>
+              }
+            >
+              {(r) => (
+                <tr data-run={r.id}>
+                  <td>
+                    <Badge tone={RUN_TONE[r.status]}>{r.status.replace("_", " ")}</Badge>
+                    <Show when={r.attempt > 1}>
+                      <span class="muted"> attempt {r.attempt}</span>
+                    </Show>
+                  </td>
+                  <td class="nowrap" title={dateTime(r.scheduled_for)}>
+                    {relTime(r.scheduled_for)}
+                  </td>
+                  <td class="hide-narrow">{r.trigger}</td>
+                  <td class="nowrap">{ms(r.duration_ms)}</td>
+                  <td class="mono">{r.response_status ?? <span class="muted">—</span>}</td>
+                  <td class="excerpt">
+                    <Show when={r.error}>
+                      <div class="error-text">{r.error}</div>
+                    </Show>
+                    <Show when={r.response_body}>
+                      <pre>{r.response_body}</pre>
+                    </Show>
+                  </td>
+                </tr>
+              )}
+            </ListTable>
           </section>
         )}
       </Show>

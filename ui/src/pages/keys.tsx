@@ -1,10 +1,11 @@
-import { createResource, createSignal, For, Match, Show, Switch } from "solid-js";
+import { createResource, createSignal, For, Show } from "solid-js";
 import { api, type ApiKey, type KeyKind, type NewApiKey } from "../api";
 import { ConfirmDialog } from "../components/ConfirmDialog";
 import { dateTime, relTime } from "../components/format";
 import { Modal } from "../components/Modal";
 import { ShownOnce } from "../components/ShownOnce";
-import { Empty, LoadError, SkeletonRows, safe } from "../components/States";
+import { Empty, safe } from "../components/States";
+import { ListTable } from "../components/ListTable";
 import { Badge } from "../components/StatusBadge";
 import { notify } from "../components/toast";
 import { useProject, useProjectCrumbs } from "./project";
@@ -41,79 +42,70 @@ export default function Keys() {
         </button>
       </div>
       <div class="panel flush">
-        <Switch>
-          <Match when={keysRes.error}>
-            <LoadError error={keysRes.error} retry={refetch} />
-          </Match>
-          <Match when={keys() && visible().length === 0}>
+        <ListTable
+          items={keys() ? visible() : undefined}
+          error={keysRes.error}
+          retry={refetch}
+          cols={8}
+          loadingRows={3}
+          empty={
             <Empty title={hidden() ? "No active keys" : "No API keys yet"} action={<button class="btn primary" onClick={() => setCreating(true)}>Create a key</button>}>
               Apps call the data and storage APIs with a key: a publishable one in the browser, a secret one on your server.
             </Empty>
-          </Match>
-          <Match when={true}>
-            <div class="table-wrap">
-              <table class="data">
-                <thead>
-                  <tr>
-                    <th>Name</th>
-                    <th>Kind</th>
-                    <th>Key</th>
-                    <th>Status</th>
-                    <th class="hide-narrow">Last used</th>
-                    <th class="hide-narrow">Created</th>
-                    <th class="hide-narrow">Expires</th>
-                    <th>
-                      <span class="sr-only">Actions</span>
-                    </th>
-                  </tr>
-                </thead>
-                <tbody>
-                  <Show when={keys()} fallback={<SkeletonRows cols={8} rows={3} />}>
-                    <For each={visible()}>
-                      {(k) => (
-                        <tr data-key={k.name}>
-                          <td>{k.name}</td>
-                          <td>
-                            <Badge tone={k.kind === "secret" ? "warn" : "info"} plain>
-                              {k.kind}
-                            </Badge>
-                          </td>
-                          <td class="mono muted">{k.prefix}…</td>
-                          <td>
-                            <Badge tone={STATUS_TONE[k.status]}>{k.status}</Badge>
-                          </td>
-                          <td class="hide-narrow" title={dateTime(k.last_used_at)}>
-                            {k.last_used_at ? relTime(k.last_used_at) : <span class="muted">never</span>}
-                          </td>
-                          <td class="hide-narrow" title={dateTime(k.created_at)}>
-                            {relTime(k.created_at)}
-                          </td>
-                          <td class="hide-narrow" title={dateTime(k.expires_at)}>
-                            {k.expires_at ? relTime(k.expires_at) : <span class="muted">never</span>}
-                          </td>
-                          <td class="actions">
-                            <Show when={k.status === "active" || k.status === "rotating"}>
-                              <div class="btn-row end">
-                                <Show when={k.status === "active"}>
-                                  <button class="btn small" onClick={() => setToRotate(k)} aria-label={`Rotate ${k.name}`}>
-                                    Rotate
-                                  </button>
-                                </Show>
-                                <button class="btn small" onClick={() => setToRevoke(k)} aria-label={`Revoke ${k.name}`}>
-                                  Revoke
-                                </button>
-                              </div>
-                            </Show>
-                          </td>
-                        </tr>
-                      )}
-                    </For>
-                  </Show>
-                </tbody>
-              </table>
-            </div>
-          </Match>
-        </Switch>
+          }
+          head={
+            <tr>
+              <th>Name</th>
+              <th>Kind</th>
+              <th>Key</th>
+              <th>Status</th>
+              <th class="hide-narrow">Last used</th>
+              <th class="hide-narrow">Created</th>
+              <th class="hide-narrow">Expires</th>
+              <th>
+                <span class="sr-only">Actions</span>
+              </th>
+            </tr>
+          }
+        >
+          {(k) => (
+            <tr data-key={k.name}>
+              <td>{k.name}</td>
+              <td>
+                <Badge tone={k.kind === "secret" ? "warn" : "info"} plain>
+                  {k.kind}
+                </Badge>
+              </td>
+              <td class="mono muted">{k.prefix}…</td>
+              <td>
+                <Badge tone={STATUS_TONE[k.status]}>{k.status}</Badge>
+              </td>
+              <td class="hide-narrow" title={dateTime(k.last_used_at)}>
+                {k.last_used_at ? relTime(k.last_used_at) : <span class="muted">never</span>}
+              </td>
+              <td class="hide-narrow" title={dateTime(k.created_at)}>
+                {relTime(k.created_at)}
+              </td>
+              <td class="hide-narrow" title={dateTime(k.expires_at)}>
+                {k.expires_at ? relTime(k.expires_at) : <span class="muted">never</span>}
+              </td>
+              <td class="actions">
+                <Show when={k.status === "active" || k.status === "rotating"}>
+                  <div class="btn-row end">
+                    <Show when={k.status === "active"}>
+                      <button class="btn small" onClick={() => setToRotate(k)} aria-label={`Rotate ${k.name}`}>
+                        Rotate
+                      </button>
+                    </Show>
+                    <button class="btn small" onClick={() => setToRevoke(k)} aria-label={`Revoke ${k.name}`}>
+                      Revoke
+                    </button>
+                  </div>
+                </Show>
+              </td>
+            </tr>
+          )}
+        </ListTable>
       </div>
 
       <CreateKey

@@ -1,12 +1,13 @@
 import { A, useSearchParams } from "@solidjs/router";
-import { createResource, createSignal, For, Match, onCleanup, Show, Switch } from "solid-js";
+import { createResource, createSignal, onCleanup, Show } from "solid-js";
 import { api, type Credentials, type Project } from "../api";
 import { ConfirmDialog } from "../components/ConfirmDialog";
 import { bytes, relTime, dateTime } from "../components/format";
 import { Modal } from "../components/Modal";
 import { useCrumbs } from "../components/Shell";
 import { ShownOnce } from "../components/ShownOnce";
-import { Empty, LoadError, SkeletonRows, safe } from "../components/States";
+import { Empty, safe } from "../components/States";
+import { ListTable } from "../components/ListTable";
 import { isTransitional, StatusBadge } from "../components/StatusBadge";
 import { notify } from "../components/toast";
 import { createSubmit, FormError } from "../components/Submit";
@@ -95,11 +96,12 @@ export default function Projects() {
       </div>
 
       <div class="panel flush">
-        <Switch>
-          <Match when={listRes.error}>
-            <LoadError error={listRes.error} retry={refetch} />
-          </Match>
-          <Match when={list() && shown().length === 0}>
+        <ListTable
+          items={list() ? shown() : undefined}
+          error={listRes.error}
+          retry={refetch}
+          cols={7}
+          empty={
             <Show
               when={(list() ?? []).length > 0}
               fallback={
@@ -110,87 +112,76 @@ export default function Projects() {
             >
               <Empty title="Nothing matches">No project {filter() === "deleted" ? "in the bin " : ""}matches “{params.q}”.</Empty>
             </Show>
-          </Match>
-          <Match when={true}>
-            <div class="table-wrap">
-              <table class="data">
-                <thead>
-                  <tr>
-                    <th>Name</th>
-                    <th>Status</th>
-                    <th class="hide-narrow">Database</th>
-                    <th class="hide-narrow">Created</th>
-                    <th class="hide-narrow">Size</th>
-                    <th class="hide-narrow">Last activity</th>
-                    <th>
-                      <span class="sr-only">Actions</span>
-                    </th>
-                  </tr>
-                </thead>
-                <tbody>
-                  <Show when={list()} fallback={<SkeletonRows cols={7} />}>
-                    <For each={shown()}>
-                      {(p) => (
-                        <tr data-project={p.name}>
-                          <td>
-                            <Show when={p.status !== "deleted"} fallback={<strong>{p.name}</strong>}>
-                              <A href={`/projects/${p.id}`}>
-                                <strong>{p.name}</strong>
-                              </A>
-                            </Show>
-                            <Show when={p.description}>
-                              <div class="muted">{p.description}</div>
-                            </Show>
-                            <Show when={p.failure_reason}>
-                              <div class="danger-text">{p.failure_reason}</div>
-                            </Show>
-                          </td>
-                          <td>
-                            <StatusBadge status={p.status} />
-                          </td>
-                          <td class="hide-narrow mono muted">{p.database.name}</td>
-                          <td class="hide-narrow nowrap" title={dateTime(p.created_at)}>
-                            {p.status === "deleted" ? `deleted ${relTime(p.deleted_at)}` : relTime(p.created_at)}
-                          </td>
-                          <td class="hide-narrow nowrap muted" title={p.size_bytes == null ? undefined : `${p.size_bytes.toLocaleString()} bytes`}>
-                            {p.size_bytes == null ? "—" : bytes(p.size_bytes)}
-                          </td>
-                          <td class="hide-narrow nowrap" classList={{ muted: !p.last_activity_at }} title={p.last_activity_at ? `Last API key use: ${dateTime(p.last_activity_at)}` : "No API key used yet"}>
-                            {p.last_activity_at ? relTime(p.last_activity_at) : "—"}
-                          </td>
-                          <td class="actions">
-                            <div class="btn-row end">
-                              <Show when={p.status === "ready"}>
-                                <button class="btn small" onClick={() => setToDelete(p)} aria-label={`Delete ${p.name}`}>
-                                  Delete
-                                </button>
-                              </Show>
-                              <Show when={p.status === "deleted"}>
-                                <button class="btn small" onClick={() => restore(p)} aria-label={`Restore ${p.name}`}>
-                                  Restore
-                                </button>
-                              </Show>
-                              <Show when={p.status === "failed"}>
-                                <button class="btn small" onClick={() => retry(p)} aria-label={`Retry ${p.name}`}>
-                                  Retry
-                                </button>
-                              </Show>
-                              <Show when={p.status === "deleted" || p.status === "failed"}>
-                                <button class="btn small danger" onClick={() => setToPurge(p)} aria-label={`Purge ${p.name}`}>
-                                  Purge
-                                </button>
-                              </Show>
-                            </div>
-                          </td>
-                        </tr>
-                      )}
-                    </For>
+          }
+          head={
+            <tr>
+              <th>Name</th>
+              <th>Status</th>
+              <th class="hide-narrow">Database</th>
+              <th class="hide-narrow">Created</th>
+              <th class="hide-narrow">Size</th>
+              <th class="hide-narrow">Last activity</th>
+              <th>
+                <span class="sr-only">Actions</span>
+              </th>
+            </tr>
+          }
+        >
+          {(p) => (
+            <tr data-project={p.name}>
+              <td>
+                <Show when={p.status !== "deleted"} fallback={<strong>{p.name}</strong>}>
+                  <A href={`/projects/${p.id}`}>
+                    <strong>{p.name}</strong>
+                  </A>
+                </Show>
+                <Show when={p.description}>
+                  <div class="muted">{p.description}</div>
+                </Show>
+                <Show when={p.failure_reason}>
+                  <div class="danger-text">{p.failure_reason}</div>
+                </Show>
+              </td>
+              <td>
+                <StatusBadge status={p.status} />
+              </td>
+              <td class="hide-narrow mono muted">{p.database.name}</td>
+              <td class="hide-narrow nowrap" title={dateTime(p.created_at)}>
+                {p.status === "deleted" ? `deleted ${relTime(p.deleted_at)}` : relTime(p.created_at)}
+              </td>
+              <td class="hide-narrow nowrap muted" title={p.size_bytes == null ? undefined : `${p.size_bytes.toLocaleString()} bytes`}>
+                {p.size_bytes == null ? "—" : bytes(p.size_bytes)}
+              </td>
+              <td class="hide-narrow nowrap" classList={{ muted: !p.last_activity_at }} title={p.last_activity_at ? `Last API key use: ${dateTime(p.last_activity_at)}` : "No API key used yet"}>
+                {p.last_activity_at ? relTime(p.last_activity_at) : "—"}
+              </td>
+              <td class="actions">
+                <div class="btn-row end">
+                  <Show when={p.status === "ready"}>
+                    <button class="btn small" onClick={() => setToDelete(p)} aria-label={`Delete ${p.name}`}>
+                      Delete
+                    </button>
                   </Show>
-                </tbody>
-              </table>
-            </div>
-          </Match>
-        </Switch>
+                  <Show when={p.status === "deleted"}>
+                    <button class="btn small" onClick={() => restore(p)} aria-label={`Restore ${p.name}`}>
+                      Restore
+                    </button>
+                  </Show>
+                  <Show when={p.status === "failed"}>
+                    <button class="btn small" onClick={() => retry(p)} aria-label={`Retry ${p.name}`}>
+                      Retry
+                    </button>
+                  </Show>
+                  <Show when={p.status === "deleted" || p.status === "failed"}>
+                    <button class="btn small danger" onClick={() => setToPurge(p)} aria-label={`Purge ${p.name}`}>
+                      Purge
+                    </button>
+                  </Show>
+                </div>
+              </td>
+            </tr>
+          )}
+        </ListTable>
       </div>
 
       <CreateProject

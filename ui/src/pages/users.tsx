@@ -1,10 +1,11 @@
-import { createResource, createSignal, For, Match, Show, Switch } from "solid-js";
+import { createResource, createSignal, For, Show } from "solid-js";
 import { api, type Access, type DbUser, type DbUserWithPassword } from "../api";
 import { ConfirmDialog } from "../components/ConfirmDialog";
 import { dateTime, relTime } from "../components/format";
 import { Modal } from "../components/Modal";
 import { ShownOnce } from "../components/ShownOnce";
-import { Empty, LoadError, SkeletonRows, safe } from "../components/States";
+import { Empty, safe } from "../components/States";
+import { ListTable } from "../components/ListTable";
 import { Badge } from "../components/StatusBadge";
 import { notify } from "../components/toast";
 import { useProject, useProjectCrumbs } from "./project";
@@ -37,63 +38,54 @@ export default function Users() {
         </button>
       </div>
       <div class="panel flush">
-        <Switch>
-          <Match when={usersRes.error}>
-            <LoadError error={usersRes.error} retry={refetch} />
-          </Match>
-          <Match when={users()?.length === 0}>
+        <ListTable
+          items={users()}
+          error={usersRes.error}
+          retry={refetch}
+          cols={5}
+          loadingRows={3}
+          empty={
             <Empty title="No database users" action={<button class="btn primary" onClick={() => setCreating(true)}>Create a user</button>}>
               Give a teammate or a tool (psql, a BI dashboard, a migration runner) its own login instead of sharing the project's passwords.
             </Empty>
-          </Match>
-          <Match when={true}>
-            <div class="table-wrap">
-              <table class="data">
-                <thead>
-                  <tr>
-                    <th>User</th>
-                    <th>Access</th>
-                    <th class="hide-narrow">Role</th>
-                    <th class="hide-narrow">Password changed</th>
-                    <th>
-                      <span class="sr-only">Actions</span>
-                    </th>
-                  </tr>
-                </thead>
-                <tbody>
-                  <Show when={users()} fallback={<SkeletonRows cols={5} rows={3} />}>
-                    <For each={users()}>
-                      {(u) => (
-                        <tr>
-                          <td class="mono">{u.username}</td>
-                          <td>
-                            <Badge tone={u.access === "migrate" ? "warn" : u.access === "write" ? "info" : ""} plain>
-                              {u.access}
-                            </Badge>
-                          </td>
-                          <td class="hide-narrow mono muted">{u.role_name}</td>
-                          <td class="hide-narrow" title={dateTime(u.password_changed_at)}>
-                            {relTime(u.password_changed_at)}
-                          </td>
-                          <td class="actions">
-                            <div class="btn-row end">
-                              <button class="btn small" onClick={() => setToRegenerate(u)} aria-label={`New password for ${u.username}`}>
-                                New password
-                              </button>
-                              <button class="btn small" onClick={() => setToDelete(u)} aria-label={`Delete ${u.username}`}>
-                                Delete
-                              </button>
-                            </div>
-                          </td>
-                        </tr>
-                      )}
-                    </For>
-                  </Show>
-                </tbody>
-              </table>
-            </div>
-          </Match>
-        </Switch>
+          }
+          head={
+            <tr>
+              <th>User</th>
+              <th>Access</th>
+              <th class="hide-narrow">Role</th>
+              <th class="hide-narrow">Password changed</th>
+              <th>
+                <span class="sr-only">Actions</span>
+              </th>
+            </tr>
+          }
+        >
+          {(u) => (
+            <tr>
+              <td class="mono">{u.username}</td>
+              <td>
+                <Badge tone={u.access === "migrate" ? "warn" : u.access === "write" ? "info" : ""} plain>
+                  {u.access}
+                </Badge>
+              </td>
+              <td class="hide-narrow mono muted">{u.role_name}</td>
+              <td class="hide-narrow" title={dateTime(u.password_changed_at)}>
+                {relTime(u.password_changed_at)}
+              </td>
+              <td class="actions">
+                <div class="btn-row end">
+                  <button class="btn small" onClick={() => setToRegenerate(u)} aria-label={`New password for ${u.username}`}>
+                    New password
+                  </button>
+                  <button class="btn small" onClick={() => setToDelete(u)} aria-label={`Delete ${u.username}`}>
+                    Delete
+                  </button>
+                </div>
+              </td>
+            </tr>
+          )}
+        </ListTable>
       </div>
 
       <CreateUser
