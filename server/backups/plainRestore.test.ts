@@ -4,7 +4,7 @@ import { join } from "node:path";
 import postgres from "postgres";
 import { adminHeaders, clientTracker, createTestProject, jsonRequest, startTestServer, type TestServer } from "../test/server";
 import { registerSecret, tempDir } from "../test/harness";
-import { pgToolsFor } from "./pgTools";
+import { pgDumpFile, uploadDump } from "../test/backups";
 import { connectForBackup, takeSnapshot, type DatabaseSnapshot } from "./snapshot";
 import { backupBucket } from "./store";
 
@@ -47,12 +47,7 @@ beforeAll(async () => {
   }
   sourceSnapshot = await snapshotOf(`p_${source.id}`);
   dumpFile = join(tempDir("plain"), "project.sql");
-  const tools = await pgToolsFor(server.ctx);
-  const su = server.ctx.engine.superuser();
-  const out = Bun.spawnSync([tools.pgDump, "--format=plain", `--file=${dumpFile}`, `p_${source.id}`], {
-    env: { PATH: process.env.PATH!, PGHOST: su.host, PGPORT: String(su.port), PGUSER: su.user, PGPASSWORD: su.password },
-  });
-  expect(out.exitCode).toBe(0);
+  await pgDumpFile(server, `p_${source.id}`, dumpFile, "plain");
 });
 afterAll(async () => {
   await clients.endAll();
@@ -65,12 +60,7 @@ async function api(method: string, path: string, body?: unknown) {
   return { status: res.status, body: text ? JSON.parse(text) : undefined };
 }
 
-async function upload(projectId: string, body: BodyInit) {
-  const res = await server.fetch(`/admin/api/projects/${projectId}/backups/upload`, { method: "PUT", headers: { ...auth, "content-type": "application/octet-stream" }, body });
-  const json = (await res.json()) as any;
-  if (res.status === 201) await server.ctx.backups.settled(json.id);
-  return { status: res.status, body: json };
-}
+const upload = (projectId: string, body: BodyInit) => uploadDump(server, auth, projectId, body);
 
 async function restore(projectId: string, backupId: string, body: Record<string, unknown>) {
   const res = await api("POST", `${projectId}/backups/${backupId}/restore`, body);

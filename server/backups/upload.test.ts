@@ -1,9 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from "bun:test";
 import { join } from "node:path";
-import postgres from "postgres";
 import { adminHeaders, clientTracker, createTestProject, jsonRequest, startTestServer, type TestServer } from "../test/server";
 import { tempDir } from "../test/harness";
-import { pgToolsFor } from "./pgTools";
+import { pgDumpFile, superuserTo } from "../test/backups";
 import { backupBucket } from "./store";
 import { existsSync } from "node:fs";
 
@@ -21,29 +20,19 @@ beforeAll(async () => {
   const su = clients.connect(process.env.ATLASHUB_TEST_DATABASE_URL!);
   const source = `upload_src_${Date.now()}`;
   await su.unsafe(`create database ${source}`);
-  const inside = clients.connect({ ...parse(process.env.ATLASHUB_TEST_DATABASE_URL!), database: source });
+  const inside = clients.connect(superuserTo(source));
   await inside.unsafe(`
     create extension citext;
     create table customers (id serial primary key, email citext unique, since date);
     insert into customers (email, since) select 'C' || g || '@x.io', date '2020-01-01' + g from generate_series(1, 300) g;
   `);
   dumpFile = join(tempDir("upload"), "elsewhere.dump");
-  const tools = await pgToolsFor(server.ctx);
-  const info = server.ctx.engine.superuser();
-  const out = Bun.spawnSync([tools.pgDump, "--format=custom", `--file=${dumpFile}`, source], {
-    env: { PATH: process.env.PATH!, PGHOST: info.host, PGPORT: String(info.port), PGUSER: info.user, PGPASSWORD: info.password },
-  });
-  expect(out.exitCode).toBe(0);
+  await pgDumpFile(server, source, dumpFile, "custom");
 });
 afterAll(async () => {
   await clients.endAll();
   await server.stop();
 });
-
-function parse(url: string) {
-  const u = new URL(url);
-  return { host: u.hostname, port: Number(u.port), user: decodeURIComponent(u.username), password: decodeURIComponent(u.password) };
-}
 
 async function upload(body: BodyInit) {
   const res = await server.fetch(`/admin/api/projects/${project.id}/backups/upload`, { method: "PUT", headers: { ...auth, "content-type": "application/octet-stream" }, body });

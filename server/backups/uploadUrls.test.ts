@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from "bun:test";
 import { join } from "node:path";
 import { adminHeaders, clientTracker, createTestProject, jsonRequest, startTestServer, type TestServer } from "../test/server";
 import { tempDir } from "../test/harness";
-import { pgToolsFor } from "./pgTools";
+import { pgDumpFile, superuserTo } from "../test/backups";
 import { createUploadUrl } from "./uploadUrls";
 
 let server: TestServer;
@@ -23,16 +23,10 @@ beforeAll(async () => {
   const su = clients.connect(process.env.ATLASHUB_TEST_DATABASE_URL!);
   const source = `upload_url_src_${Date.now()}`;
   await su.unsafe(`create database ${source}`);
-  const u = new URL(process.env.ATLASHUB_TEST_DATABASE_URL!);
-  const inside = clients.connect({ host: u.hostname, port: Number(u.port), user: decodeURIComponent(u.username), password: decodeURIComponent(u.password), database: source });
+  const inside = clients.connect(superuserTo(source));
   await inside.unsafe(`create table things (id serial primary key, label text); insert into things (label) select 't' || g from generate_series(1, 50) g;`);
   dumpFile = join(tempDir("upload-url"), "things.dump");
-  const tools = await pgToolsFor(server.ctx);
-  const info = server.ctx.engine.superuser();
-  const out = Bun.spawnSync([tools.pgDump, "--format=custom", `--file=${dumpFile}`, source], {
-    env: { PATH: process.env.PATH!, PGHOST: info.host, PGPORT: String(info.port), PGUSER: info.user, PGPASSWORD: info.password },
-  });
-  expect(out.exitCode).toBe(0);
+  await pgDumpFile(server, source, dumpFile, "custom");
 });
 afterAll(async () => {
   await clients.endAll();
