@@ -6,10 +6,9 @@
 // upload and read-through 85 / 106 / 119 MB (of which storing the parts alone, as for any uploaded
 // dump, 29 / 60 / 69 MB: the heap settling, not the file); restore 17 / 5 / 47 MB.
 import { afterAll, beforeAll, describe, expect, it } from "bun:test";
-import { readFileSync, writeFileSync } from "node:fs";
 import postgres from "postgres";
 import { registerSecret, waitFor } from "../test/harness";
-import { spawnAtlasHub, stopAtlasHubsAfterTests, type AtlasHubProcess } from "../test/binary";
+import { peakGrowth, spawnAtlasHub, stopAtlasHubsAfterTests, type AtlasHubProcess } from "../test/binary";
 import { binaryTestSetup } from "../test/binaryProject";
 
 stopAtlasHubsAfterTests();
@@ -38,20 +37,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await control?.end();
 });
-
-function memory() {
-  const status = readFileSync(`/proc/${hub.pid}/status`, "utf8");
-  const kb = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(status)![1]) * 1024;
-  return { rss: kb("VmRSS"), peak: kb("VmHWM") };
-}
-
-/** How far the process's peak rose above its resident size while `run` ran ("5" to clear_refs resets VmHWM). */
-async function peakGrowth<T>(run: () => Promise<T>) {
-  writeFileSync(`/proc/${hub.pid}/clear_refs`, "5");
-  const before = memory().rss;
-  const result = await run();
-  return { result, growth: memory().peak - before };
-}
 
 /** The script, made as the upload pulls it: 5,000 INSERT statements, then one COPY of rows up to SIZE. */
 function bigScript() {
@@ -86,7 +71,7 @@ function bigScript() {
 describe(`a plain .sql dump of ${SIZE / MB} MB (compiled binary)`, () => {
   it("uploads and restores into a new project while the server's peak memory grows by far less than the script", async () => {
     const script = bigScript();
-    const upload = await peakGrowth(async () => {
+    const upload = await peakGrowth(hub.pid, async () => {
       const started = Date.now();
       const res = await fetch(url(`/admin/api/projects/${project.id}/backups/upload`), {
         method: "PUT",
@@ -101,7 +86,7 @@ describe(`a plain .sql dump of ${SIZE / MB} MB (compiled binary)`, () => {
     expect(upload.result.backup.manifest.dump).toMatchObject({ format: "plain" });
     expect(upload.result.backup.manifest.dump.bytes).toBeGreaterThanOrEqual(SIZE);
 
-    const restore = await peakGrowth(async () => {
+    const restore = await peakGrowth(hub.pid, async () => {
       const started = Date.now();
       const answer = await post(`/admin/api/projects/${project.id}/backups/${upload.result.backup.id}/restore`, headers, { mode: "new_project", confirm: "plain-big", name: "plain-big-copy" });
       for (const c of Object.values(answer.project.credentials) as { password: string }[]) registerSecret(c.password);

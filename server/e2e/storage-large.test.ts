@@ -3,11 +3,11 @@
 // reset before each transfer) must not grow by anything near the object's size.
 import { afterAll, beforeAll, describe, expect, it } from "bun:test";
 import { createHash, randomBytes } from "node:crypto";
-import { readFileSync, statSync, writeFileSync } from "node:fs";
+import { statSync } from "node:fs";
 import { join } from "node:path";
 import type postgres from "postgres";
 import { registerSecret } from "../test/harness";
-import { spawnAtlasHub, stopAtlasHubsAfterTests, type AtlasHubProcess } from "../test/binary";
+import { peakGrowth, spawnAtlasHub, stopAtlasHubsAfterTests, type AtlasHubProcess } from "../test/binary";
 import { binaryTestSetup } from "../test/binaryProject";
 
 stopAtlasHubsAfterTests();
@@ -38,21 +38,6 @@ afterAll(async () => {
   await control?.end();
 });
 
-/** Resident memory of the AtlasHub process from /proc, in bytes: now (VmRSS) and the peak since the last reset (VmHWM). */
-function memory() {
-  const status = readFileSync(`/proc/${hub.pid}/status`, "utf8");
-  const kb = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(status)![1]) * 1024;
-  return { rss: kb("VmRSS"), peak: kb("VmHWM") };
-}
-
-/** How far the process's peak rose above its resident size while `run` ran ("5" to clear_refs resets VmHWM). */
-async function peakGrowth<T>(run: () => Promise<T>) {
-  writeFileSync(`/proc/${hub.pid}/clear_refs`, "5");
-  const before = memory().rss;
-  const result = await run();
-  return { result, growth: memory().peak - before };
-}
-
 /** SIZE pseudo-random bytes, made as the upload pulls them, hashed on the way. */
 function generatedBody() {
   const block = randomBytes(CHUNK);
@@ -77,7 +62,7 @@ describe("a 200 MB object through signed URLs (compiled binary)", () => {
     const up = await post("/v1/storage/signed-upload", { "x-api-key": apiKey }, { bucket: "uploads", key: "large/200mb.bin", content_type: "application/octet-stream" });
     registerSecret(new URL(up.url).searchParams.get("sig")!);
     const body = generatedBody();
-    const upload = await peakGrowth(async () => {
+    const upload = await peakGrowth(hub.pid, async () => {
       const res = await fetch(up.url, { method: "PUT", headers: { ...up.headers, "content-length": String(SIZE) }, body: body.stream, duplex: "half" } as RequestInit);
       return { status: res.status, json: await res.json() };
     });
@@ -88,7 +73,7 @@ describe("a 200 MB object through signed URLs (compiled binary)", () => {
 
     const down = await post("/v1/storage/signed-download", { "x-api-key": apiKey }, { bucket: "uploads", key: "large/200mb.bin" });
     registerSecret(new URL(down.url).searchParams.get("sig")!);
-    const download = await peakGrowth(async () => {
+    const download = await peakGrowth(hub.pid, async () => {
       const res = await fetch(down.url);
       const hash = createHash("sha256");
       let size = 0;

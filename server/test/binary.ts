@@ -2,7 +2,7 @@
 // output goes line by line to the suite log (scanned for secrets) and is kept for assertions, and
 // every process started here is stopped after its test or file — together with any Postgres it left behind.
 import { afterAll, afterEach, beforeEach } from "bun:test";
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import type { Subprocess } from "bun";
@@ -297,4 +297,19 @@ function parentOf(pid: number): number | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** Resident memory of a process from /proc, in bytes: now (VmRSS) and the peak since the last reset (VmHWM). */
+export function memoryOf(pid: number) {
+  const status = readFileSync(`/proc/${pid}/status`, "utf8");
+  const kb = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(status)![1]) * 1024;
+  return { rss: kb("VmRSS"), peak: kb("VmHWM") };
+}
+
+/** How far a process's peak rose above its resident size while `run` ran ("5" to clear_refs resets VmHWM). */
+export async function peakGrowth<T>(pid: number, run: () => Promise<T>) {
+  writeFileSync(`/proc/${pid}/clear_refs`, "5");
+  const before = memoryOf(pid).rss;
+  const result = await run();
+  return { result, growth: memoryOf(pid).peak - before };
 }
