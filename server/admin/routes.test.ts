@@ -47,6 +47,8 @@ describe("POST /admin/api/login", () => {
     expect(cookie).toContain("HttpOnly");
     expect(cookie).toContain("SameSite=Strict");
     expect(cookie).toContain("Path=/");
+    // Plain http and no https ATLASHUB_PUBLIC_URL: a Secure cookie would never come back.
+    expect(cookie).not.toContain("Secure");
     expect(await auditActions("login-ok-1")).toEqual([{ action: "admin.login", actor_type: "admin", actor_label: EMAIL, request_id: "login-ok-1", details: {} }]);
   });
 
@@ -74,20 +76,59 @@ describe("POST /admin/api/login", () => {
     expect((await res.json()).error.code).toBe("payload_too_large");
   });
 
-  it("rate-limits failed attempts per account with 429 and Retry-After, even for the right password", async () => {
+  it("backs off failures per account and address: 429 with Retry-After doubling from 1 s, even for the right password", async () => {
     const email = "target@example.com";
     const password = "target password 123";
     registerSecret(password);
     await createAdmin(server.ctx.sql, email, password);
-    for (let i = 0; i < LOGIN_LIMITS.perAccount; i++) expect((await login(email, "guess-" + i)).status).toBe(401);
+    for (let i = 0; i < LOGIN_LIMITS.freeFailures; i++) expect((await login(email, "guess-" + i)).status).toBe(401);
     const limited = await login(email, password);
     expect(limited.status).toBe(429);
-    expect(Number(limited.headers.get("retry-after"))).toBeGreaterThan(0);
-    expect((await limited.json()).error.code).toBe("rate_limited");
+    expect(limited.headers.get("retry-after")).toBe("1");
+    expect(await limited.json()).toEqual({ error: { code: "rate_limited", message: expect.any(String), details: { retry_after: 1 } } });
+    // The wait passes (moved into the past here): one more attempt, then twice the wait.
+    const waitPasses = (seconds: number) =>
+      server.ctx.sql`update rate_limits set window_start = window_start - make_interval(secs => ${seconds}) where key like ${`login:account:${email}:%`}`;
+    await waitPasses(1);
+    expect((await login(email, "guess-again")).status).toBe(401);
+    const longer = await login(email, password);
+    expect([longer.status, longer.headers.get("retry-after")]).toEqual([429, "2"]);
+    await waitPasses(2);
+    expect((await login(email, password)).status).toBe(200);
+    // A success from the address starts it afresh.
+    expect((await login(email, "guess-after-success")).status).toBe(401);
+  });
+
+  it("caps the backoff at 15 minutes", async () => {
+    const email = "capped@example.com";
+    expect((await login(email, "guess")).status).toBe(401);
+    // As if a thousand failures had come from this address, the last one just now.
+    await server.ctx.sql`update rate_limits set hits = 1000 where key like ${`login:account:${email}:%`}`;
+    const res = await login(email, "guess");
+    expect(res.status).toBe(429);
+    expect(Number(res.headers.get("retry-after"))).toBe(LOGIN_LIMITS.maxBackoffSeconds);
+  });
+
+  it("does not let failures from one address lock the account out from another", async () => {
+    const proxied = await startTestServer({ ATLASHUB_TRUST_PROXY: "true" });
+    try {
+      await createAdmin(proxied.ctx.sql, EMAIL, PASSWORD);
+      const from = (ip: string, password: string) => proxied.fetch("/admin/api/login", jsonRequest("POST", { email: EMAIL, password }, { "x-forwarded-for": ip }));
+      for (let i = 0; i < LOGIN_LIMITS.freeFailures; i++) expect((await from("203.0.113.66", "guess-" + i)).status).toBe(401);
+      for (let i = 0; i < 3; i++) expect((await from("203.0.113.66", "guess-more-" + i)).status).toBe(429);
+      const owner = await from("198.51.100.7", PASSWORD);
+      expect(owner.status).toBe(200);
+      registerSecret(owner.headers.get("set-cookie")!.split(";")[0]!.split("=")[1]);
+      const attacker = await from("203.0.113.66", PASSWORD);
+      expect(attacker.status).toBe(429);
+      expect(Number(attacker.headers.get("retry-after"))).toBeGreaterThanOrEqual(1);
+    } finally {
+      await proxied.stop();
+    }
   });
 
   it("does not count successful logins against the account", async () => {
-    for (let i = 0; i < LOGIN_LIMITS.perAccount + 2; i++) expect((await login()).status).toBe(200);
+    for (let i = 0; i < LOGIN_LIMITS.freeFailures + 2; i++) expect((await login()).status).toBe(200);
   });
 
   it("marks the cookie Secure behind a trusted TLS proxy", async () => {
@@ -102,11 +143,11 @@ describe("POST /admin/api/login", () => {
     }
   });
 
-  it("counts parallel failed attempts on one account atomically", async () => {
+  it("counts parallel failed attempts on one account and address atomically", async () => {
     const email = "parallel@example.com";
     const statuses = await Promise.all(Array.from({ length: 25 }, (_, i) => login(email, "guess-" + i).then((r) => r.status)));
-    expect(statuses.filter((s) => s === 401)).toHaveLength(LOGIN_LIMITS.perAccount);
-    expect(statuses.filter((s) => s === 429)).toHaveLength(25 - LOGIN_LIMITS.perAccount);
+    expect(statuses.filter((s) => s === 401)).toHaveLength(LOGIN_LIMITS.freeFailures);
+    expect(statuses.filter((s) => s === 429)).toHaveLength(25 - LOGIN_LIMITS.freeFailures);
   });
 
   it("rate-limits attempts per IP across accounts, and client-written X-Forwarded-For hops do not help", async () => {
@@ -121,6 +162,33 @@ describe("POST /admin/api/login", () => {
       expect(otherIp.status).toBe(401);
     } finally {
       await ipServer.stop();
+    }
+  });
+});
+
+describe("session cookie with an https ATLASHUB_PUBLIC_URL", () => {
+  it("is always Secure and named __Host-atlashub_session (Path=/, no Domain); only that name is read", async () => {
+    const https = await startTestServer({ ATLASHUB_PUBLIC_URL: "https://atlashub.example.com" });
+    try {
+      await createAdmin(https.ctx.sql, EMAIL, PASSWORD);
+      // The request itself arrives over plain http (a TLS proxy in front): the cookie is Secure all the same.
+      const res = await https.fetch("/admin/api/login", jsonRequest("POST", { email: EMAIL, password: PASSWORD }));
+      expect(res.status).toBe(200);
+      const setCookie = res.headers.get("set-cookie")!;
+      const [pair, ...attributes] = setCookie.split(/;\s*/);
+      const [name, token] = pair!.split("=");
+      registerSecret(token);
+      expect(name).toBe("__Host-atlashub_session");
+      expect(attributes).toEqual(expect.arrayContaining(["Path=/", "Secure", "HttpOnly", "SameSite=Strict"]));
+      expect(attributes.some((a) => /^domain=/i.test(a))).toBe(false);
+      expect((await https.fetch("/admin/api/me", { headers: { cookie: pair! } })).status).toBe(200);
+      expect((await https.fetch("/admin/api/me", { headers: { cookie: `atlashub_session=${token}` } })).status).toBe(401);
+      const out = await https.fetch("/admin/api/logout", { method: "POST", headers: { cookie: pair! } });
+      expect(out.status).toBe(204);
+      expect(out.headers.get("set-cookie")).toMatch(/^__Host-atlashub_session=;.*Secure/);
+      expect((await https.fetch("/admin/api/me", { headers: { cookie: pair! } })).status).toBe(401);
+    } finally {
+      await https.stop();
     }
   });
 });

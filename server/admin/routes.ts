@@ -3,7 +3,7 @@ import { deleteCookie, getCookie, setCookie } from "hono/cookie";
 import { z } from "zod";
 import type { AppContext, AppEnv } from "../context";
 import { ApiError, errors, parseBody } from "../http/errors";
-import { audit, SESSION_COOKIE } from "../http/auth";
+import { audit, SESSION_COOKIE, sessionCookiePrefix } from "../http/auth";
 import { pageSchema, safeText } from "../http/schemas";
 import { listAudit } from "../platform/audit";
 import * as admin from "./service";
@@ -19,14 +19,16 @@ function isHttps(c: Context, trustProxy: boolean) {
 
 export function adminRoutes(ctx: AppContext) {
   const app = new Hono<AppEnv>();
+  const prefix = sessionCookiePrefix(ctx.config);
 
   const setSessionCookie = (c: Context, session: { token: string; expiresAt: Date }) =>
     setCookie(c, SESSION_COOKIE, session.token, {
       httpOnly: true,
       sameSite: "Strict",
-      secure: isHttps(c, ctx.config.trustProxy),
+      secure: prefix === "host" || isHttps(c, ctx.config.trustProxy),
       path: "/",
       expires: session.expiresAt,
+      prefix,
     });
 
   app.post("/login", async (c) => {
@@ -74,13 +76,13 @@ export function adminRoutes(ctx: AppContext) {
   });
 
   app.post("/logout", async (c) => {
-    const cookie = getCookie(c, SESSION_COOKIE);
+    const cookie = getCookie(c, SESSION_COOKIE, prefix);
     if (cookie) {
       await ctx.sql.begin(async (tx) => {
         if (await admin.endSession(tx, cookie)) await audit(tx, c, { action: "admin.logout" });
       });
     }
-    deleteCookie(c, SESSION_COOKIE, { path: "/" });
+    deleteCookie(c, SESSION_COOKIE, { path: "/", prefix });
     return c.body(null, 204);
   });
 

@@ -1,7 +1,7 @@
 import { z } from "zod";
 import type { Db, Sql } from "../platform/db";
 import { constantTimeEqual, randomToken, sha256Hex } from "../platform/crypto";
-import { countHit, forgiveHit } from "../http/rateLimit";
+import { clearHits, countAttemptWithBackoff, countHit } from "../http/rateLimit";
 import { errors } from "../http/errors";
 import { futureTimestamp, safeText } from "../http/schemas";
 import type { Actor } from "../platform/audit";
@@ -9,9 +9,11 @@ import type { Actor } from "../platform/audit";
 export const emailSchema = z.email().max(254).transform((e) => e.toLowerCase());
 export const passwordSchema = z.string().min(10, "must be at least 10 characters").max(512);
 
-// Per window: every attempt from one IP counts; for one account only failed attempts count, so its
-// owner is not locked out by their own successful logins.
-export const LOGIN_LIMITS = { perIp: 30, perAccount: 10, windowSeconds: 300 };
+// Failures are counted per account *and* client address, never per account alone, so that nobody
+// elsewhere can lock an admin out: past `freeFailures` from one address, each attempt there waits
+// twice as long as the last (1 s, 2 s, 4 s … at most 15 min) until a login from it succeeds. Every
+// attempt from one address counts against `perIp` per window, across all accounts.
+export const LOGIN_LIMITS = { perIp: 60, windowSeconds: 300, freeFailures: 5, maxBackoffSeconds: 900 };
 
 const TOKEN_PREFIX = "ah_at_";
 // A real argon2id hash of a random string, verified when the email is unknown so timing does not reveal which emails exist.
@@ -91,15 +93,15 @@ export function hashPassword(password: string) {
 
 /** Counts the attempt against the rate limits, then checks the password; returns the admin on success. */
 export async function verifyLogin(sql: Sql, input: { email: string; password: string; ip: string }) {
-  const accountKey = `login:account:${input.email}`;
+  const accountKey = `login:account:${input.email}:ip:${input.ip}`;
   await countHit(sql, `login:ip:${input.ip}`, LOGIN_LIMITS.perIp, LOGIN_LIMITS.windowSeconds);
-  await countHit(sql, accountKey, LOGIN_LIMITS.perAccount, LOGIN_LIMITS.windowSeconds);
+  await countAttemptWithBackoff(sql, accountKey, LOGIN_LIMITS.freeFailures, LOGIN_LIMITS.maxBackoffSeconds);
   const [user] = await sql<{ id: string; email: string; password_hash: string }[]>`
     select id, email, password_hash from admin_users where lower(email) = ${input.email} and disabled_at is null`;
   dummyHash ??= Bun.password.hash(randomToken(), { algorithm: "argon2id" });
   const ok = await Bun.password.verify(input.password, user?.password_hash ?? (await dummyHash));
   if (!user || !ok) return undefined;
-  await forgiveHit(sql, accountKey);
+  await clearHits(sql, accountKey);
   return { id: user.id, email: user.email };
 }
 

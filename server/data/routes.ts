@@ -2,7 +2,7 @@ import postgres from "postgres";
 import type { AppContext } from "../context";
 import { checkApiKey } from "../http/auth";
 import { ApiError, asApiError, errorResponse, errors, isJsonContentType } from "../http/errors";
-import { allowBrowsers, API_HEADERS, corsPreflight, finishResponse, logRequest, requestIdOf } from "../http/middleware";
+import { allowBrowsers, API_HEADERS, clientAddress, corsPreflight, finishResponse, logRequest, requestIdOf } from "../http/middleware";
 import type { VerifiedKey } from "../keys/service";
 import { MAX_LIMIT, parsePrefer, parseReadRequest, parseSelect, type LimitRule } from "./parse";
 import { checkPublicSchema, postgrestError } from "./postgrest";
@@ -26,7 +26,7 @@ interface TableRequest {
 }
 
 type Endpoint = (call: TableRequest) => Promise<Response>;
-type Handler = (req: Request & { params?: Record<string, string> }) => Promise<Response>;
+type Handler = (req: Request & { params?: Record<string, string> }, server?: { requestIP(req: Request): { address: string } | null }) => Promise<Response>;
 
 /**
  * /v1/db (AtlasHub's conventions) and /rest/v1 (PostgREST's, for supabase-js): a project's public
@@ -44,9 +44,9 @@ export function dataRoutes(ctx: AppContext, pools: ProjectPools): Record<string,
     const api = endpoints(pools, postgrest, ctx.config.bodyLimit);
     const byMethod: Record<string, Endpoint | undefined> = { GET: api.read, HEAD: api.read, POST: api.insert, PATCH: api.update, DELETE: api.remove };
     const serve = servedBy(ctx, postgrest);
-    routes[`${prefix}/:table`] = (req) => serve(req, req.params!.table!, byMethod[req.method]);
+    routes[`${prefix}/:table`] = (req, server) => serve(req, server, req.params!.table!, byMethod[req.method]);
     // Any other path: a browser's preflight, or 404 once the key is checked (401 without one).
-    routes[prefix] = routes[`${prefix}/*`] = (req) => serve(req, "", undefined);
+    routes[prefix] = routes[`${prefix}/*`] = (req, server) => serve(req, server, "", undefined);
   }
   return routes;
 }
@@ -58,7 +58,7 @@ export function dataRoutes(ctx: AppContext, pools: ProjectPools): Record<string,
  * access-log line.
  */
 function servedBy(ctx: AppContext, postgrest: boolean) {
-  return async function serve(req: Request, table: string, endpoint: Endpoint | undefined): Promise<Response> {
+  return async function serve(req: Request, server: Parameters<Handler>[1], table: string, endpoint: Endpoint | undefined): Promise<Response> {
     const started = performance.now();
     const headers = req.headers;
     const requestId = requestIdOf(headers.get("x-request-id") ?? undefined);
@@ -67,7 +67,7 @@ function servedBy(ctx: AppContext, postgrest: boolean) {
     try {
       if (browser && req.method === "OPTIONS") res = corsPreflight();
       else {
-        const key = await checkApiKey(ctx, req);
+        const key = await checkApiKey(ctx, req, () => clientAddress(headers, ctx.config.trustProxy, () => server?.requestIP(req)?.address));
         if (postgrest) checkPublicSchema(headers);
         if (!endpoint) throw errors.routeNotFound();
         res = await endpoint({ req, table, key });

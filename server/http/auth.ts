@@ -1,21 +1,34 @@
 import type { Context, MiddlewareHandler } from "hono";
 import { getCookie } from "hono/cookie";
+import type { Config } from "../config";
 import type { AppContext, AppEnv } from "../context";
 import { actorFromSession, actorFromToken } from "../admin/service";
 import { verifyKey, type KeyCheck, type VerifiedKey } from "../keys/service";
 import { recordAudit, type AuditEntry } from "../platform/audit";
 import type { Db } from "../platform/db";
 import { errors } from "./errors";
+import { clientAddress, socketAddress } from "./middleware";
 import { TokenBuckets, type BucketLimit } from "./tokenBucket";
 
 export const SESSION_COOKIE = "atlashub_session";
+
+/**
+ * "host" when ATLASHUB_PUBLIC_URL is https: the session cookie is then `__Host-atlashub_session`,
+ * always Secure, Path=/ and without Domain — the prefix makes browsers insist on that, so neither a
+ * sibling subdomain nor a plain-http page can set or shadow it. Only that name is read then, so a
+ * plain-named cookie (which such a page could plant) is ignored. Without an https public URL the
+ * cookie keeps its plain name and is Secure when the request came over https.
+ */
+export function sessionCookiePrefix(config: Pick<Config, "publicUrl">): "host" | undefined {
+  return config.publicUrl?.startsWith("https://") ? "host" : undefined;
+}
 
 /** Every /admin/api route except the public ones needs a session cookie or an admin API token. */
 export const requireAdmin = (ctx: AppContext, publicPaths: string[]): MiddlewareHandler<AppEnv> =>
   async function requireAdmin(c, next) {
     if (publicPaths.includes(c.req.path)) return next();
     const bearer = c.req.header("authorization")?.match(/^Bearer\s+(\S+)$/i)?.[1];
-    const session = getCookie(c, SESSION_COOKIE);
+    const session = getCookie(c, SESSION_COOKIE, sessionCookiePrefix(ctx.config));
     const actor = bearer ? await actorFromToken(ctx.sql, bearer) : session ? await actorFromSession(ctx.sql, session) : undefined;
     if (!actor) throw errors.unauthorized();
     c.set("actor", actor);
@@ -34,7 +47,8 @@ const apiBuckets = new TokenBuckets();
  */
 export const requireApiKey = (ctx: AppContext, options: { postOnlyReads?: boolean } = {}): MiddlewareHandler<AppEnv> =>
   async function requireApiKey(c, next) {
-    c.set("apiKey", await checkApiKey(ctx, c.req.raw, options.postOnlyReads));
+    const address = () => clientAddress(c.req.raw.headers, ctx.config.trustProxy, () => socketAddress(c));
+    c.set("apiKey", await checkApiKey(ctx, c.req.raw, address, options.postOnlyReads));
     await next();
   };
 
@@ -59,11 +73,14 @@ function bucketsOf(ctx: AppContext, verified: KeyCheck) {
   return limits;
 }
 
-/** The request's API key, verified, within its rate limits and allowed the request's method; else throws. */
-export async function checkApiKey(ctx: AppContext, req: Request, postOnlyReads = false): Promise<VerifiedKey> {
+/**
+ * The request's API key, verified, within its rate limits and allowed the request's method; else throws.
+ * `clientAddress` is asked only when the key does not verify (invalid keys are limited per address).
+ */
+export async function checkApiKey(ctx: AppContext, req: Request, clientAddress: () => string, postOnlyReads = false): Promise<VerifiedKey> {
   const headers = req.headers;
   const key = headers.get("x-api-key") ?? headers.get("apikey") ?? headers.get("authorization")?.match(/^Bearer\s+(\S+)$/i)?.[1];
-  const verified = key ? await verifyKey(ctx.sql, key) : undefined;
+  const verified = key ? await verifyKey(ctx, key, clientAddress) : undefined;
   if (!verified) throw errors.unauthorized("Send a valid API key as x-api-key.");
   const taken = apiBuckets.take(bucketsOf(ctx, verified));
   if (!taken.ok) throw errors.tooManyRequests(Math.max(1, Math.ceil(taken.retryAfterMs / 1000)));

@@ -46,6 +46,9 @@ export const errors = {
   unavailable: (message: string) => new ApiError(503, "unavailable", message),
   tooManyRequests: (retryAfterSeconds: number) =>
     new ApiError(429, "rate_limited", `Too many requests for this project or API key; try again in ${retryAfterSeconds} s.`, { retry_after: retryAfterSeconds }, { "Retry-After": String(retryAfterSeconds) }),
+  // Per client address, for requests whose API key is malformed, made up, revoked or expired (server/keys/service.ts).
+  invalidKeysRateLimited: (retryAfterSeconds: number) =>
+    new ApiError(429, "rate_limited", `Too many requests with an invalid API key from this address; try again in ${retryAfterSeconds} s.`, { retry_after: retryAfterSeconds }, { "Retry-After": String(retryAfterSeconds) }),
   poolBusy: () =>
     new ApiError(503, "pool_busy", "Every database connection this server may open is in use; try again in a moment.", { retry_after: 1 }, { "Retry-After": "1" }),
   // Object storage (server/storage/).
@@ -53,6 +56,8 @@ export const errors = {
   invalidObjectPath: () => new ApiError(400, "invalid_object_path", "The URL must name an object as /v1/storage/object/<project>/<bucket>/<key>."),
   invalidSignature: () => new ApiError(403, "invalid_signature", "The URL's signature does not match what it asks for; request a new signed URL."),
   signatureExpired: () => new ApiError(403, "signature_expired", "The signed URL has expired; request a new one."),
+  signingKeyRevoked: () =>
+    new ApiError(403, "signing_key_revoked", "The API key that asked for this signed URL has been revoked or has expired; request a new URL with a valid key."),
   signedUrlUsed: () => new ApiError(403, "signed_url_used", "This signed upload URL has been used already (each takes one upload); request a new one."),
   signatureRequired: () => new ApiError(403, "signature_required", "This object is not in a public bucket; use a signed URL."),
   contentTypeMismatch: (expected: string) =>
@@ -88,6 +93,7 @@ export const errors = {
   restoreInProgress: () => new ApiError(409, "restore_in_progress", "A restore or rollback of this project is under way; wait for it to finish."),
   noRollbackPoint: () =>
     new ApiError(409, "no_rollback_point", "There is no replaced database to roll back to: no replace restore finished within ATLASHUB_RESTORE_KEEP, or it was rolled back already."),
+  pgDumpUnsafe: (reason: string) => new ApiError(503, "pg_dump_unsafe", `${reason[0]!.toUpperCase()}${reason.slice(1)}.`),
   pgToolsMismatch: (serverVersion: string, found: string[]) =>
     new ApiError(
       503,

@@ -86,12 +86,17 @@ export const bodyLimit = (maxSize: number, skip?: (c: Context) => boolean): Midd
  */
 export const clientIp = (trustProxy: boolean): MiddlewareHandler =>
   async function clientIp(c, next) {
-    const forwarded = trustProxy ? c.req.header("x-forwarded-for")?.split(",").pop()?.trim() : undefined;
-    c.set("clientIp", forwarded && isIP(forwarded) ? forwarded : socketAddress(c));
+    c.set("clientIp", clientAddress(c.req.raw.headers, trustProxy, () => socketAddress(c)));
     await next();
   };
 
-function socketAddress(c: Context) {
+/** clientIp's answer for any request; `socket` gives the peer's address, asked only when needed. */
+export function clientAddress(headers: Headers, trustProxy: boolean, socket: () => string | undefined) {
+  const forwarded = trustProxy ? headers.get("x-forwarded-for")?.split(",").pop()?.trim() : undefined;
+  return forwarded && isIP(forwarded) ? forwarded : (socket() ?? "unknown");
+}
+
+export function socketAddress(c: Context) {
   try {
     return getConnInfo(c).remote.address ?? "unknown";
   } catch {

@@ -100,6 +100,22 @@ describe("/v1/storage with the s3 driver", () => {
     expect((await api("POST", "/complete", { bucket: "uploads", key: "never.txt" })).status).toBe(404);
   });
 
+  it("never records an upload through the URL of a key revoked since it signed it (403 signing_key_revoked)", async () => {
+    const created = await (await server.fetch(`/admin/api/projects/${project.id}/keys`, jsonRequest("POST", { name: "doomed", kind: "secret" }, auth))).json();
+    registerSecret(created.key);
+    const res = await server.fetch("/v1/storage/signed-upload", jsonRequest("POST", { bucket: "uploads", key: "revoked.txt", content_type: "text/plain" }, { "x-api-key": created.key }));
+    const signed = (await res.json()) as { url: string; headers: Record<string, string> };
+    registerSecret(new URL(signed.url).searchParams.get("X-Amz-Signature")!);
+    expect((await server.fetch(`/admin/api/projects/${project.id}/keys/${created.id}`, { method: "DELETE", headers: auth })).status).toBe(204);
+    // S3 takes the bytes (it cannot ask AtlasHub); completing them is what is refused.
+    expect((await fetch(signed.url, { method: "PUT", headers: signed.headers, body: "too late" })).status).toBe(200);
+    const done = await api("POST", "/complete", { bucket: "uploads", key: "revoked.txt" });
+    expect([done.status, done.body.error.code]).toEqual([403, "signing_key_revoked"]);
+    expect(await inS3("revoked.txt")).toBeUndefined();
+    expect(await inStaging(signed.url)).toBeUndefined();
+    expect(await server.ctx.sql`select 1 from storage_objects where project_id = ${project.id} and key = 'revoked.txt'`).toEqual([]);
+  });
+
   it("records an upload nobody completed when the bucket is next listed", async () => {
     const signed = await signUpload("listed/found.txt");
     await fetch(signed.url, { method: "PUT", headers: signed.headers, body: "found" });

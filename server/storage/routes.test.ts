@@ -96,8 +96,8 @@ function forge(grant: UrlGrant) {
   if (grant.method === "PUT") {
     q.set("max", String(grant.maxBytes));
     q.set("ct", grant.contentType!);
-    q.set("by", grant.uploadedBy!);
   }
+  if (grant.uploadedBy !== undefined) q.set("by", grant.uploadedBy);
   q.set("sig", signGrant(key, grant));
   return `${server.url}/v1/storage/object/${grant.project}/${grant.bucket}/${grant.key.split("/").map(encodeURIComponent).join("/")}?${q}`;
 }
@@ -370,6 +370,36 @@ describe("signed URL checks", () => {
       expect(filesUnder(join(storageRoot, b.id))).toEqual([]);
     });
   }
+
+  it("refuses upload and download URLs with 403 signing_key_revoked once the key that asked for them is revoked", async () => {
+    const doomed = await createKey(a.id, "secret");
+    await upload("checks/readable-by-doomed.txt", "kept");
+    const putUrl = await uploadUrl({ key: "checks/after-revoke.txt", content_type: "text/plain" }, doomed.key);
+    const getUrl = await downloadUrl({ key: "checks/readable-by-doomed.txt" }, doomed.key);
+    expect(new URL(getUrl.url).searchParams.get("by")).toBe(doomed.id);
+    expect(await (await fetch(getUrl.url)).text()).toBe("kept");
+    expect((await server.fetch(`/admin/api/projects/${a.id}/keys/${doomed.id}`, { method: "DELETE", headers: auth })).status).toBe(204);
+    const res = await put(putUrl.url, "too late", "text/plain");
+    expect(res.status).toBe(403);
+    expect(await res.json()).toEqual({ error: { code: "signing_key_revoked", message: expect.any(String) } });
+    expect(stored()).not.toContain("after-revoke.txt");
+    const get = await fetch(getUrl.url);
+    expect([get.status, (await get.json()).error.code]).toEqual([403, "signing_key_revoked"]);
+  });
+
+  it("lets a rotated key's URLs work through its grace period, and not after it", async () => {
+    const old = await createKey(a.id, "secret");
+    const signed = await uploadUrl({ key: "checks/grace.txt", content_type: "text/plain" }, old.key);
+    const rotated = await server.fetch(`/admin/api/projects/${a.id}/keys/${old.id}/rotate`, jsonRequest("POST", { grace_hours: 1 }, auth));
+    expect(rotated.status).toBe(201);
+    registerSecret((await rotated.json()).key);
+    expect((await put(signed.url, "in grace", "text/plain")).status).toBe(200);
+    await server.ctx.sql`update api_keys set expires_at = now() - interval '1 second' where id = ${old.id}`;
+    const after = await put(signed.url, "after grace", "text/plain");
+    expect([after.status, (await after.json()).error.code]).toEqual([403, "signing_key_revoked"]);
+    const res = await server.fetch(`/admin/api/projects/${a.id}/storage/buckets/uploads/objects/checks/grace.txt`, { headers: auth });
+    expect(await res.text()).toBe("in grace");
+  });
 
   it("answers 403 to another project's signed download URL pointed at this project's object", async () => {
     await upload("checks/secret.txt", "a's data");

@@ -50,7 +50,7 @@ export function storageRoutes(ctx: AppContext) {
   // The signed URLs of the fs driver: the signature is the credential, so no API key here.
   app.put("/object/*", async (c) => {
     const location = storage.parseObjectPath(rawPathAfter(c, OBJECT_PREFIX));
-    const grant = storage.checkSignedUrl(ctx, "PUT", location, c.req.query());
+    const grant = await storage.checkSignedUrl(ctx, "PUT", location, c.req.query());
     const maxBytes = grant.maxBytes!;
     if (Number(c.req.header("content-length") ?? 0) > maxBytes) throw errors.payloadTooLarge(maxBytes);
     if (storage.normaliseMediaType(c.req.header("content-type")) !== storage.normaliseMediaType(grant.contentType)) throw errors.contentTypeMismatch(grant.contentType!);
@@ -69,7 +69,7 @@ export function storageRoutes(ctx: AppContext) {
   app.get("/object/*", async (c) => {
     const location = storage.parseObjectPath(rawPathAfter(c, OBJECT_PREFIX));
     const signed = c.req.query("sig") !== undefined;
-    if (signed) storage.checkSignedUrl(ctx, "GET", location, c.req.query());
+    if (signed) await storage.checkSignedUrl(ctx, "GET", location, c.req.query());
     return downloadResponse(await storage.readObject(ctx, location, { signed, ...conditionalHeaders(c) }));
   });
 

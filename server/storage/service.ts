@@ -5,7 +5,7 @@
 import { randomUUID } from "node:crypto";
 import { z } from "zod";
 import type { AppContext } from "../context";
-import type { VerifiedKey } from "../keys/service";
+import { keyStillValid, type VerifiedKey } from "../keys/service";
 import type { Db } from "../platform/db";
 import { ApiError, errors } from "../http/errors";
 import { lockReadyProject, getProject } from "../projects/service";
@@ -216,8 +216,8 @@ function signedUrl(ctx: AppContext, baseUrl: string, grant: UrlGrant) {
   if (grant.method === "PUT") {
     query.set("max", String(grant.maxBytes));
     query.set("ct", grant.contentType!);
-    query.set("by", grant.uploadedBy!);
   }
+  query.set("by", grant.uploadedBy!);
   query.set("sig", signGrant(signingKey(ctx), grant));
   return `${baseUrl}${objectPath(grant)}?${query}`;
 }
@@ -273,7 +273,7 @@ export async function signDownload(ctx: AppContext, apiKey: VerifiedKey, input: 
   const location = { project: apiKey.projectId, bucket: input.bucket, key: input.key };
   const url = ctx.storage.presign
     ? await presign(ctx, location, { method: "GET", expiresIn: input.expires_in, contentDisposition: contentDisposition(input.key, object.content_type) })
-    : signedUrl(ctx, baseUrl, { method: "GET", ...location, expires });
+    : signedUrl(ctx, baseUrl, { method: "GET", ...location, expires, uploadedBy: apiKey.id });
   return { url, expires_at: new Date(expires * 1000).toISOString() };
 }
 
@@ -286,8 +286,14 @@ const signedQuery = z.object({
   by: z.string().max(64).optional(),
 });
 
-/** Checks a signed URL for `method` on `location`; returns the grant, or throws 403. */
-export function checkSignedUrl(ctx: AppContext, method: "GET" | "PUT", location: ObjectLocation, query: Record<string, string>): UrlGrant {
+/**
+ * Checks a signed URL for `method` on `location`, and that the API key that asked for it still
+ * works (not revoked, not expired, a rotated key within its grace period): a URL is worth no more
+ * than the key it came from. Returns the grant, or throws 403. Every URL signed here comes from an
+ * API key (admins upload and download through their session, never a signed storage URL); only a
+ * download URL signed before the key was named in it has no `by`, and it runs out within 7 days.
+ */
+export async function checkSignedUrl(ctx: AppContext, method: "GET" | "PUT", location: ObjectLocation, query: Record<string, string>): Promise<UrlGrant> {
   if (query.sig === undefined) throw errors.signatureRequired();
   const parsed = signedQuery.safeParse(query);
   if (!parsed.success) throw errors.invalidSignature();
@@ -295,11 +301,13 @@ export function checkSignedUrl(ctx: AppContext, method: "GET" | "PUT", location:
   const grant: UrlGrant =
     method === "PUT"
       ? { method, ...location, expires: q.exp, maxBytes: q.max, contentType: q.ct, uploadedBy: q.by }
-      : { method, ...location, expires: q.exp };
+      : { method, ...location, expires: q.exp, uploadedBy: q.by };
   if (method === "PUT" && (q.max === undefined || q.ct === undefined || q.by === undefined)) throw errors.invalidSignature();
   const check = verifyGrant(signingKey(ctx), grant, q.sig);
   if (check === "invalid") throw errors.invalidSignature();
   if (check === "expired") throw errors.signatureExpired();
+  // After the signature: only an authentic URL costs a lookup.
+  if (grant.uploadedBy !== undefined && !(await keyStillValid(ctx.sql, grant.uploadedBy))) throw errors.signingKeyRevoked();
   return grant;
 }
 
@@ -575,6 +583,12 @@ async function recordArrivedUploads(ctx: AppContext, location: ObjectLocation, a
  * from staging and never reaches the key.
  */
 async function recordArrivedUpload(ctx: AppContext, location: ObjectLocation, pending: PendingRow, upload: ArrivedUpload) {
+  // S3 takes the PUT without asking AtlasHub, so the signing key is checked here, before the bytes
+  // reach the key: an upload through the URL of a key revoked meanwhile is never recorded.
+  if (!(await keyStillValid(ctx.sql, pending.uploaded_by))) {
+    await inStore(upload.discard());
+    throw errors.signingKeyRevoked();
+  }
   const maxBytes = Number(pending.max_bytes);
   if (upload.size > maxBytes) {
     await inStore(upload.discard());

@@ -1,5 +1,5 @@
 // Signed storage URLs of the fs driver: an HMAC-SHA256 over everything the URL grants (method,
-// object, expiry, size limit, content type, uploading key), keyed by a key derived from the master
+// object, expiry, size limit, content type, asking key), keyed by a key derived from the master
 // key. Machinery without app imports: the storage service decides what to grant, this only signs
 // and checks.
 import { createHmac, hkdfSync, timingSafeEqual } from "node:crypto";
@@ -15,7 +15,7 @@ export interface UrlGrant {
   maxBytes?: number;
   /** Uploads only: the Content-Type the upload must carry. */
   contentType?: string;
-  /** Uploads only: the API key that asked for the URL, recorded with the object. */
+  /** The API key that asked for the URL: checked to be still valid when the URL is used, and recorded with an uploaded object. */
   uploadedBy?: string;
 }
 
