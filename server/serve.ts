@@ -1,3 +1,4 @@
+import { pgDumpRefusal, pgToolsFor } from "./backups/pgTools";
 import { ConfigError, type Config } from "./config";
 import type { PostgresEngine } from "./engines/postgres/engine";
 import type { AppContext } from "./context";
@@ -86,6 +87,13 @@ function announceSetupToken(token: string, url: string) {
   log.info(`first-run setup: no admin exists yet. Open ${url}/login and enter the one-time setup token ${token} (valid until an admin exists or AtlasHub starts again), or run \`atlashub admin create\``, { url: `${url}/login` });
 }
 
+/** Said once at start-up: backups are refused with a pg_dump lacking the CVE-2024-7348 fix (also in /health). */
+async function warnOfUnsafePgDump(ctx: AppContext) {
+  const tools = await pgToolsFor(ctx).catch(() => undefined);
+  const refusal = tools && pgDumpRefusal(tools.version);
+  if (refusal) log.warn(refusal);
+}
+
 /** `onEngine` hands out the engine before Postgres starts, so a signal during start-up can stop it. */
 export async function startAtlasHub(config: Config, onEngine?: (engine: PostgresEngine) => void) {
   const { ctx, close } = await openPlatform(config, { serve: true, onEngine });
@@ -98,6 +106,7 @@ export async function startAtlasHub(config: Config, onEngine?: (engine: Postgres
   if (!ctx.extensions.vector) {
     log.warn("pgvector is not installed: projects will be created without the vector extension (run build/setup-postgres.sh as root to add it)");
   }
+  void warnOfUnsafePgDump(ctx);
   const stopReconciler = startReconciler(ctx);
   const stopBackupReconciler = startBackupReconciler(ctx);
   ctx.jobs.start();

@@ -1,7 +1,8 @@
-// Restoring a dump into a fresh database. pg_restore runs as the project's owner role, never as the
-// superuser: a dump is the tenant's own SQL (functions called by index expressions, defaults…), and
-// what runs during a restore runs with the rights of the role restoring. With --no-owner everything
-// comes out owned by that role, as in a provisioned project. The few things an owner may not do —
+// Restoring a dump into a fresh database. pg_restore runs as a stand-in for the project's owner role
+// (server/projects/standIn.ts), never as the superuser nor with the owner as its session user: a dump
+// is the tenant's own SQL (functions called by index expressions, defaults…), and what runs during a
+// restore runs with the rights of the role restoring. With --no-owner everything comes out owned by
+// the owner role, as in a provisioned project. The few things an owner may not do —
 // create an untrusted extension (vector), comment on an extension — are done beforehand as superuser
 // (the extensions the source had, in their schemas) and taken out of the restore's table of contents.
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
@@ -19,11 +20,12 @@ import { connectForBackup, type ExtensionEntry } from "./snapshot";
 import { BackupFailure, describeDuration, tailOf } from "./failure";
 import type { Manifest } from "./service";
 import { restorePlainScript } from "./plainRestore";
+import { connectStandIn, standInPgOptions, type StandIn } from "../projects/standIn";
 
 export interface RestoreTarget {
   database: string;
-  role: string;
-  password: string;
+  /** Who restores: a stand-in for the project's owner, made for this restore. */
+  standIn: StandIn;
   /**
    * What becomes of GRANTs, default privileges and policies, which name roles: "keep" restores them
    * as dumped (same project, same roles); "none" leaves them out (verification); a mapping restores
@@ -177,7 +179,7 @@ export async function restoreDump(
   signal: AbortSignal,
   statementTimeoutMs: number,
 ) {
-  const watch = watchStatements(connection, target.database, target.role, statementTimeoutMs);
+  const watch = watchStatements(connection, target.database, target.standIn.user, statementTimeoutMs);
   try {
     await restoreArchive(tools, connection, open, target, extensions, signal);
   } catch (err) {
@@ -189,7 +191,7 @@ export async function restoreDump(
 }
 
 /**
- * Ends every statement of `role` in `database` running longer than `ms`, checked every few seconds by
+ * Ends every statement of the session user `role` in `database` running longer than `ms`, checked every few seconds by
  * the superuser from its maintenance database: what pg_restore runs is the dump's SQL (an index
  * expression may call the tenant's function), which may SET its own statement_timeout and catch a
  * cancel, but cannot outlive its session.
@@ -237,10 +239,10 @@ async function restoreArchive(
   extensions: ExtensionEntry[],
   signal: AbortSignal,
 ) {
-  const info = { host: connection.host, port: connection.port, user: target.role, password: target.password, database: target.database, ssl: connection.ssl as never };
+  const info = { ...connection, user: target.standIn.user, password: target.standIn.password };
   const env = pgEnv(info, target.database, {
     // The owner role's own statement_timeout (30 s) would cut off a large COPY or index build.
-    PGOPTIONS: "-c statement_timeout=0 -c idle_in_transaction_session_timeout=0 -c lock_timeout=0",
+    PGOPTIONS: standInPgOptions(target.standIn, RESTORE_SETTINGS),
   });
   const toc = await runTool(tools.pgRestore, ["--list"], env, open, signal);
   const list = filterToc(toc.stdout, extensions);
@@ -256,7 +258,7 @@ async function restoreArchive(
       const roleFile = join(dir, "roles.list");
       await writeFile(roleFile, onlyRoleEntries(list), { mode: 0o600 });
       const sqlText = await runTool(tools.pgRestore, ["--no-owner", `--use-list=${roleFile}`, "--file=-"], env, open, signal);
-      await runAsRole(info, renameProjectRoles(sqlText.stdout, mapped.fromProject, mapped.toProject));
+      await runAsStandIn(connection, target, renameProjectRoles(sqlText.stdout, mapped.fromProject, mapped.toProject));
     }
   } finally {
     await rm(dir, { recursive: true, force: true });
@@ -321,9 +323,11 @@ export function renameProjectRoles(sqlText: string, fromProject: string, toProje
   return renamed.join("\n");
 }
 
-/** Runs SQL text (several statements) as the target role, without the role's statement timeout. */
-async function runAsRole(info: { host: string; port: number; user: string; password: string; database: string; ssl?: never }, sqlText: string) {
-  const sql = postgres({ ...info, max: 1, connect_timeout: 10, onnotice: () => {}, connection: { statement_timeout: 0, application_name: "atlashub-restore" } });
+const RESTORE_SETTINGS = "-c statement_timeout=0 -c idle_in_transaction_session_timeout=0 -c lock_timeout=0";
+
+/** Runs SQL text (several statements) as the target's stand-in, without the owner role's statement timeout. */
+async function runAsStandIn(connection: PgConnectionInfo, target: RestoreTarget, sqlText: string) {
+  const sql = connectStandIn(connection, target.standIn, target.database, { statement_timeout: 0, application_name: "atlashub-restore" });
   try {
     await sql.unsafe(sqlText);
   } catch (err) {

@@ -63,6 +63,24 @@ export function matchTools(dirs: string[], serverMajor: number, serverVersion: s
   throw errors.pgToolsMismatch(serverVersion, seen);
 }
 
+/**
+ * The first minor release of each major whose pg_dump refuses to read views and foreign tables
+ * (restrict_nonsystem_relation_kind, CVE-2024-7348): an older one, run as the superuser, can be
+ * made to read a tenant's view — to call the tenant's function — by a table swapped for a view while
+ * it dumps. 17 and later have it from the start.
+ */
+const FIXED_PG_DUMP: Record<number, number> = { 12: 20, 13: 16, 14: 13, 15: 8, 16: 4 };
+
+/** Why this pg_dump may not make backups, or undefined when it may. */
+export function pgDumpRefusal(version: string): string | undefined {
+  const [major, minor = 0] = version.split(".").map(Number) as [number, number?];
+  if (major >= 17) return undefined;
+  const fixed = FIXED_PG_DUMP[major];
+  if (fixed !== undefined && minor >= fixed) return undefined;
+  const needed = fixed === undefined ? "12.20 or later" : `${major}.${fixed} or later`;
+  return `pg_dump ${version} lacks the fix for CVE-2024-7348 (a tenant's view read as the superuser while dumping); AtlasHub makes no backups with it: install pg_dump ${needed}`;
+}
+
 /** "pg_dump (PostgreSQL) 15.20 (Debian …)" → "15.20". */
 export function parseToolVersion(output: string): string | undefined {
   return output.match(/\(PostgreSQL\)\s+(\d+(?:\.\d+)?)/)?.[1];

@@ -1,5 +1,6 @@
 // Restoring a plain-format SQL dump without psql: its statements, read by plainScript.ts, are run one
-// by one as the project's owner role — never the superuser, so whatever the file says (SET ROLE,
+// by one as a stand-in for the project's owner role (server/projects/standIn.ts) — never the
+// superuser, nor with the owner as session user, so whatever the file says (SET ROLE,
 // ALTER ROLE … SUPERUSER, COPY … TO PROGRAM) it can do no more than the project's owner may — each
 // through the extended protocol (one statement per message: Postgres refuses two), and its COPY data
 // streamed into COPY … FROM STDIN. What pg_restore's options leave out, left out here the same way:
@@ -22,6 +23,7 @@ import type { RestoreTarget } from "./pgRestore";
 import type { ExtensionEntry } from "./snapshot";
 import { BackupFailure, describeDuration } from "./failure";
 import { readScript, ScriptRefused, type ScriptInfo } from "./plainScript";
+import { connectStandIn } from "../projects/standIn";
 
 export interface PlainScriptSummary {
   extensions: ExtensionEntry[];
@@ -65,22 +67,11 @@ export async function restorePlainScript(
   statementTimeoutMs: number,
 ) {
   signal.throwIfAborted();
-  const targetProject = /^p_([a-z0-9]+)_owner$/.exec(target.role)?.[1];
-  if (!targetProject) throw new BackupFailure(`${target.role} is not a project's owner role`);
+  const targetProject = /^p_([a-z0-9]+)_owner$/.exec(target.standIn.role)?.[1];
+  if (!targetProject) throw new BackupFailure(`${target.standIn.role} is not a project's owner role`);
   const policy: Policy = { privileges: target.privileges, targetProject, extensionSchemas: new Set(extensions.map((e) => e.schema).filter((s) => s !== "public")) };
-  const sql = postgres({
-    host: connection.host,
-    port: connection.port,
-    user: target.role,
-    password: target.password,
-    database: target.database,
-    ssl: connection.ssl as never,
-    max: 1,
-    connect_timeout: 10,
-    onnotice: () => {},
-    // The owner role's own statement_timeout (30 s) would cut off a large COPY or index build.
-    connection: { statement_timeout: 0, lock_timeout: 0, idle_in_transaction_session_timeout: 0, application_name: "atlashub-restore" },
-  });
+  // The owner role's own statement_timeout (30 s) would cut off a large COPY or index build.
+  const sql = connectStandIn(connection, target.standIn, target.database, { statement_timeout: 0, lock_timeout: 0, idle_in_transaction_session_timeout: 0, application_name: "atlashub-restore" });
   const input = new AbortController();
   const stop = () => void sql.end({ timeout: 0 });
   signal.addEventListener("abort", stop, { once: true });
@@ -123,7 +114,7 @@ export async function restorePlainScript(
 /**
  * The time the statement being run has left. When it runs out, whatever is awaited through bound()
  * rejects with the statement's line, and the restore's session is ended by the superuser from its
- * maintenance database (not by the owner role: the script may have changed its password), so no
+ * maintenance database (not by the stand-in, whose session the script holds), so no
  * backend is left running it.
  */
 class Deadline {

@@ -24,12 +24,14 @@ import type { Db, Sql } from "../platform/db";
 import { ApiError, errors } from "../http/errors";
 import { log } from "../platform/log";
 import { pageSchema, safeText } from "../http/schemas";
-import { configureProjectDatabase, databaseName, isTransient } from "../projects/provision";
+import { configureProjectDatabase, databaseName, isTransient, projectExtensions } from "../projects/provision";
+import type { ExtensionEntry } from "./snapshot";
 import { crashPoint } from "../projects/crash";
 import { createProject, getProject, presentProject, projectName, type ProjectRow } from "../projects/service";
 import { createBucket, updateBucket, DEFAULT_BUCKETS } from "../storage/service";
 import { pgToolsFor, type PgTools } from "./pgTools";
-import { createRestoreDatabase, dropDatabase, keepingOwnerRole, missingExtensions, projectOwner, refusedExtensions, restoreBackupDump, type RestoreTarget } from "./pgRestore";
+import { createRestoreDatabase, dropDatabase, keepingOwnerRole, missingExtensions, ownerRole, refusedExtensions, restoreBackupDump, type RestoreTarget } from "./pgRestore";
+import { withStandIn } from "../projects/standIn";
 import { assertUsable, getBackup, openDumpStream, type BackupRow, type FileEntry, type Manifest } from "./service";
 import { BackupFailure, failureReason } from "./failure";
 import { holdLocks, ifOrphaned, type HeldLocks } from "./locks";
@@ -201,28 +203,39 @@ async function runReplace(ctx: AppContext, restore: RestoreRow, backup: BackupRo
 async function fillIncoming(ctx: AppContext, restore: RestoreRow, manifest: Manifest, tools: PgTools, signal: AbortSignal) {
   const incoming = restore.new_database!;
   const cluster = ctx.clusterSql;
-  const owner = await projectOwner(ctx, restore.project_id);
-  await createRestoreDatabase(ctx, cluster, incoming, owner.role, manifest.database.extensions);
-  await configureProjectDatabase(ctx, cluster, incoming, restore.project_id);
+  await createRestoreDatabase(ctx, cluster, incoming, ownerRole(restore.project_id), withProjectExtensions(ctx, manifest.database.extensions));
+  await configureProjectDatabase(ctx, cluster, incoming, restore.project_id, { extensions: false });
   // Database users connect to the project's database by name: the new one must let them in too.
   for (const { role_name } of await cluster<{ role_name: string }[]>`select role_name from project_users where project_id = ${restore.project_id}`) {
     await cluster`grant connect on database ${cluster(incoming)} to ${cluster(role_name)}`;
   }
   crashPoint("restore:during-fill");
   const privileges = privilegesFor(manifest, restore);
-  await keepingOwnerRole(ctx, restore.project_id, () =>
-    restoreBackupDump(
-      tools,
-      ctx.engine.superuser(),
-      (streamSignal) => openDumpStream(ctx, restore.source_project_id, restore.backup_id, manifest, streamSignal),
-      { database: incoming, role: owner.role, password: owner.password, privileges },
-      manifest,
-      signal,
-      ctx.config.restoreStatementTimeout * 1000,
+  await restoreAsStandIn(ctx, restore, manifest, tools, incoming, privileges, signal);
+  // Without the dump's own grants, the project's standard ones on what was restored.
+  if (privileges !== "keep") await configureProjectDatabase(ctx, cluster, incoming, restore.project_id, { extensions: false });
+}
+
+/** A backup's extensions and those every project database has, each once. */
+function withProjectExtensions(ctx: AppContext, extensions: ExtensionEntry[]) {
+  return [...extensions, ...projectExtensions(ctx).filter((p) => !extensions.some((e) => e.name === p.name))];
+}
+
+/** The backup's dump restored into `database` by a stand-in for the project's owner (server/projects/standIn.ts). */
+function restoreAsStandIn(ctx: AppContext, restore: RestoreRow, manifest: Manifest, tools: PgTools, database: string, privileges: RestoreTarget["privileges"], signal: AbortSignal) {
+  return withStandIn(ctx, restore.project_id, [database], (standIn) =>
+    keepingOwnerRole(ctx, restore.project_id, () =>
+      restoreBackupDump(
+        tools,
+        ctx.engine.superuser(),
+        (streamSignal) => openDumpStream(ctx, restore.source_project_id, restore.backup_id, manifest, streamSignal),
+        { database, standIn, privileges },
+        manifest,
+        signal,
+        ctx.config.restoreStatementTimeout * 1000,
+      ),
     ),
   );
-  // Without the dump's own grants, the project's standard ones on what was restored.
-  if (privileges !== "keep") await configureProjectDatabase(ctx, cluster, incoming, restore.project_id);
 }
 
 /**
@@ -419,20 +432,9 @@ async function runNewProject(ctx: AppContext, restore: RestoreRow, backup: Backu
   try {
     const manifest = backup.manifest!;
     const target = databaseName(restore.project_id);
-    const owner = await projectOwner(ctx, restore.project_id);
-    await keepingOwnerRole(ctx, restore.project_id, () =>
-      restoreBackupDump(
-        tools,
-        ctx.engine.superuser(),
-        (streamSignal) => openDumpStream(ctx, restore.source_project_id, restore.backup_id, manifest, streamSignal),
-        { database: target, role: owner.role, password: owner.password, privileges: privilegesFor(manifest, restore) },
-        manifest,
-        signal,
-        ctx.config.restoreStatementTimeout * 1000,
-      ),
-    );
+    await restoreAsStandIn(ctx, restore, manifest, tools, target, privilegesFor(manifest, restore), signal);
     // The project's standard grants on what was restored into public (the dump's own were renamed above).
-    await configureProjectDatabase(ctx, ctx.clusterSql, target, restore.project_id);
+    await configureProjectDatabase(ctx, ctx.clusterSql, target, restore.project_id, { extensions: false });
     await restoreFiles(ctx, restore, manifest, signal);
     await ctx.sql`update restores set status = 'finished', finished_at = now(), updated_at = now() where id = ${restore.id} and status = 'restoring'`;
     log.info("restored into a new project", { project: restore.project_id, restore: restore.id, from: restore.source_project_id });

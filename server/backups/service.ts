@@ -13,12 +13,13 @@ import { pageSchema } from "../http/schemas";
 import { getProject } from "../projects/service";
 import { databaseName } from "../projects/provision";
 import { crashPoint } from "../projects/crash";
-import { pgEnv, pgToolsFor, type PgTools } from "./pgTools";
+import { pgDumpRefusal, pgEnv, pgToolsFor, type PgTools } from "./pgTools";
 import { asStream, cutIntoParts, joinParts, meter } from "./parts";
 import { backupBucket, backupObject, scratchDatabaseName } from "./store";
 import type { ObjectLocation } from "../engines/storage/store";
 import { dropDatabase } from "./pgRestore";
-import { connectForBackup, takeSnapshot, type DatabaseSnapshot } from "./snapshot";
+import { connectForBackup, connectForSnapshot, snapshotDatabase, type DatabaseSnapshot } from "./snapshot";
+import { withStandIn } from "../projects/standIn";
 import { verifyBackup } from "./verify";
 import { BackupFailure, failureReason, tailOf } from "./failure";
 import { holdLocks, type HeldLocks } from "./locks";
@@ -137,6 +138,8 @@ export async function startBackup(
   const project = await getProject(ctx, projectId);
   if (project.status !== "ready") throw errors.conflict(`The project is ${project.status}; only ready projects are backed up.`);
   const tools = await pgToolsFor(ctx);
+  const refusal = pgDumpRefusal(tools.version);
+  if (refusal) throw errors.pgDumpUnsafe(refusal);
   const id = randomUUID();
   const lock = await holdBackupLock(ctx, id);
   let row: BackupRow;
@@ -225,19 +228,7 @@ export function deleteBackupObjects(ctx: AppContext, projectId: string, backupId
 async function writeBackup(ctx: AppContext, target: BackupTarget, tools: PgTools, progress: ProgressWriter, signal: AbortSignal): Promise<Manifest> {
   const createdAt = new Date().toISOString();
   const database = databaseName(target.projectId);
-  const source = connectForBackup(ctx, database);
-  let dumped: { dump: Manifest["dump"]; snapshot: DatabaseSnapshot };
-  try {
-    // The checksums are taken in the transaction whose snapshot pg_dump dumps: they describe the dump exactly.
-    dumped = await source.begin("isolation level repeatable read read only", async (tx) => {
-      const [exported] = await tx<{ snapshot: string }[]>`select pg_export_snapshot() as snapshot`;
-      const dump = await dumpToStore(ctx, target, tools, exported!.snapshot, progress, signal);
-      crashPoint("backup:after-dump");
-      return { dump, snapshot: await takeSnapshot(tx, signal) };
-    });
-  } finally {
-    await source.end({ timeout: 5 });
-  }
+  const dumped = await dumpAndDescribe(ctx, target, tools, progress, signal);
   const files = await copyFiles(ctx, target.projectId, { list: backupObject.fileList(target.projectId, target.id), file: (n) => backupObject.file(target.projectId, target.id, n) }, progress, signal);
   const manifest: Manifest = {
     format: "atlashub-backup/1",
@@ -255,6 +246,34 @@ async function writeBackup(ctx: AppContext, target: BackupTarget, tools: PgTools
   const staged = await ctx.backups.store.put(backupObject.manifest(target.projectId, target.id), body, { maxBytes: Number.MAX_SAFE_INTEGER, contentType: "application/json" });
   await staged.commit();
   return manifest;
+}
+
+/**
+ * The dump and what it holds, in one snapshot (snapshotDatabase): pg_dump runs as the superuser (it
+ * must read every table, whatever its owner and RLS; pg_dump ≥ 15.8 refuses views and foreign tables
+ * itself), the tables are read by a stand-in for the owner role.
+ */
+async function dumpAndDescribe(ctx: AppContext, target: BackupTarget, tools: PgTools, progress: ProgressWriter, signal: AbortSignal) {
+  const database = databaseName(target.projectId);
+  return withStandIn(ctx, target.projectId, [database], async (standIn) => {
+    const superuser = connectForBackup(ctx, database);
+    const reader = connectForSnapshot(ctx, standIn, database);
+    try {
+      const { result: dump, snapshot } = await snapshotDatabase(
+        superuser,
+        reader,
+        async (id) => {
+          const dump = await dumpToStore(ctx, target, tools, id, progress, signal);
+          crashPoint("backup:after-dump");
+          return dump;
+        },
+        signal,
+      );
+      return { dump, snapshot };
+    } finally {
+      await Promise.all([superuser.end({ timeout: 5 }), reader.end({ timeout: 5 })]);
+    }
+  });
 }
 
 /** pg_dump -Fc of the project's database in the exported snapshot, into the store part by part. */

@@ -5,7 +5,9 @@
 // row's text form is pinned by the session settings below, identical on both sides.
 import postgres from "postgres";
 import type { AppContext } from "../context";
-import type { Db } from "../platform/db";
+import type { Db, Sql } from "../platform/db";
+import { connectStandIn, type StandIn } from "../projects/standIn";
+import { BackupFailure } from "./failure";
 
 export interface TableChecksum {
   schema: string;
@@ -33,9 +35,11 @@ export interface DatabaseSnapshot {
 }
 
 /**
- * A superuser connection into one database for dumping, checksumming and verifying: it reads every
- * table whatever its RLS, without a statement timeout (a big table takes long on a Pi), and with the
- * output settings that fix a row's text form.
+ * A superuser connection into one database, for what only a superuser can do there: exporting
+ * pg_dump's snapshot, making extensions in an empty database, reading the tables the owner role
+ * cannot read whole (describeRelations). Views and foreign tables are refused outright
+ * (restrict_nonsystem_relation_kind), only the system's functions and operators can be meant
+ * (search_path, and every query names pg_catalog), and the output settings fix a row's text form.
  */
 export function connectForBackup(ctx: Pick<AppContext, "engine">, database: string) {
   return postgres({
@@ -46,51 +50,136 @@ export function connectForBackup(ctx: Pick<AppContext, "engine">, database: stri
     idle_timeout: 0,
     onnotice: () => {},
     connection: {
+      ...SNAPSHOT_SETTINGS,
       application_name: "atlashub-backup",
-      statement_timeout: 0,
-      idle_in_transaction_session_timeout: 0,
-      TimeZone: "UTC",
-      DateStyle: "ISO, YMD",
-      IntervalStyle: "postgres",
-      extra_float_digits: 1,
-      bytea_output: "hex",
-      // A superuser session inside the tenant's database: only the system's functions and operators
-      // can be meant by the queries here (every table is named with its schema).
-      search_path: "pg_catalog",
     },
   });
 }
 
-// Ordinary tables of the database's own schemas; the members of extensions are theirs to restore.
-// Partitioned parents hold no rows of their own: their partitions are listed.
-const USER_RELATIONS = (kind: "r" | "S") => `
-  select n.nspname as schema, c.relname as name
-  from pg_class c join pg_namespace n on n.oid = c.relnamespace
-  where c.relkind = '${kind}' and c.relpersistence <> 't'
-    and n.nspname not in ('pg_catalog', 'information_schema') and n.nspname !~ '^pg_(toast|temp_)'
-    and not exists (select 1 from pg_depend d where d.classid = 'pg_class'::regclass and d.objid = c.oid and d.deptype = 'e')
-  order by 1, 2`;
+const SNAPSHOT_SETTINGS = {
+  statement_timeout: 0,
+  lock_timeout: 0,
+  idle_in_transaction_session_timeout: 0,
+  TimeZone: "UTC",
+  DateStyle: "ISO, YMD",
+  IntervalStyle: "postgres",
+  extra_float_digits: 1,
+  bytea_output: "hex",
+  search_path: "pg_catalog",
+  row_security: "off",
+  restrict_nonsystem_relation_kind: "view,foreign-table",
+};
 
-export async function takeSnapshot(db: Db, signal?: AbortSignal): Promise<DatabaseSnapshot> {
+/**
+ * A stand-in's session for reading a database's tables (describeRelations), as the project's owner
+ * role: without a statement timeout (a big table takes long on a Pi), with the output settings that
+ * fix a row's text form, and refusing views and foreign tables (a table's name can be taken by a
+ * view between its listing and its reading).
+ */
+export function connectForSnapshot(ctx: Pick<AppContext, "engine">, standIn: StandIn, database: string) {
+  return connectStandIn(
+    ctx.engine.superuser(),
+    standIn,
+    database,
+    { ...SNAPSHOT_SETTINGS, application_name: "atlashub-backup" },
+    { idle_timeout: 0 },
+  );
+}
+
+/** A table or sequence as the transaction's snapshot lists it. */
+export interface ListedRelation {
+  oid: string;
+  schema: string;
+  name: string;
+  kind: "r" | "S";
+  /** The reader's role may read all of it: SELECT granted, and no row-level security applies to it. */
+  readable: boolean;
+}
+
+// Ordinary tables and sequences of the database's own schemas; the members of extensions are theirs
+// to restore. Partitioned parents hold no rows of their own: their partitions are listed.
+const LIST_RELATIONS = `
+  select c.oid::pg_catalog.text as oid, n.nspname as schema, c.relname as name, c.relkind::pg_catalog.text as kind,
+    case when c.relkind = 'r'
+      then pg_catalog.has_table_privilege(c.oid, 'SELECT') and not pg_catalog.row_security_active(c.oid)
+      else pg_catalog.has_sequence_privilege(c.oid, 'SELECT') end as readable
+  from pg_catalog.pg_class c join pg_catalog.pg_namespace n on n.oid = c.relnamespace
+  where c.relkind in ('r', 'S') and c.relpersistence <> 't'
+    and n.nspname not in ('pg_catalog', 'information_schema') and n.nspname !~ '^pg_(toast|temp_)'
+    and not exists (select 1 from pg_catalog.pg_depend d where d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass and d.objid = c.oid and d.deptype = 'e')
+  order by 2, 3`;
+
+/**
+ * What a database holds, read in one snapshot by two sessions: `superuser` exports it and `reader`
+ * (a stand-in for the owner role: connectForSnapshot) imports it. Every table is locked (ACCESS
+ * SHARE, as pg_dump does) before `during` runs — pg_dump, in the same snapshot — so none can be
+ * dropped, altered or made a view until both transactions end. The reader reads what the owner may
+ * read whole; only what it cannot (no SELECT granted, or row-level security applying to the owner)
+ * is read by the superuser, which bypasses RLS (no policy runs) and refuses views.
+ */
+export async function snapshotDatabase<T>(superuser: Sql, reader: Sql, during: (snapshot: string) => Promise<T>, signal?: AbortSignal) {
+  return superuser.begin("isolation level repeatable read read only", async (su) => {
+    const [exported] = await su<{ snapshot: string }[]>`select pg_catalog.pg_export_snapshot() as snapshot`;
+    const snapshot = exported!.snapshot;
+    if (!/^[0-9A-F-]+$/.test(snapshot)) throw new BackupFailure(`unexpected snapshot id ${snapshot}`);
+    return reader.begin("isolation level repeatable read read only", async (tx) => {
+      await tx.unsafe(`set transaction snapshot '${snapshot}'`);
+      const listed = await lockRelations(tx, su);
+      const result = await during(snapshot);
+      return { result, snapshot: await describeRelations(tx, su, listed, signal) };
+    });
+  });
+}
+
+/** Lists, locks and describes in one repeatable-read transaction of `sql`'s own (whoever it is). */
+export async function takeSnapshot(sql: Sql, signal?: AbortSignal): Promise<DatabaseSnapshot> {
+  return sql.begin("isolation level repeatable read read only", async (tx) => describeRelations(tx, tx, await lockRelations(tx, tx), signal));
+}
+
+/** Lists the tables and sequences in the snapshot; each table is locked by the session that will read it. */
+async function lockRelations(reader: Db, superuser: Db): Promise<ListedRelation[]> {
+  const listed = await reader.unsafe<ListedRelation[]>(LIST_RELATIONS);
+  for (const r of listed) {
+    const by = r.readable ? reader : superuser;
+    if (r.kind === "r") await by`lock table only ${by(r.schema)}.${by(r.name)} in access share mode`;
+  }
+  return listed;
+}
+
+/**
+ * Row count and checksum of each table, and each sequence's position, in the snapshot. A name that
+ * no longer means the relation listed (dropped and made again, or a view now) fails the snapshot
+ * rather than describing something else.
+ */
+async function describeRelations(reader: Db, superuser: Db, listed: ListedRelation[], signal?: AbortSignal): Promise<DatabaseSnapshot> {
   const tables: TableChecksum[] = [];
-  for (const { schema, name } of await db.unsafe<{ schema: string; name: string }[]>(USER_RELATIONS("r"))) {
-    tables.push({ schema, table: name, ...(await tableChecksum(db, schema, name, signal)) });
-  }
   const sequences: SequenceState[] = [];
-  for (const { schema, name } of await db.unsafe<{ schema: string; name: string }[]>(USER_RELATIONS("S"))) {
-    const [state] = await db<{ last_value: string; is_called: boolean }[]>`select last_value::text, is_called from ${db(schema)}.${db(name)}`;
-    sequences.push({ schema, name, ...state! });
+  for (const r of listed) {
+    const by = r.readable ? reader : superuser;
+    await assertSameRelation(by, r);
+    if (r.kind === "r") tables.push({ schema: r.schema, table: r.name, ...(await tableChecksum(by, r.schema, r.name, signal)) });
+    else {
+      const [state] = await by<{ last_value: string; is_called: boolean }[]>`select last_value::pg_catalog.text, is_called from ${by(r.schema)}.${by(r.name)}`;
+      sequences.push({ schema: r.schema, name: r.name, ...state! });
+    }
   }
-  const extensions = await db<ExtensionEntry[]>`
-    select e.extname as name, n.nspname as schema from pg_extension e join pg_namespace n on n.oid = e.extnamespace
+  const extensions = await reader<ExtensionEntry[]>`
+    select e.extname as name, n.nspname as schema from pg_catalog.pg_extension e join pg_catalog.pg_namespace n on n.oid = e.extnamespace
     where e.extname <> 'plpgsql' order by 1`;
   return { tables, sequences, extensions };
+}
+
+/** The name resolved now (not in the snapshot: catalog lookups see the latest state) must still be the listed relation. */
+async function assertSameRelation(tx: Db, r: ListedRelation) {
+  const [now] = await tx<{ oid: string | null }[]>`select pg_catalog.to_regclass(pg_catalog.format('%I.%I', ${r.schema}::pg_catalog.text, ${r.name}::pg_catalog.text))::pg_catalog.oid::pg_catalog.text as oid`;
+  if (now?.oid !== r.oid) throw new BackupFailure(`${r.kind === "r" ? "table" : "sequence"} ${r.schema}.${r.name} was dropped or replaced while it was being backed up`);
 }
 
 /** Row count and checksum of one table. `(r.*)::text`, not `r::text`: a column named like the alias would win. */
 export async function tableChecksum(db: Db, schema: string, table: string, signal?: AbortSignal) {
   const query = db<{ rows: string; checksum: string }[]>`
-    select count(*) as rows, coalesce(sum(('x' || substr(md5((r.*)::text), 1, 16))::bit(64)::bigint::numeric), 0)::text as checksum
+    select pg_catalog.count(*) as rows,
+      coalesce(pg_catalog.sum(('x' operator(pg_catalog.||) pg_catalog.substr(pg_catalog.md5((r.*)::pg_catalog.text), 1, 16))::pg_catalog.bit(64)::pg_catalog.int8::pg_catalog.numeric), 0)::pg_catalog.text as checksum
     from ${db(schema)}.${db(table)} as r`;
   const cancel = () => void query.cancel();
   signal?.addEventListener("abort", cancel, { once: true });
@@ -109,10 +198,10 @@ export function compareSnapshots(expected: DatabaseSnapshot, actual: DatabaseSna
   const actualTables = new Map(actual.tables.map((t) => [key(t), t]));
   for (const t of expected.tables) {
     const got = actualTables.get(key(t));
+    actualTables.delete(key(t));
     if (!got) problems.push(`table ${key(t)} is missing`);
     else if (got.rows !== t.rows) problems.push(`table ${key(t)} has ${got.rows} rows, expected ${t.rows}`);
     else if (got.checksum !== t.checksum) problems.push(`table ${key(t)} has different contents (checksum)`);
-    actualTables.delete(key(t));
   }
   for (const extra of actualTables.keys()) problems.push(`table ${extra} is not in the backup's snapshot`);
   const actualSequences = new Map(actual.sequences.map((s) => [key(s), s]));

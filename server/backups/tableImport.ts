@@ -70,7 +70,8 @@ export async function importTable(
 ): Promise<ImportResult> {
   const project = await getProject(ctx, projectId);
   if (project.status !== "ready") throw errors.conflict(`The project is ${project.status}; tables are imported into ready projects only.`);
-  const sql = await connectAsOwner(ctx, projectId);
+  const session = await connectAsOwner(ctx, projectId, "atlashub-import");
+  const sql = session.sql;
   try {
     const table = findTable(await loadSchema(sql), tableName);
     if (table.kind !== "table") throw errors.unprocessable(`"${table.name}" is a view; import into a table.`);
@@ -114,7 +115,7 @@ export async function importTable(
     if (err instanceof DryRun) return err.result;
     throw importError(err);
   } finally {
-    await sql.end({ timeout: 5 });
+    await session.end(5);
   }
 }
 

@@ -1,7 +1,7 @@
 // Export of one table of a project's public schema: CSV through COPY … TO STDOUT, JSON and NDJSON
 // through a cursor (each row made JSON by Postgres in the /v1/db forms), streamed to the client at
 // the pace it reads, with the /v1/db filter grammar (`?status=eq.paid&select=id,total`). Runs as the
-// project's owner role, never as superuser: the table's data is the tenant's, so is any code a
+// project's owner role (through a stand-in), never as superuser: the table's data is the tenant's, so is any code a
 // filter's operator could reach.
 import { Readable } from "node:stream";
 import postgres from "postgres";
@@ -14,7 +14,8 @@ import { filterColumns, parseFilters, parseSelect } from "../data/parse";
 import { checkColumns, findTable, selectedColumns } from "../data/plan";
 import { inJsonForm, quoteIdent, renderWhere } from "../data/render";
 import { loadSchema } from "../data/schema";
-import { projectOwner } from "./pgRestore";
+import { connectStandIn, openStandIn } from "../projects/standIn";
+import { log } from "../platform/log";
 
 export const exportQuery = z.object({ format: z.enum(["csv", "json", "ndjson"]).default("csv") });
 export type ExportFormat = z.infer<typeof exportQuery>["format"];
@@ -26,28 +27,34 @@ const CONTENT_TYPES: Record<ExportFormat, string> = {
   ndjson: "application/x-ndjson",
 };
 
-/** A connection as the project's owner without its 30 s statement timeout (a large export takes long). */
-export async function connectAsOwner(ctx: AppContext, projectId: string) {
-  const owner = await projectOwner(ctx, projectId);
-  return postgres({
-    ...ctx.engine.superuser(),
-    user: owner.role,
-    password: owner.password,
-    database: databaseName(projectId),
-    max: 1,
-    connect_timeout: 10,
-    idle_timeout: 0,
-    onnotice: () => {},
-    connection: { application_name: "atlashub-export", statement_timeout: 0, idle_in_transaction_session_timeout: 15 * 60_000 },
-  });
+/**
+ * A session working as the project's owner role, through a stand-in made for it (the owner is never
+ * the session user of tenant code: server/projects/standIn.ts), without the owner's 30 s statement
+ * timeout (a large export or import takes long). `end()` closes it and drops the stand-in.
+ */
+export async function connectAsOwner(ctx: AppContext, projectId: string, applicationName: string) {
+  const database = databaseName(projectId);
+  const opened = await openStandIn(ctx, projectId, [database]);
+  const sql = connectStandIn(ctx.engine.superuser(), opened.standIn, database, { application_name: applicationName, statement_timeout: 0, idle_in_transaction_session_timeout: 15 * 60_000 }, { idle_timeout: 0 });
+  let ended: Promise<void> | undefined;
+  const end = (timeout = 1) =>
+    (ended ??= (async () => {
+      await sql.end({ timeout });
+      const drift = await opened.close();
+      if (drift) log.warn("role memberships changed during a table import or export; put back", { project: projectId, drift });
+    })());
+  return { sql, end };
 }
+
+type OwnerSession = Awaited<ReturnType<typeof connectAsOwner>>;
 
 export async function exportTable(ctx: AppContext, projectId: string, tableName: string, query: URLSearchParams) {
   const project = await getProject(ctx, projectId);
   if (project.status !== "ready") throw errors.conflict(`The project is ${project.status}; tables are exported from ready projects only.`);
   const { format } = exportQuery.parse({ format: query.get("format") ?? undefined });
   const conditions = new URLSearchParams([...query].filter(([k]) => k !== "format" && k !== "select"));
-  const sql = await connectAsOwner(ctx, projectId);
+  const session = await connectAsOwner(ctx, projectId, "atlashub-export");
+  const sql = session.sql;
   try {
     const table = findTable(await loadSchema(sql), tableName);
     const select = parseSelect(query.get("select"));
@@ -60,11 +67,11 @@ export async function exportTable(ctx: AppContext, projectId: string, tableName:
     const rows = `select ${columns.map(quoteIdent).join(", ")} from ${quoteIdent(table.name)}${where}${order}`;
     const stream =
       format === "csv"
-        ? await csvStream(sql, inlineParameters(rows, await quoteLiterals(sql, params)))
-        : jsonStream(sql, `select row_to_json(r)::text as j from (${inJsonForm(table, columns, rows)}) r`, params, format);
+        ? await csvStream(session, inlineParameters(rows, await quoteLiterals(sql, params)))
+        : jsonStream(session, `select row_to_json(r)::text as j from (${inJsonForm(table, columns, rows)}) r`, params, format);
     return { stream, contentType: CONTENT_TYPES[format], filename: `${table.name}.${format}` };
   } catch (err) {
-    await sql.end({ timeout: 1 });
+    await session.end();
     throw err;
   }
 }
@@ -105,20 +112,20 @@ function closingQuote(text: string, start: number) {
   return text.length - 1;
 }
 
-async function csvStream(sql: postgres.Sql, rows: string): Promise<ReadableStream<Uint8Array>> {
-  const readable = await sql.unsafe(`copy (${rows}) to stdout with (format csv, header true)`).readable();
-  const end = () => void sql.end({ timeout: 1 });
+async function csvStream(session: OwnerSession, rows: string): Promise<ReadableStream<Uint8Array>> {
+  const readable = await session.sql.unsafe(`copy (${rows}) to stdout with (format csv, header true)`).readable();
+  const end = () => void session.end();
   readable.once("close", end);
   return Readable.toWeb(readable) as ReadableStream<Uint8Array>;
 }
 
-function jsonStream(sql: postgres.Sql, text: string, params: string[], format: "json" | "ndjson"): ReadableStream<Uint8Array> {
-  const batches = sql.unsafe<{ j: string }[]>(text, params).cursor(CURSOR_ROWS)[Symbol.asyncIterator]();
+function jsonStream(session: OwnerSession, text: string, params: string[], format: "json" | "ndjson"): ReadableStream<Uint8Array> {
+  const batches = session.sql.unsafe<{ j: string }[]>(text, params).cursor(CURSOR_ROWS)[Symbol.asyncIterator]();
   const encoder = new TextEncoder();
   let first = true;
   const finish = async () => {
     await batches.return?.();
-    await sql.end({ timeout: 1 });
+    await session.end();
   };
   return new ReadableStream<Uint8Array>(
     {
@@ -131,14 +138,14 @@ function jsonStream(sql: postgres.Sql, text: string, params: string[], format: "
           if (done) {
             if (format === "json") controller.enqueue(encoder.encode("]\n"));
             controller.close();
-            await sql.end({ timeout: 1 });
+            await session.end();
             return;
           }
           const body = format === "json" ? (first ? "" : ",") + value.map((r) => r.j).join(",") : value.map((r) => r.j + "\n").join("");
           first = false;
           controller.enqueue(encoder.encode(body));
         } catch (err) {
-          await sql.end({ timeout: 1 });
+          await session.end();
           controller.error(err);
         }
       },

@@ -1,5 +1,5 @@
 // Verification: a backup proves it restores. Its dump is restored into a scratch database
-// (ah_verify_<backup id>, as the project's owner role), every table's row count and checksum and
+// (ah_verify_<backup id>, by a stand-in for the project's owner role), every table's row count and checksum and
 // every sequence are compared with the manifest (taken in the dump's own snapshot), and the scratch
 // database is dropped. The backup becomes `verified`, or keeps `completed` with `verify_error`.
 import type { AppContext } from "../context";
@@ -9,8 +9,9 @@ import { pgToolsFor } from "./pgTools";
 import { log } from "../platform/log";
 import { crashPoint } from "../projects/crash";
 import type { PgTools } from "./pgTools";
-import { createRestoreDatabase, dropDatabase, keepingOwnerRole, projectOwner, restoreBackupDump } from "./pgRestore";
-import { compareSnapshots, connectForBackup, takeSnapshot } from "./snapshot";
+import { createRestoreDatabase, dropDatabase, keepingOwnerRole, ownerRole, restoreBackupDump } from "./pgRestore";
+import { compareSnapshots, connectForBackup, connectForSnapshot, snapshotDatabase } from "./snapshot";
+import { withStandIn } from "../projects/standIn";
 import { failureReason } from "./failure";
 import { notifyFailedBackup } from "./notify";
 import { scratchDatabaseName } from "./store";
@@ -46,31 +47,33 @@ export async function verifyBackup(ctx: AppContext, projectId: string, backupId:
 
 /** Undefined when the restored database matches the manifest, else what differs. */
 async function restoreAndCompare(ctx: AppContext, projectId: string, backupId: string, manifest: Manifest, tools: PgTools, scratch: string, signal: AbortSignal) {
-  const owner = await projectOwner(ctx, projectId);
+  const owner = ownerRole(projectId);
   // One a verification cut short left (before the reconciler came by) holds what its script made:
   // the superuser creates the extensions in an empty database only.
   await dropDatabase(ctx.clusterSql, scratch);
-  await createRestoreDatabase(ctx, ctx.clusterSql, scratch, owner.role, manifest.database.extensions);
+  await createRestoreDatabase(ctx, ctx.clusterSql, scratch, owner, manifest.database.extensions);
   crashPoint("verify:after-create");
   const engine = ctx.engine.superuser();
-  await keepingOwnerRole(ctx, projectId, () =>
-    restoreBackupDump(
-      tools,
-      engine,
-      (streamSignal) => openDumpStream(ctx, projectId, backupId, manifest, streamSignal),
-      { database: scratch, role: owner.role, password: owner.password, privileges: "none" },
-      manifest,
-      signal,
-      ctx.config.restoreStatementTimeout * 1000,
-    ),
-  );
-  const inside = connectForBackup(ctx, scratch);
-  let restored;
-  try {
-    restored = await takeSnapshot(inside, signal);
-  } finally {
-    await inside.end({ timeout: 5 });
-  }
+  const restored = await withStandIn(ctx, projectId, [scratch], async (standIn) => {
+    await keepingOwnerRole(ctx, projectId, () =>
+      restoreBackupDump(
+        tools,
+        engine,
+        (streamSignal) => openDumpStream(ctx, projectId, backupId, manifest, streamSignal),
+        { database: scratch, standIn, privileges: "none" },
+        manifest,
+        signal,
+        ctx.config.restoreStatementTimeout * 1000,
+      ),
+    );
+    const superuser = connectForBackup(ctx, scratch);
+    const reader = connectForSnapshot(ctx, standIn, scratch);
+    try {
+      return (await snapshotDatabase(superuser, reader, async () => {}, signal)).snapshot;
+    } finally {
+      await Promise.all([superuser.end({ timeout: 5 }), reader.end({ timeout: 5 })]);
+    }
+  });
   if (manifest.database.snapshot === "none") {
     // An uploaded dump: no source to compare with; what it restores to becomes its snapshot.
     const adopted = { ...manifest.database, snapshot: "restore" as const, tables: restored.tables, sequences: restored.sequences };

@@ -1,5 +1,6 @@
 import { Hono } from "hono";
 import type { AppContext, AppEnv } from "../context";
+import { pgDumpRefusal, pgToolsFor } from "../backups/pgTools";
 
 const PG_CHECK_TIMEOUT_MS = 2_000;
 
@@ -10,9 +11,21 @@ export function healthRoutes(ctx: AppContext) {
     const postgres = await checkPostgres(ctx);
     const storage = { ok: await ctx.storage.check(), driver: ctx.storage.driver };
     const ok = postgres.ok && storage.ok;
-    return c.json({ status: ok ? "ok" : "unavailable", version: ctx.version, postgres, storage }, ok ? 200 : 503);
+    const backups = postgres.ok ? await checkBackupTools(ctx) : undefined;
+    return c.json({ status: ok ? (backups?.ok === false ? "degraded" : "ok") : "unavailable", version: ctx.version, postgres, storage, ...(backups ? { backups } : {}) }, ok ? 200 : 503);
   });
   return app;
+}
+
+/** Whether backups can run: pg_dump of the server's version, and one without CVE-2024-7348. */
+async function checkBackupTools(ctx: AppContext) {
+  try {
+    const tools = await pgToolsFor(ctx);
+    const problem = pgDumpRefusal(tools.version);
+    return problem ? { ok: false, pg_dump: tools.version, problem } : { ok: true, pg_dump: tools.version };
+  } catch (err) {
+    return { ok: false, problem: (err as Error).message };
+  }
 }
 
 async function checkPostgres(ctx: AppContext) {

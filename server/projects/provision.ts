@@ -30,24 +30,34 @@ const CONNECTION_LIMITS: Record<RoleKind, number> = { owner: 5, app: 20, ro: 10 
 const ROLE_STATEMENT_TIMEOUT = "30s";
 const ROLE_IDLE_IN_TRANSACTION_TIMEOUT = "60s";
 
-const LARGE_OBJECT_WRITERS = ["lo_creat(integer)", "lo_create(oid)", "lo_from_bytea(oid, bytea)", "lo_put(oid, bigint, bytea)"];
+const LARGE_OBJECT_WRITERS = ["pg_catalog.lo_creat(integer)", "pg_catalog.lo_create(oid)", "pg_catalog.lo_from_bytea(oid, bytea)", "pg_catalog.lo_put(oid, bigint, bytea)"];
 // Server-side lo_import/lo_export read and write any file the database server's OS user can reach
 // (other projects' data files, pg_authid's password hashes): the superuser's alone.
-const SERVER_FILE_FUNCTIONS = ["lo_import(text)", "lo_import(text, oid)", "lo_export(oid, text)"];
+const SERVER_FILE_FUNCTIONS = ["pg_catalog.lo_import(text)", "pg_catalog.lo_import(text, oid)", "pg_catalog.lo_export(oid, text)"];
 
 /** Raised when a fix to what configure sets up must reach existing projects (hardenProject). */
 export const HARDENING_LEVEL = 1;
 
 export const databaseName = (projectId: string) => `p_${projectId}`;
 
-/** A superuser connection into a project's database, for work only a superuser can do there. */
+/**
+ * A superuser connection into a project's database, for work only a superuser can do there: grants
+ * and revokes, which change catalogs and run nothing of the tenant's (every function named with its
+ * schema; views and foreign tables refused should anything read one).
+ */
 export function connectInside(ctx: AppContext, database: string) {
   return postgres({
     ...ctx.engine.superuser(),
     database,
     max: 1,
     connect_timeout: 10,
-    connection: { application_name: "atlashub-provisioning", statement_timeout: 60_000, lock_timeout: 10_000 },
+    connection: {
+      application_name: "atlashub-provisioning",
+      statement_timeout: 60_000,
+      lock_timeout: 10_000,
+      search_path: "pg_catalog",
+      restrict_nonsystem_relation_kind: "view,foreign-table",
+    },
     onnotice: () => {},
   });
 }
@@ -190,13 +200,14 @@ async function configureDatabase(ctx: AppContext, conn: Sql, projectId: string):
 
 /**
  * What configure sets up in a database of the project: its own, or one a restore fills and then
- * swaps in under the project's name (server/backups/restore.ts). Idempotent.
+ * swaps in under the project's name (server/backups/restore.ts). Idempotent. The project's
+ * extensions are made (`extensions`) only in a database no tenant has been able to put anything in
+ * yet — before CONNECT is granted: an extension's script runs as the superuser, in schema public. A
+ * restore has them made by createRestoreDatabase instead, and passes false.
  */
-export async function configureProjectDatabase(ctx: AppContext, conn: Sql, db: string, projectId: string) {
+export async function configureProjectDatabase(ctx: AppContext, conn: Sql, db: string, projectId: string, options: { extensions: boolean } = { extensions: true }) {
   const [owner, app, ro] = ROLE_KINDS.map((k) => roleName(projectId, k)) as [string, string, string];
   await conn`revoke all on database ${conn(db)} from public`;
-  await conn`grant connect on database ${conn(db)} to ${conn(owner)}, ${conn(app)}, ${conn(ro)}`;
-  await conn`grant create on database ${conn(db)} to ${conn(owner)}`;
   const inside = connectInside(ctx, db);
   try {
     await inside.begin(async (tx) => {
@@ -216,12 +227,17 @@ export async function configureProjectDatabase(ctx: AppContext, conn: Sql, db: s
         await tx`grant execute on function ${tx.unsafe(fn)} to ${tx(owner)}`;
       }
       await revokeServerFileAccess(tx, owner);
-      if (ctx.extensions.vector) await tx`create extension if not exists vector with schema public`;
+      if (options.extensions) for (const ext of projectExtensions(ctx)) await tx`create extension if not exists ${tx(ext.name)} with schema ${tx(ext.schema)}`;
     });
   } finally {
     await inside.end({ timeout: 5 });
   }
+  await conn`grant connect on database ${conn(db)} to ${conn(owner)}, ${conn(app)}, ${conn(ro)}`;
+  await conn`grant create on database ${conn(db)} to ${conn(owner)}`;
 }
+
+/** The extensions every project database has (vector when this Postgres has it). */
+export const projectExtensions = (ctx: Pick<AppContext, "extensions">) => (ctx.extensions.vector ? [{ name: "vector", schema: "public" }] : []);
 
 /** Soft delete: the database stays, but nobody can connect until it is restored. */
 async function closeDatabase(_ctx: AppContext, conn: Sql, projectId: string): Promise<ProjectStatus> {

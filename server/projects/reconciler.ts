@@ -2,6 +2,8 @@ import type { AppContext } from "../context";
 import { recordAudit } from "../platform/audit";
 import { log } from "../platform/log";
 import { advance, hardenProject, HARDENING_LEVEL, UNFINISHED } from "./provision";
+import { reconcileMemberships } from "./memberships";
+import { dropLeftoverStandIns } from "./standIn";
 
 const INTERVAL_MS = 60_000;
 
@@ -24,7 +26,8 @@ export async function purgeExpiredProjects(ctx: AppContext) {
 }
 
 /**
- * Finishes every operation a stopped process left half-done (creation, delete, restore, purge).
+ * Finishes every operation a stopped process left half-done (creation, delete, restore, purge), puts
+ * back role memberships that changed outside AtlasHub and drops stand-ins a stopped process left.
  * Projects another instance is working on are skipped (their advisory lock is taken). Reports what
  * it did in the log and the audit log.
  */
@@ -36,6 +39,8 @@ export async function reconcileProjects(ctx: AppContext) {
     log.info("reconciled project", { project: id, from: status, to: final });
     await recordAudit(ctx.sql, { actor: { type: "system", label: "reconciler" }, action: "project.reconcile", target: { type: "project", id }, details: { from: status, to: final } });
   }
+  await reconcileMemberships(ctx);
+  await dropLeftoverStandIns(ctx);
   const unhardened = await ctx.sql<{ id: string }[]>`select id from projects where status = 'ready' and hardening < ${HARDENING_LEVEL} order by created_at`;
   for (const { id } of unhardened) {
     if (await hardenProject(ctx, id)) log.info("hardened project", { project: id, level: HARDENING_LEVEL });
