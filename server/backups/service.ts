@@ -256,12 +256,10 @@ async function writeBackup(ctx: AppContext, target: BackupTarget, tools: PgTools
 async function dumpAndDescribe(ctx: AppContext, target: BackupTarget, tools: PgTools, progress: ProgressWriter, signal: AbortSignal) {
   const database = databaseName(target.projectId);
   return withStandIn(ctx, target.projectId, [database], async (standIn) => {
-    const superuser = connectForBackup(ctx, database);
-    const reader = connectForSnapshot(ctx, standIn, database);
+    const sessions = { exporter: connectForBackup(ctx, database), reader: connectForSnapshot(ctx, standIn, database), privileged: connectForBackup(ctx, database) };
     try {
       const { result: dump, snapshot } = await snapshotDatabase(
-        superuser,
-        reader,
+        sessions,
         async (id) => {
           const dump = await dumpToStore(ctx, target, tools, id, progress, signal);
           crashPoint("backup:after-dump");
@@ -271,7 +269,7 @@ async function dumpAndDescribe(ctx: AppContext, target: BackupTarget, tools: PgT
       );
       return { dump, snapshot };
     } finally {
-      await Promise.all([superuser.end({ timeout: 5 }), reader.end({ timeout: 5 })]);
+      await Promise.all(Object.values(sessions).map((s) => s.end({ timeout: 5 })));
     }
   });
 }

@@ -110,24 +110,28 @@ const LIST_RELATIONS = `
   order by 2, 3`;
 
 /**
- * What a database holds, read in one snapshot by two sessions: `superuser` exports it and `reader`
- * (a stand-in for the owner role: connectForSnapshot) imports it. Every table is locked (ACCESS
- * SHARE, as pg_dump does) before `during` runs — pg_dump, in the same snapshot — so none can be
- * dropped, altered or made a view until both transactions end. The reader reads what the owner may
- * read whole; only what it cannot (no SELECT granted, or row-level security applying to the owner)
- * is read by the superuser, which bypasses RLS (no policy runs) and refuses views.
+ * What a database holds, and then `during` (pg_dump), in one snapshot: `exporter` (the superuser)
+ * exports it and holds nothing else; `reader` (a stand-in for the owner role: connectForSnapshot)
+ * and `privileged` (the superuser again) import it. Each table is locked (ACCESS SHARE) by the
+ * session that reads it, checked to be the relation listed, read, and the readers' transactions end
+ * before `during` starts: a tenant's DROP waiting on one of those locks then waits on nothing of
+ * ours, and whatever it puts in the table's place afterwards pg_dump refuses (≥ 15.8, a view) or
+ * dumps as it is. The reader reads what the owner may read whole; `privileged` only what it cannot
+ * (no SELECT granted, or row-level security applying to the owner): the superuser bypasses RLS, so
+ * no policy runs, and refuses views.
  */
-export async function snapshotDatabase<T>(superuser: Sql, reader: Sql, during: (snapshot: string) => Promise<T>, signal?: AbortSignal) {
-  return superuser.begin("isolation level repeatable read read only", async (su) => {
-    const [exported] = await su<{ snapshot: string }[]>`select pg_catalog.pg_export_snapshot() as snapshot`;
+export async function snapshotDatabase<T>(sessions: { exporter: Sql; reader: Sql; privileged: Sql }, during: (snapshot: string) => Promise<T>, signal?: AbortSignal) {
+  return sessions.exporter.begin("isolation level repeatable read read only", async (tx) => {
+    const [exported] = await tx<{ snapshot: string }[]>`select pg_catalog.pg_export_snapshot() as snapshot`;
     const snapshot = exported!.snapshot;
     if (!/^[0-9A-F-]+$/.test(snapshot)) throw new BackupFailure(`unexpected snapshot id ${snapshot}`);
-    return reader.begin("isolation level repeatable read read only", async (tx) => {
-      await tx.unsafe(`set transaction snapshot '${snapshot}'`);
-      const listed = await lockRelations(tx, su);
-      const result = await during(snapshot);
-      return { result, snapshot: await describeRelations(tx, su, listed, signal) };
-    });
+    const inSnapshot = <U>(sql: Sql, work: (tx: Db) => Promise<U>) =>
+      sql.begin("isolation level repeatable read read only", async (t) => {
+        await t.unsafe(`set transaction snapshot '${snapshot}'`);
+        return work(t);
+      }) as Promise<U>;
+    const described = await inSnapshot(sessions.reader, (reader) => inSnapshot(sessions.privileged, async (su) => describeRelations(reader, su, await lockRelations(reader, su), signal)));
+    return { snapshot: described, result: await during(snapshot) };
   });
 }
 

@@ -66,12 +66,11 @@ async function restoreAndCompare(ctx: AppContext, projectId: string, backupId: s
         ctx.config.restoreStatementTimeout * 1000,
       ),
     );
-    const superuser = connectForBackup(ctx, scratch);
-    const reader = connectForSnapshot(ctx, standIn, scratch);
+    const sessions = { exporter: connectForBackup(ctx, scratch), reader: connectForSnapshot(ctx, standIn, scratch), privileged: connectForBackup(ctx, scratch) };
     try {
-      return (await snapshotDatabase(superuser, reader, async () => {}, signal)).snapshot;
+      return (await snapshotDatabase(sessions, async () => {}, signal)).snapshot;
     } finally {
-      await Promise.all([superuser.end({ timeout: 5 }), reader.end({ timeout: 5 })]);
+      await Promise.all(Object.values(sessions).map((s) => s.end({ timeout: 5 })));
     }
   });
   if (manifest.database.snapshot === "none") {
