@@ -96,7 +96,7 @@ export async function reconcileMemberships(ctx: AppContext) {
   const [withUsers, inMemberships] = await Promise.all([
     ctx.sql<{ id: string }[]>`select distinct project_id as id from project_users`,
     ctx.clusterSql<{ id: string }[]>`
-      select distinct pg_catalog.substring(r.rolname from '^p_([a-z0-9]+)_') as id
+      select distinct pg_catalog.substring(r.rolname, '^p_([a-z0-9]+)_') as id
       from pg_catalog.pg_auth_members a join pg_catalog.pg_roles r on r.oid in (a.roleid, a.member)
       where r.rolname ~ '^p_[a-z0-9]+_'`,
   ]);

@@ -39,8 +39,8 @@ export class MembershipChanged extends Error {}
 
 /**
  * Runs `work` with a fresh stand-in for the project's owner that may connect to `databases`, and
- * drops it afterwards. Memberships of the project's roles that differ from what AtlasHub made are
- * put back before and after; found after, they fail the work (MembershipChanged).
+ * drops it afterwards. Memberships of the project's roles that differ from what AtlasHub made, found
+ * before or after, are put back and fail the work (MembershipChanged).
  */
 export async function withStandIn<T>(ctx: StandInContext, projectId: string, databases: string[], work: (standIn: StandIn) => Promise<T>): Promise<T> {
   const opened = await openStandIn(ctx, projectId, databases);
@@ -65,7 +65,8 @@ export async function withStandIn<T>(ctx: StandInContext, projectId: string, dat
  * the memberships back, answering what had changed (undefined when nothing had).
  */
 export async function openStandIn(ctx: StandInContext, projectId: string, databases: string[]) {
-  await restoreMemberships(ctx, projectId);
+  const before = await restoreMemberships(ctx, projectId);
+  if (hasDrift(before)) throw new MembershipChanged(`the role memberships of the project had changed outside AtlasHub (${describeDrift(before)}); they were put back, and nothing was run`);
   const standIn = await createStandIn(ctx.clusterSql, projectId, databases);
   let closed: Promise<string | undefined> | undefined;
   const close = () =>
