@@ -94,7 +94,7 @@ describe("a dump that tries to hand a project's role to another", () => {
     expect(await server.ctx.clusterSql`select rolname from pg_roles where rolname ~ ${`^p_${target.id}_x`}`).toEqual([]);
   }, 120_000);
 
-  it("changes no membership when the grant comes from a function in a CHECK constraint fired during COPY of an archive", async () => {
+  it("changes no membership when the grant comes from a function in a CHECK constraint fired during COPY of an archive, or in an index expression", async () => {
     const source = clients.connect(other.credentials.owner.connection_string);
     await source.unsafe(`
       create function try_grant() returns boolean language plpgsql as $$
@@ -103,8 +103,10 @@ describe("a dump that tries to hand a project's role to another", () => {
         begin execute format('grant %I to ${other.credentials.app.role}', session_user); exception when others then null; end;
         return true;
       end $$;
+      create function try_grant_indexed(x int) returns int language plpgsql immutable as $$ begin perform try_grant(); return x; end $$;
       create table checked (id int primary key, ok boolean check (try_grant()));
       insert into checked values (1, true), (2, true);
+      create index on checked (try_grant_indexed(id));
     `);
     const file = join(tempDir("grant-dump"), "dump.custom");
     await pgDumpFile(server, databaseName(other.id), file, "custom");

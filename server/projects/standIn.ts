@@ -18,6 +18,7 @@ import type { Sql } from "../platform/db";
 import type { PgConnectionInfo } from "../engines/postgres/engine";
 import { randomPassword } from "../platform/crypto";
 import { log } from "../platform/log";
+import { ApiError } from "../http/errors";
 import { describeDrift, hasDrift, restoreMemberships, standInPattern } from "./memberships";
 import { roleName } from "./provision";
 
@@ -35,7 +36,12 @@ const LEFTOVER_AFTER_MS = 15 * 60_000;
 
 type StandInContext = Pick<AppContext, "sql" | "clusterSql" | "engine">;
 
-export class MembershipChanged extends Error {}
+/** 409 when it reaches an admin request (an import or export); a restore's or backup's failure reason otherwise. */
+export class MembershipChanged extends ApiError {
+  constructor(message: string) {
+    super(409, "membership_changed", message.charAt(0).toUpperCase() + message.slice(1) + ".");
+  }
+}
 
 /**
  * Runs `work` with a fresh stand-in for the project's owner that may connect to `databases`, and
