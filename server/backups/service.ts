@@ -18,7 +18,7 @@ import { asStream, cutIntoParts, joinParts, meter } from "./parts";
 import { backupBucket, backupObject, scratchDatabaseName } from "./store";
 import type { ObjectLocation } from "../engines/storage/store";
 import { dropDatabase } from "./pgRestore";
-import { connectForBackup, connectForSnapshot, snapshotDatabase, type DatabaseSnapshot } from "./snapshot";
+import { snapshotDatabase, type DatabaseSnapshot } from "./snapshot";
 import { withStandIn } from "../projects/standIn";
 import { verifyBackup } from "./verify";
 import { BackupFailure, failureReason, tailOf } from "./failure";
@@ -256,21 +256,18 @@ async function writeBackup(ctx: AppContext, target: BackupTarget, tools: PgTools
 async function dumpAndDescribe(ctx: AppContext, target: BackupTarget, tools: PgTools, progress: ProgressWriter, signal: AbortSignal) {
   const database = databaseName(target.projectId);
   return withStandIn(ctx, target.projectId, [database], async (standIn) => {
-    const sessions = { exporter: connectForBackup(ctx, database), reader: connectForSnapshot(ctx, standIn, database), privileged: connectForBackup(ctx, database) };
-    try {
-      const { result: dump, snapshot } = await snapshotDatabase(
-        sessions,
-        async (id) => {
-          const dump = await dumpToStore(ctx, target, tools, id, progress, signal);
-          crashPoint("backup:after-dump");
-          return dump;
-        },
-        signal,
-      );
-      return { dump, snapshot };
-    } finally {
-      await Promise.all(Object.values(sessions).map((s) => s.end({ timeout: 5 })));
-    }
+    const { result: dump, snapshot } = await snapshotDatabase(
+      ctx,
+      standIn,
+      database,
+      async (id) => {
+        const dump = await dumpToStore(ctx, target, tools, id, progress, signal);
+        crashPoint("backup:after-dump");
+        return dump;
+      },
+      signal,
+    );
+    return { dump, snapshot };
   });
 }
 

@@ -76,7 +76,7 @@ const SNAPSHOT_SETTINGS = {
  * fix a row's text form, and refusing views and foreign tables (a table's name can be taken by a
  * view between its listing and its reading).
  */
-export function connectForSnapshot(ctx: Pick<AppContext, "engine">, standIn: StandIn, database: string) {
+function connectForSnapshot(ctx: Pick<AppContext, "engine">, standIn: StandIn, database: string) {
   return connectStandIn(
     ctx.engine.superuser(),
     standIn,
@@ -110,29 +110,36 @@ const LIST_RELATIONS = `
   order by 2, 3`;
 
 /**
- * What a database holds, and then `during` (pg_dump), in one snapshot: `exporter` (the superuser)
- * exports it and holds nothing else; `reader` (a stand-in for the owner role: connectForSnapshot)
- * and `privileged` (the superuser again) import it. Each table is locked (ACCESS SHARE) by the
- * session that reads it, checked to be the relation listed, read, and the readers' transactions end
- * before `during` starts: a tenant's DROP waiting on one of those locks then waits on nothing of
- * ours, and whatever it puts in the table's place afterwards pg_dump refuses (≥ 15.8, a view) or
- * dumps as it is. The reader reads what the owner may read whole; `privileged` only what it cannot
- * (no SELECT granted, or row-level security applying to the owner): the superuser bypasses RLS, so
- * no policy runs, and refuses views.
+ * What `database` holds, and then `during` (pg_dump), in one snapshot read by three sessions: the
+ * exporter (the superuser) exports it and holds nothing else; the reader (`standIn`, for the owner
+ * role: connectForSnapshot) and the privileged reader (the superuser again) import it. Each table is
+ * locked (ACCESS SHARE) by the session that reads it, checked to be the relation listed, read, and
+ * the readers' transactions end before `during` starts: a tenant's DROP waiting on one of those
+ * locks then waits on nothing of ours, and whatever it puts in the table's place afterwards pg_dump
+ * refuses (≥ 15.8, a view) or dumps as it is. The reader reads what the owner may read whole; the
+ * superuser only what it cannot (no SELECT granted, or row-level security applying to the owner):
+ * it bypasses RLS, so no policy runs, and refuses views.
  */
-export async function snapshotDatabase<T>(sessions: { exporter: Sql; reader: Sql; privileged: Sql }, during: (snapshot: string) => Promise<T>, signal?: AbortSignal) {
-  return sessions.exporter.begin("isolation level repeatable read read only", async (tx) => {
-    const [exported] = await tx<{ snapshot: string }[]>`select pg_catalog.pg_export_snapshot() as snapshot`;
-    const snapshot = exported!.snapshot;
-    if (!/^[0-9A-F-]+$/.test(snapshot)) throw new BackupFailure(`unexpected snapshot id ${snapshot}`);
-    const inSnapshot = <U>(sql: Sql, work: (tx: Db) => Promise<U>) =>
-      sql.begin("isolation level repeatable read read only", async (t) => {
-        await t.unsafe(`set transaction snapshot '${snapshot}'`);
-        return work(t);
-      }) as Promise<U>;
-    const described = await inSnapshot(sessions.reader, (reader) => inSnapshot(sessions.privileged, async (su) => describeRelations(reader, su, await lockRelations(reader, su), signal)));
-    return { snapshot: described, result: await during(snapshot) };
-  });
+export async function snapshotDatabase<T>(ctx: Pick<AppContext, "engine">, standIn: StandIn, database: string, during: (snapshot: string) => Promise<T>, signal?: AbortSignal) {
+  const exporter = connectForBackup(ctx, database);
+  const reader = connectForSnapshot(ctx, standIn, database);
+  const privileged = connectForBackup(ctx, database);
+  try {
+    return await exporter.begin("isolation level repeatable read read only", async (tx) => {
+      const [exported] = await tx<{ snapshot: string }[]>`select pg_catalog.pg_export_snapshot() as snapshot`;
+      const snapshot = exported!.snapshot;
+      if (!/^[0-9A-F-]+$/.test(snapshot)) throw new BackupFailure(`unexpected snapshot id ${snapshot}`);
+      const inSnapshot = <U>(sql: Sql, work: (tx: Db) => Promise<U>) =>
+        sql.begin("isolation level repeatable read read only", async (t) => {
+          await t.unsafe(`set transaction snapshot '${snapshot}'`);
+          return work(t);
+        }) as Promise<U>;
+      const described = await inSnapshot(reader, (r) => inSnapshot(privileged, async (su) => describeRelations(r, su, await lockRelations(r, su), signal)));
+      return { snapshot: described, result: await during(snapshot) };
+    });
+  } finally {
+    await Promise.all([exporter, reader, privileged].map((s) => s.end({ timeout: 5 })));
+  }
 }
 
 /** Lists, locks and describes in one repeatable-read transaction of `sql`'s own (whoever it is). */

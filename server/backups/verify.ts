@@ -10,7 +10,7 @@ import { log } from "../platform/log";
 import { crashPoint } from "../projects/crash";
 import type { PgTools } from "./pgTools";
 import { createRestoreDatabase, dropDatabase, keepingOwnerRole, ownerRole, restoreBackupDump } from "./pgRestore";
-import { compareSnapshots, connectForBackup, connectForSnapshot, snapshotDatabase } from "./snapshot";
+import { compareSnapshots, snapshotDatabase } from "./snapshot";
 import { withStandIn } from "../projects/standIn";
 import { failureReason } from "./failure";
 import { notifyFailedBackup } from "./notify";
@@ -66,12 +66,7 @@ async function restoreAndCompare(ctx: AppContext, projectId: string, backupId: s
         ctx.config.restoreStatementTimeout * 1000,
       ),
     );
-    const sessions = { exporter: connectForBackup(ctx, scratch), reader: connectForSnapshot(ctx, standIn, scratch), privileged: connectForBackup(ctx, scratch) };
-    try {
-      return (await snapshotDatabase(sessions, async () => {}, signal)).snapshot;
-    } finally {
-      await Promise.all(Object.values(sessions).map((s) => s.end({ timeout: 5 })));
-    }
+    return (await snapshotDatabase(ctx, standIn, scratch, async () => {}, signal)).snapshot;
   });
   if (manifest.database.snapshot === "none") {
     // An uploaded dump: no source to compare with; what it restores to becomes its snapshot.

@@ -17,8 +17,21 @@ export function healthRoutes(ctx: AppContext) {
   return app;
 }
 
-/** Whether backups can run: pg_dump of the server's version, and one without CVE-2024-7348. */
-async function checkBackupTools(ctx: AppContext) {
+/**
+ * Whether backups can run: pg_dump of the server's version, and one without CVE-2024-7348. Looking
+ * for the tools spawns processes (pgToolsFor caches what it finds, not a failure), so an answer is
+ * kept for a minute.
+ */
+const backupTools = new WeakMap<object, { at: number; answer: Promise<{ ok: boolean; pg_dump?: string; problem?: string }> }>();
+const BACKUP_TOOLS_RECHECK_MS = 60_000;
+
+function checkBackupTools(ctx: AppContext) {
+  let kept = backupTools.get(ctx.engine);
+  if (!kept || Date.now() - kept.at > BACKUP_TOOLS_RECHECK_MS) backupTools.set(ctx.engine, (kept = { at: Date.now(), answer: backupToolsAnswer(ctx) }));
+  return kept.answer;
+}
+
+async function backupToolsAnswer(ctx: AppContext) {
   try {
     const tools = await pgToolsFor(ctx);
     const problem = pgDumpRefusal(tools.version);

@@ -9,7 +9,8 @@ import type { Sql } from "../platform/db";
 import { log } from "../platform/log";
 import { recordAudit } from "../platform/audit";
 import { notify } from "../jobs/notify";
-import { roleName, type RoleKind } from "./provision";
+import { roleName } from "./provision";
+import { ROLE_FOR_ACCESS, type ProjectUser } from "./users";
 
 export interface Membership {
   role: string;
@@ -23,8 +24,6 @@ export interface Drift {
   /** Memberships AtlasHub made that are gone (granted again by undoDrift). */
   missing: Omit<Membership, "grantor">[];
 }
-
-const ROLE_FOR_ACCESS: Record<string, RoleKind> = { read: "ro", write: "app", migrate: "owner" };
 
 const like = (projectId: string) => `p\\_${projectId}\\_%`;
 export const standInPattern = (projectId: string) => new RegExp(`^p_${projectId}_x[a-z0-9]+$`);
@@ -43,8 +42,9 @@ async function actualMemberships(cluster: Sql, projectId: string): Promise<Membe
 
 /** What differs from the memberships AtlasHub made for the project. */
 export async function membershipDrift(ctx: Pick<AppContext, "sql" | "clusterSql">, projectId: string): Promise<Drift> {
-  const users = await ctx.sql<{ role_name: string; access: string }[]>`select role_name, access from project_users where project_id = ${projectId}`;
-  const expected = new Map(users.map((u) => [`${roleName(projectId, ROLE_FOR_ACCESS[u.access]!)} ${u.role_name}`, { role: roleName(projectId, ROLE_FOR_ACCESS[u.access]!), member: u.role_name }]));
+  const users = await ctx.sql<Pick<ProjectUser, "role_name" | "access">[]>`select role_name, access from project_users where project_id = ${projectId}`;
+  const made = users.map((u) => ({ role: roleName(projectId, ROLE_FOR_ACCESS[u.access]), member: u.role_name }));
+  const expected = new Map(made.map((m) => [`${m.role} ${m.member}`, m]));
   const owner = roleName(projectId, "owner");
   const standIn = standInPattern(projectId);
   const extra: Membership[] = [];

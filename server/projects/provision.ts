@@ -45,7 +45,7 @@ export const databaseName = (projectId: string) => `p_${projectId}`;
  * and revokes, which change catalogs and run nothing of the tenant's (every function named with its
  * schema; views and foreign tables refused should anything read one).
  */
-export function connectInside(ctx: AppContext, database: string) {
+export function connectInside(ctx: Pick<AppContext, "engine">, database: string) {
   return postgres({
     ...ctx.engine.superuser(),
     database,

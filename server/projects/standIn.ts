@@ -19,8 +19,8 @@ import type { PgConnectionInfo } from "../engines/postgres/engine";
 import { randomPassword } from "../platform/crypto";
 import { log } from "../platform/log";
 import { ApiError } from "../http/errors";
-import { describeDrift, hasDrift, restoreMemberships, standInPattern } from "./memberships";
-import { roleName } from "./provision";
+import { describeDrift, hasDrift, restoreMemberships } from "./memberships";
+import { connectInside, roleName } from "./provision";
 
 export interface StandIn {
   /** The login role (the session user). */
@@ -173,7 +173,7 @@ async function changingAcls(cluster: Sql, change: (tx: Sql) => Promise<unknown>)
 }
 
 async function dropOwnedIn(ctx: StandInContext, database: string, user: string) {
-  const inside = postgres({ ...ctx.engine.superuser(), database, max: 1, connect_timeout: 10, onnotice: () => {}, connection: { application_name: "atlashub-standin-drop", search_path: "pg_catalog" } });
+  const inside = connectInside(ctx, database);
   try {
     await inside`drop owned by ${inside(user)}`;
   } finally {
@@ -193,7 +193,6 @@ export async function dropLeftoverStandIns(ctx: StandInContext) {
   let dropped = 0;
   for (const { rolname } of candidates) {
     const projectId = /^p_([a-z0-9]+)_x/.exec(rolname)![1]!;
-    if (!standInPattern(projectId).test(rolname)) continue;
     const made = parseInt(rolname.slice(`p_${projectId}_x`.length, -8), 36);
     if (!(Date.now() - made > LEFTOVER_AFTER_MS)) continue;
     await dropRole(ctx, rolname).then(

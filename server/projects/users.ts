@@ -15,7 +15,7 @@ export const createUserSchema = z.object({
   access: z.enum(["read", "write", "migrate"]),
 });
 
-const ROLE_FOR_ACCESS: Record<z.infer<typeof createUserSchema>["access"], RoleKind> = { read: "ro", write: "app", migrate: "owner" };
+export const ROLE_FOR_ACCESS: Record<z.infer<typeof createUserSchema>["access"], RoleKind> = { read: "ro", write: "app", migrate: "owner" };
 const USER_CONNECTION_LIMIT = 5;
 
 export interface ProjectUser {
